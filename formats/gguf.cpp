@@ -1,0 +1,162 @@
+// GGUF v2/v3 reader. Tensors are used in place from the memory map: ggml's F32, F16, BF16, Q8_0 and Q4_0 block
+// layouts are exactly quill's. Any other ggml type is refused with an error naming it.
+#include "formats/byte_reader.h"
+#include "formats/model_file.h"
+
+#include <memory>
+
+namespace quill {
+
+// ggml's type ids (ggml.h) and the quill type each maps to, or GL_TYPE_COUNT when quill does not support it.
+struct GgmlTypeName { uint32_t id; const char * name; gl_type quill; };
+static const GgmlTypeName k_ggml_types[] = {
+    {0, "F32", GL_TYPE_F32},       {1, "F16", GL_TYPE_F16},        {2, "Q4_0", GL_TYPE_Q4_0},
+    {3, "Q4_1", GL_TYPE_COUNT},    {6, "Q5_0", GL_TYPE_COUNT},     {7, "Q5_1", GL_TYPE_COUNT},
+    {8, "Q8_0", GL_TYPE_Q8_0},     {9, "Q8_1", GL_TYPE_COUNT},     {10, "Q2_K", GL_TYPE_COUNT},
+    {11, "Q3_K", GL_TYPE_COUNT},   {12, "Q4_K", GL_TYPE_COUNT},    {13, "Q5_K", GL_TYPE_COUNT},
+    {14, "Q6_K", GL_TYPE_COUNT},   {15, "Q8_K", GL_TYPE_COUNT},    {16, "IQ2_XXS", GL_TYPE_COUNT},
+    {17, "IQ2_XS", GL_TYPE_COUNT}, {18, "IQ3_XXS", GL_TYPE_COUNT}, {19, "IQ1_S", GL_TYPE_COUNT},
+    {20, "IQ4_NL", GL_TYPE_COUNT}, {21, "IQ3_S", GL_TYPE_COUNT},   {22, "IQ2_S", GL_TYPE_COUNT},
+    {23, "IQ4_XS", GL_TYPE_COUNT}, {24, "I8", GL_TYPE_COUNT},      {25, "I16", GL_TYPE_COUNT},
+    {26, "I32", GL_TYPE_COUNT},    {27, "I64", GL_TYPE_COUNT},     {28, "F64", GL_TYPE_COUNT},
+    {29, "IQ1_M", GL_TYPE_COUNT},  {30, "BF16", GL_TYPE_BF16},     {34, "TQ1_0", GL_TYPE_COUNT},
+    {35, "TQ2_0", GL_TYPE_COUNT},
+};
+
+static const GgmlTypeName * ggml_type_lookup(uint32_t id) {
+    for (const GgmlTypeName & t : k_ggml_types) {
+        if (t.id == id) return &t;
+    }
+    return nullptr;
+}
+
+uint32_t gguf_type_id(gl_type t) {
+    for (const GgmlTypeName & g : k_ggml_types) {
+        if (g.quill == t) return g.id;
+    }
+    throw_error("type %s has no GGUF equivalent", gl_type_name(t));
+}
+
+static void read_scalar(ByteReader & r, MetaType t, MetaValue & v, const char * field) {
+    switch (t) {
+        case MetaType::U8: v.u = r.read<uint8_t>(field); break;
+        case MetaType::I8: v.i = r.read<int8_t>(field); break;
+        case MetaType::U16: v.u = r.read<uint16_t>(field); break;
+        case MetaType::I16: v.i = r.read<int16_t>(field); break;
+        case MetaType::U32: v.u = r.read<uint32_t>(field); break;
+        case MetaType::I32: v.i = r.read<int32_t>(field); break;
+        case MetaType::U64: v.u = r.read<uint64_t>(field); break;
+        case MetaType::I64: v.i = r.read<int64_t>(field); break;
+        case MetaType::F32: v.f = r.read<float>(field); break;
+        case MetaType::F64: v.f = r.read<double>(field); break;
+        case MetaType::BOOL: v.i = r.read<uint8_t>(field) ? 1 : 0; break;
+        case MetaType::STRING: v.s = r.read_string<uint64_t>(field); break;
+        default: throw_error("%s: %s has unknown value type %u", r.what().c_str(), field, (unsigned) t);
+    }
+}
+
+static size_t min_elem_size(MetaType t) {
+    switch (t) {
+        case MetaType::U8: case MetaType::I8: case MetaType::BOOL: return 1;
+        case MetaType::U16: case MetaType::I16: return 2;
+        case MetaType::U32: case MetaType::I32: case MetaType::F32: return 4;
+        default: return 8;  // u64, i64, f64, and strings (their length)
+    }
+}
+
+static MetaValue read_value(ByteReader & r, const std::string & key) {
+    MetaValue v;
+    uint32_t t = r.read<uint32_t>("metadata value type");
+    if (t >= (uint32_t) MetaType::COUNT) throw_error("%s: metadata key '%s' has unknown value type %u", r.what().c_str(), key.c_str(), t);
+    v.type = (MetaType) t;
+    if (v.type != MetaType::ARRAY) {
+        read_scalar(r, v.type, v, key.c_str());
+        return v;
+    }
+    uint32_t et = r.read<uint32_t>("array element type");
+    if (et >= (uint32_t) MetaType::COUNT || et == (uint32_t) MetaType::ARRAY)
+        throw_error("%s: metadata key '%s' has unsupported array element type %u", r.what().c_str(), key.c_str(), et);
+    v.elem = (MetaType) et;
+    uint64_t n = r.read<uint64_t>("array length");
+    if (n > r.remaining() / min_elem_size(v.elem))
+        throw_error("%s: metadata key '%s' claims %llu array elements, more than the file holds", r.what().c_str(), key.c_str(), (unsigned long long) n);
+    MetaValue e;
+    for (uint64_t k = 0; k < n; ++k) {
+        read_scalar(r, v.elem, e, key.c_str());
+        if (v.elem == MetaType::STRING) v.as.push_back(std::move(e.s));
+        else if (meta_type_is_float(v.elem)) v.af.push_back(e.f);
+        else if (v.elem == MetaType::U8 || v.elem == MetaType::U16 || v.elem == MetaType::U32 || v.elem == MetaType::U64) v.au.push_back(e.u);
+        else v.ai.push_back(e.i);
+    }
+    return v;
+}
+
+ModelFile load_gguf(const std::string & path, const LoadOptions & opt) {
+    auto map = std::make_shared<MappedFile>(path);
+    ModelFile mf;
+    mf.path = path;
+    mf.format = "gguf";
+    mf.owners.push_back(map);
+    ByteReader r(map->data, map->size, path);
+
+    r.need(4, "magic");
+    if (memcmp(r.ptr(), "GGUF", 4) != 0) throw_error("%s: not a GGUF file (bad magic)", path.c_str());
+    r.skip(4, "magic");
+    uint32_t version = r.read<uint32_t>("version");
+    if (version != 2 && version != 3) throw_error("%s: unsupported GGUF version %u (quill reads 2 and 3)", path.c_str(), version);
+    uint64_t n_tensors = r.read<uint64_t>("tensor count");
+    uint64_t n_kv = r.read<uint64_t>("metadata count");
+    if (n_tensors > (1u << 20) || n_kv > (1u << 20))
+        throw_error("%s: absurd header counts (%llu tensors, %llu metadata keys)", path.c_str(), (unsigned long long) n_tensors, (unsigned long long) n_kv);
+
+    for (uint64_t k = 0; k < n_kv; ++k) {
+        std::string key = r.read_string<uint64_t>("metadata key", 1 << 16);
+        mf.meta.set(key, read_value(r, key));
+    }
+
+    struct Info { std::string name; uint32_t ggml_type; std::vector<int64_t> ne; uint64_t offset; };
+    std::vector<Info> infos;
+    infos.reserve((size_t) n_tensors);
+    for (uint64_t k = 0; k < n_tensors; ++k) {
+        Info in;
+        in.name = r.read_string<uint64_t>("tensor name", 1 << 16);
+        uint32_t n_dims = r.read<uint32_t>("tensor dimension count");
+        if (n_dims < 1 || n_dims > 4) throw_error("%s: tensor '%s' has %u dimensions (1 to 4 allowed)", path.c_str(), in.name.c_str(), n_dims);
+        for (uint32_t d = 0; d < n_dims; ++d) in.ne.push_back((int64_t) r.read<uint64_t>("tensor dimension"));
+        in.ggml_type = r.read<uint32_t>("tensor type");
+        in.offset = r.read<uint64_t>("tensor offset");
+        infos.push_back(std::move(in));
+    }
+
+    uint64_t alignment = (uint64_t) mf.meta.get_int("general.alignment", 32);
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0 || alignment > 4096)
+        throw_error("%s: invalid general.alignment %llu", path.c_str(), (unsigned long long) alignment);
+    uint64_t data_start = (r.pos() + alignment - 1) / alignment * alignment;
+    if (data_start > map->size) throw_error("%s: truncated file: no tensor data", path.c_str());
+
+    for (Info & in : infos) {
+        const GgmlTypeName * g = ggml_type_lookup(in.ggml_type);
+        if (!g) throw_error("%s: tensor '%s' has unknown ggml type id %u", path.c_str(), in.name.c_str(), in.ggml_type);
+        if (g->quill == GL_TYPE_COUNT)
+            throw_error("%s: tensor '%s' has type %s, which quill does not support (supported: F32, F16, BF16, Q8_0, Q4_0)",
+                        path.c_str(), in.name.c_str(), g->name);
+        TensorData t;
+        t.name = in.name;
+        t.type = g->quill;
+        t.ne = in.ne;
+        if (!gl_nbytes_checked(t.type, t.ne.data(), (int) t.ne.size(), &t.nbytes))
+            throw_error("%s: tensor '%s' has an invalid shape for type %s", path.c_str(), in.name.c_str(), g->name);
+        if (in.offset % alignment != 0) throw_error("%s: tensor '%s' data is not aligned", path.c_str(), in.name.c_str());
+        uint64_t avail = map->size - data_start;
+        if (in.offset > avail || t.nbytes > avail - in.offset)
+            throw_error("%s: truncated file: tensor '%s' data (%zu bytes at %llu) runs past the end", path.c_str(), in.name.c_str(),
+                        t.nbytes, (unsigned long long) (data_start + in.offset));
+        t.data = map->data + data_start + in.offset;
+        if (mf.find(t.name)) throw_error("%s: duplicate tensor '%s'", path.c_str(), t.name.c_str());
+        mf.tensors.push_back(std::move(t));
+    }
+    (void) opt;
+    return mf;
+}
+
+}  // namespace quill

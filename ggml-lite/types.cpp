@@ -1,0 +1,247 @@
+// Type traits and the scalar reference kernels of every type.
+//
+// The scalar code here is the ground truth: SIMD and CUDA kernels are correct only when they match it.
+// Q8_0 and Q4_0 quantizers are bit-exact with ggml's reference quantizers, so files converted by quill and by
+// llama.cpp hold the same bytes, and activations are quantized the way llama.cpp quantizes them.
+#include "ggml-lite/types.h"
+
+#include <cmath>
+#include <cstring>
+#include <strings.h>
+
+// ---- scalar conversions ---------------------------------------------------------------------------------------
+
+static inline uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+float gl_fp16_to_fp32(uint16_t h) {
+    uint32_t sign = (uint32_t) (h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f;
+    uint32_t man = h & 0x3ff;
+    if (exp == 0x1f) return bits_f32(sign | 0x7f800000 | (man << 13));  // inf / nan
+    if (exp == 0) {
+        if (man == 0) return bits_f32(sign);
+        // subnormal: man * 2^-24, exact in fp32
+        float v = (float) man * 5.9604644775390625e-8f;
+        return sign ? -v : v;
+    }
+    return bits_f32(sign | ((exp + 112) << 23) | (man << 13));
+}
+
+uint16_t gl_fp32_to_fp16(float f) {
+    uint32_t x = f32_bits(f);
+    uint16_t sign = (uint16_t) ((x >> 16) & 0x8000);
+    uint32_t ax = x & 0x7fffffff;
+    if (ax >= 0x7f800000) return sign | 0x7c00 | (ax > 0x7f800000 ? 0x200 : 0);  // inf, nan (quiet)
+    if (ax >= 0x477ff000) return sign | 0x7c00;                                   // >= 65520 rounds to inf
+    if (ax < 0x38800000) {                                                        // below 2^-14: subnormal
+        if (ax <= 0x33000000) return sign;                                        // <= 2^-25 rounds to 0
+        uint32_t e = ax >> 23;
+        uint32_t m = (ax & 0x7fffff) | 0x800000;  // value = m * 2^(e-150), result unit 2^-24
+        uint32_t shift = 126 - e;                 // 14..24
+        uint32_t r = m >> shift;
+        uint32_t rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (r & 1))) r++;
+        return sign | (uint16_t) r;
+    }
+    uint32_t r = (ax >> 13) - ((127 - 15) << 10);
+    uint32_t rem = ax & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (r & 1))) r++;
+    return sign | (uint16_t) r;
+}
+
+float gl_bf16_to_fp32(uint16_t h) { return bits_f32((uint32_t) h << 16); }
+
+uint16_t gl_fp32_to_bf16(float f) {
+    uint32_t u = f32_bits(f);
+    if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t) ((u >> 16) | 64);  // quiet nan
+    return (uint16_t) ((u + (0x7fff + ((u >> 16) & 1))) >> 16);
+}
+
+// ---- F32 ------------------------------------------------------------------------------------------------------
+
+static void f32_to_float(const void * x, float * y, int64_t n) { memcpy(y, x, (size_t) n * sizeof(float)); }
+static void f32_from_float(const float * x, void * y, int64_t n) { memcpy(y, x, (size_t) n * sizeof(float)); }
+
+// Products in float, sum in double: the most accurate order, independent of vector width.
+static void f32_vec_dot(int64_t n, float * s, const void * vx, const void * vy) {
+    const float * x = (const float *) vx;
+    const float * y = (const float *) vy;
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += (double) (x[i] * y[i]);
+    *s = (float) sum;
+}
+
+// ---- F16 ------------------------------------------------------------------------------------------------------
+
+static void f16_to_float(const void * x, float * y, int64_t n) {
+    const uint16_t * h = (const uint16_t *) x;
+    for (int64_t i = 0; i < n; ++i) y[i] = gl_fp16_to_fp32(h[i]);
+}
+static void f16_from_float(const float * x, void * y, int64_t n) {
+    uint16_t * h = (uint16_t *) y;
+    for (int64_t i = 0; i < n; ++i) h[i] = gl_fp32_to_fp16(x[i]);
+}
+static void f16_vec_dot(int64_t n, float * s, const void * vx, const void * vy) {
+    const uint16_t * x = (const uint16_t *) vx;
+    const uint16_t * y = (const uint16_t *) vy;
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += (double) (gl_fp16_to_fp32(x[i]) * gl_fp16_to_fp32(y[i]));
+    *s = (float) sum;
+}
+
+// ---- BF16 -----------------------------------------------------------------------------------------------------
+
+static void bf16_to_float(const void * x, float * y, int64_t n) {
+    const uint16_t * h = (const uint16_t *) x;
+    for (int64_t i = 0; i < n; ++i) y[i] = gl_bf16_to_fp32(h[i]);
+}
+static void bf16_from_float(const float * x, void * y, int64_t n) {
+    uint16_t * h = (uint16_t *) y;
+    for (int64_t i = 0; i < n; ++i) h[i] = gl_fp32_to_bf16(x[i]);
+}
+static void bf16_vec_dot(int64_t n, float * s, const void * vx, const void * vy) {
+    const uint16_t * x = (const uint16_t *) vx;
+    const uint16_t * y = (const uint16_t *) vy;
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += (double) (gl_bf16_to_fp32(x[i]) * gl_bf16_to_fp32(y[i]));
+    *s = (float) sum;
+}
+
+// ---- Q8_0 -----------------------------------------------------------------------------------------------------
+
+static void q8_0_to_float(const void * vx, float * y, int64_t n) {
+    const gl_block_q8_0 * x = (const gl_block_q8_0 *) vx;
+    for (int64_t b = 0; b < n / GL_QK8_0; ++b) {
+        const float d = gl_fp16_to_fp32(x[b].d);
+        for (int j = 0; j < GL_QK8_0; ++j) y[b * GL_QK8_0 + j] = x[b].qs[j] * d;
+    }
+}
+
+// d = max|x| / 127 stored as fp16; q = round(x / d) using the unrounded d (as ggml does).
+static void q8_0_from_float(const float * x, void * vy, int64_t n) {
+    gl_block_q8_0 * y = (gl_block_q8_0 *) vy;
+    for (int64_t b = 0; b < n / GL_QK8_0; ++b) {
+        const float * xb = x + b * GL_QK8_0;
+        float amax = 0.0f;
+        for (int j = 0; j < GL_QK8_0; ++j) amax = fmaxf(amax, fabsf(xb[j]));
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = gl_fp32_to_fp16(d);
+        for (int j = 0; j < GL_QK8_0; ++j) y[b].qs[j] = (int8_t) roundf(xb[j] * id);
+    }
+}
+
+static void q8_0_vec_dot(int64_t n, float * s, const void * vx, const void * vy) {
+    const gl_block_q8_0 * x = (const gl_block_q8_0 *) vx;
+    const gl_block_q8_0 * y = (const gl_block_q8_0 *) vy;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / GL_QK8_0; ++b) {
+        int32_t sumi = 0;
+        for (int j = 0; j < GL_QK8_0; ++j) sumi += (int32_t) x[b].qs[j] * (int32_t) y[b].qs[j];
+        sum += (float) sumi * (gl_fp16_to_fp32(x[b].d) * gl_fp16_to_fp32(y[b].d));
+    }
+    *s = sum;
+}
+
+// ---- Q4_0 -----------------------------------------------------------------------------------------------------
+
+static void q4_0_to_float(const void * vx, float * y, int64_t n) {
+    const gl_block_q4_0 * x = (const gl_block_q4_0 *) vx;
+    for (int64_t b = 0; b < n / GL_QK4_0; ++b) {
+        const float d = gl_fp16_to_fp32(x[b].d);
+        for (int j = 0; j < GL_QK4_0 / 2; ++j) {
+            y[b * GL_QK4_0 + j] = ((x[b].qs[j] & 0x0f) - 8) * d;
+            y[b * GL_QK4_0 + j + GL_QK4_0 / 2] = ((x[b].qs[j] >> 4) - 8) * d;
+        }
+    }
+}
+
+// d = (the value of largest magnitude, with its sign) / -8, so that value maps to code 0 exactly;
+// code = min(15, trunc(x/d + 8.5)).
+static void q4_0_from_float(const float * x, void * vy, int64_t n) {
+    gl_block_q4_0 * y = (gl_block_q4_0 *) vy;
+    for (int64_t b = 0; b < n / GL_QK4_0; ++b) {
+        const float * xb = x + b * GL_QK4_0;
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < GL_QK4_0; ++j) {
+            if (amax < fabsf(xb[j])) { amax = fabsf(xb[j]); max = xb[j]; }
+        }
+        const float d = max / -8.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = gl_fp32_to_fp16(d);
+        for (int j = 0; j < GL_QK4_0 / 2; ++j) {
+            int q0 = (int8_t) (xb[j] * id + 8.5f);
+            int q1 = (int8_t) (xb[j + GL_QK4_0 / 2] * id + 8.5f);
+            q0 = q0 < 15 ? q0 : 15;
+            q1 = q1 < 15 ? q1 : 15;
+            y[b].qs[j] = (uint8_t) (q0 | (q1 << 4));
+        }
+    }
+}
+
+static void q4_0_vec_dot(int64_t n, float * s, const void * vx, const void * vy) {
+    const gl_block_q4_0 * x = (const gl_block_q4_0 *) vx;
+    const gl_block_q8_0 * y = (const gl_block_q8_0 *) vy;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / GL_QK4_0; ++b) {
+        int32_t sumi = 0;
+        for (int j = 0; j < GL_QK4_0 / 2; ++j) {
+            sumi += ((x[b].qs[j] & 0x0f) - 8) * (int32_t) y[b].qs[j];
+            sumi += ((x[b].qs[j] >> 4) - 8) * (int32_t) y[b].qs[j + GL_QK4_0 / 2];
+        }
+        sum += (float) sumi * (gl_fp16_to_fp32(x[b].d) * gl_fp16_to_fp32(y[b].d));
+    }
+    *s = sum;
+}
+
+// ---- the table ------------------------------------------------------------------------------------------------
+
+static const gl_type_traits k_traits[GL_TYPE_COUNT] = {
+    /* GL_TYPE_F32  */ {"f32", 1, 4, false, GL_TYPE_F32, f32_to_float, f32_from_float, f32_vec_dot},
+    /* GL_TYPE_F16  */ {"f16", 1, 2, false, GL_TYPE_F16, f16_to_float, f16_from_float, f16_vec_dot},
+    /* GL_TYPE_BF16 */ {"bf16", 1, 2, false, GL_TYPE_BF16, bf16_to_float, bf16_from_float, bf16_vec_dot},
+    /* GL_TYPE_Q8_0 */ {"q8_0", GL_QK8_0, sizeof(gl_block_q8_0), true, GL_TYPE_Q8_0, q8_0_to_float, q8_0_from_float, q8_0_vec_dot},
+    /* GL_TYPE_Q4_0 */ {"q4_0", GL_QK4_0, sizeof(gl_block_q4_0), true, GL_TYPE_Q8_0, q4_0_to_float, q4_0_from_float, q4_0_vec_dot},
+};
+static_assert(GL_TYPE_COUNT == 5, "add the new type's entry to k_traits");
+
+const gl_type_traits * gl_get_type_traits(gl_type t) {
+    return (uint32_t) t < GL_TYPE_COUNT ? &k_traits[t] : nullptr;
+}
+
+bool gl_type_valid(uint32_t t) { return t < GL_TYPE_COUNT; }
+
+const char * gl_type_name(gl_type t) { return gl_type_valid(t) ? k_traits[t].name : "invalid"; }
+
+bool gl_type_from_name(const char * name, gl_type * out) {
+    for (uint32_t t = 0; t < GL_TYPE_COUNT; ++t) {
+        if (strcasecmp(name, k_traits[t].name) == 0) {
+            *out = (gl_type) t;
+            return true;
+        }
+    }
+    return false;
+}
+
+size_t gl_row_size(gl_type t, int64_t n) {
+    const gl_type_traits * tr = gl_get_type_traits(t);
+    return (size_t) (n / tr->block_size) * tr->type_size;
+}
+
+bool gl_nbytes_checked(gl_type t, const int64_t * ne, int n_dims, size_t * out) {
+    const gl_type_traits * tr = gl_get_type_traits(t);
+    if (!tr || n_dims < 1 || n_dims > 4) return false;
+    const uint64_t limit = (uint64_t) 1 << 48;  // 256 TiB: far above any real tensor, far below overflow
+    for (int d = 0; d < n_dims; ++d) {
+        if (ne[d] <= 0 || (uint64_t) ne[d] > limit) return false;
+    }
+    if (ne[0] % tr->block_size != 0) return false;
+    unsigned __int128 bytes = (unsigned __int128) (ne[0] / tr->block_size) * tr->type_size;
+    for (int d = 1; d < n_dims; ++d) {
+        bytes *= (uint64_t) ne[d];
+        if (bytes > limit) return false;
+    }
+    *out = (size_t) bytes;
+    return true;
+}
