@@ -1,6 +1,7 @@
 // GGUF v2/v3 reader. Tensors are used in place from the memory map: ggml's F32, F16, BF16, Q8_0 and Q4_0 block
 // layouts are exactly quill's. Any other ggml type is refused with an error naming it.
 #include "formats/byte_reader.h"
+#include "formats/meta_io.h"
 #include "formats/model_file.h"
 
 #include <memory>
@@ -37,60 +38,6 @@ uint32_t gguf_type_id(gl_type t) {
     throw_error("type %s has no GGUF equivalent", gl_type_name(t));
 }
 
-static void read_scalar(ByteReader & r, MetaType t, MetaValue & v, const char * field) {
-    switch (t) {
-        case MetaType::U8: v.u = r.read<uint8_t>(field); break;
-        case MetaType::I8: v.i = r.read<int8_t>(field); break;
-        case MetaType::U16: v.u = r.read<uint16_t>(field); break;
-        case MetaType::I16: v.i = r.read<int16_t>(field); break;
-        case MetaType::U32: v.u = r.read<uint32_t>(field); break;
-        case MetaType::I32: v.i = r.read<int32_t>(field); break;
-        case MetaType::U64: v.u = r.read<uint64_t>(field); break;
-        case MetaType::I64: v.i = r.read<int64_t>(field); break;
-        case MetaType::F32: v.f = r.read<float>(field); break;
-        case MetaType::F64: v.f = r.read<double>(field); break;
-        case MetaType::BOOL: v.i = r.read<uint8_t>(field) ? 1 : 0; break;
-        case MetaType::STRING: v.s = r.read_string<uint64_t>(field); break;
-        default: throw_error("%s: %s has unknown value type %u", r.what().c_str(), field, (unsigned) t);
-    }
-}
-
-static size_t min_elem_size(MetaType t) {
-    switch (t) {
-        case MetaType::U8: case MetaType::I8: case MetaType::BOOL: return 1;
-        case MetaType::U16: case MetaType::I16: return 2;
-        case MetaType::U32: case MetaType::I32: case MetaType::F32: return 4;
-        default: return 8;  // u64, i64, f64, and strings (their length)
-    }
-}
-
-static MetaValue read_value(ByteReader & r, const std::string & key) {
-    MetaValue v;
-    uint32_t t = r.read<uint32_t>("metadata value type");
-    if (t >= (uint32_t) MetaType::COUNT) throw_error("%s: metadata key '%s' has unknown value type %u", r.what().c_str(), key.c_str(), t);
-    v.type = (MetaType) t;
-    if (v.type != MetaType::ARRAY) {
-        read_scalar(r, v.type, v, key.c_str());
-        return v;
-    }
-    uint32_t et = r.read<uint32_t>("array element type");
-    if (et >= (uint32_t) MetaType::COUNT || et == (uint32_t) MetaType::ARRAY)
-        throw_error("%s: metadata key '%s' has unsupported array element type %u", r.what().c_str(), key.c_str(), et);
-    v.elem = (MetaType) et;
-    uint64_t n = r.read<uint64_t>("array length");
-    if (n > r.remaining() / min_elem_size(v.elem))
-        throw_error("%s: metadata key '%s' claims %llu array elements, more than the file holds", r.what().c_str(), key.c_str(), (unsigned long long) n);
-    MetaValue e;
-    for (uint64_t k = 0; k < n; ++k) {
-        read_scalar(r, v.elem, e, key.c_str());
-        if (v.elem == MetaType::STRING) v.as.push_back(std::move(e.s));
-        else if (meta_type_is_float(v.elem)) v.af.push_back(e.f);
-        else if (v.elem == MetaType::U8 || v.elem == MetaType::U16 || v.elem == MetaType::U32 || v.elem == MetaType::U64) v.au.push_back(e.u);
-        else v.ai.push_back(e.i);
-    }
-    return v;
-}
-
 ModelFile load_gguf(const std::string & path, const LoadOptions & opt) {
     auto map = std::make_shared<MappedFile>(path);
     ModelFile mf;
@@ -111,7 +58,7 @@ ModelFile load_gguf(const std::string & path, const LoadOptions & opt) {
 
     for (uint64_t k = 0; k < n_kv; ++k) {
         std::string key = r.read_string<uint64_t>("metadata key", 1 << 16);
-        mf.meta.set(key, read_value(r, key));
+        mf.meta.set(key, read_meta_value(r, key));
     }
 
     struct Info { std::string name; uint32_t ggml_type; std::vector<int64_t> ne; uint64_t offset; };

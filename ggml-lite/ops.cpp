@@ -1,0 +1,134 @@
+#include "ggml-lite/ops.h"
+
+#include "ggml-lite/common.h"
+
+#include <cmath>
+#include <cstring>
+
+gl_tensor gl_tensor_make(gl_type type, int64_t ne0, int64_t ne1, const void * data, const char * name) {
+    gl_tensor t;
+    t.type = type;
+    t.ne0 = ne0;
+    t.ne1 = ne1;
+    t.nb1 = gl_row_size(type, ne0);
+    t.data = data;
+    t.name = name;
+    return t;
+}
+
+size_t gl_mul_mat_scratch_size(const gl_tensor & w, int64_t n_tok) {
+    const gl_type vt = gl_get_type_traits(w.type)->vec_dot_type;
+    if (vt == GL_TYPE_F32) return 0;
+    return gl_row_size(vt, w.ne0) * (size_t) n_tok;
+}
+
+const void * gl_quantize_activations(const gl_tensor & w, const float * x, int64_t n_tok, void * wdata) {
+    const gl_type vt = gl_get_type_traits(w.type)->vec_dot_type;
+    if (vt == GL_TYPE_F32) return x;
+    const gl_type_traits * vtr = gl_get_type_traits(vt);
+    const size_t row = gl_row_size(vt, w.ne0);
+    for (int64_t t = 0; t < n_tok; ++t) vtr->from_float(x + t * w.ne0, (uint8_t *) wdata + t * row, w.ne0);
+    return wdata;
+}
+
+void gl_mul_mat(const gl_tensor & w, const float * x, int64_t n_tok, float * y, void * wdata) {
+    const gl_type_traits * tr = gl_get_type_traits(w.type);
+    GL_ASSERT(tr && w.ne0 % tr->block_size == 0);
+    const void * act = gl_quantize_activations(w, x, n_tok, wdata);
+    const size_t act_row = gl_row_size(tr->vec_dot_type, w.ne0);
+    const gl_vec_dot_fn dot = tr->vec_dot;
+    const int64_t ne0 = w.ne0, ne1 = w.ne1;
+    const bool parallel = ne1 * n_tok * ne0 >= (1 << 16);
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int64_t r = 0; r < ne1; ++r) {
+        const void * wr = (const uint8_t *) w.data + (size_t) r * w.nb1;
+        for (int64_t t = 0; t < n_tok; ++t) dot(ne0, &y[t * ne1 + r], wr, (const uint8_t *) act + (size_t) t * act_row);
+    }
+}
+
+void gl_get_row(const gl_tensor & w, int64_t row, float * out) {
+    GL_ASSERT(row >= 0 && row < w.ne1);
+    gl_get_type_traits(w.type)->to_float((const uint8_t *) w.data + (size_t) row * w.nb1, out, w.ne0);
+}
+
+void gl_rms_norm(const float * x, const float * weight, int64_t n, float eps, float * y) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) sum += (double) (x[i] * x[i]);
+    const float mean = (float) (sum / (double) n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale;
+    if (weight) {
+        for (int64_t i = 0; i < n; ++i) y[i] *= weight[i];
+    }
+}
+
+void gl_rope(float * x, int64_t n_head, int64_t head_dim, int64_t n_dims, int64_t pos, float freq_base, float freq_scale,
+             const float * freq_factors, gl_rope_mode mode) {
+    GL_ASSERT(n_dims <= head_dim && n_dims % 2 == 0);
+    const float theta_scale = powf(freq_base, -2.0f / (float) n_dims);
+    for (int64_t h = 0; h < n_head; ++h) {
+        float * xh = x + h * head_dim;
+        // theta for pair i is pos * theta_scale^i, built by repeated multiplication (as ggml does).
+        float theta_base = (float) pos;
+        for (int64_t i = 0; i < n_dims / 2; ++i) {
+            const float ff = freq_factors ? freq_factors[i] : 1.0f;
+            const float theta = freq_scale * (theta_base / ff);
+            const float c = cosf(theta), s = sinf(theta);
+            const int64_t a = mode == GL_ROPE_NEOX ? i : 2 * i;
+            const int64_t b = mode == GL_ROPE_NEOX ? i + n_dims / 2 : 2 * i + 1;
+            const float x0 = xh[a], x1 = xh[b];
+            xh[a] = x0 * c - x1 * s;
+            xh[b] = x0 * s + x1 * c;
+            theta_base *= theta_scale;
+        }
+    }
+}
+
+void gl_softmax(float * x, int64_t n, float scale) {
+    float max = -INFINITY;
+    for (int64_t i = 0; i < n; ++i) {
+        x[i] *= scale;
+        max = fmaxf(max, x[i]);
+    }
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+        x[i] = expf(x[i] - max);
+        sum += (double) x[i];
+    }
+    const float inv = (float) (1.0 / sum);
+    for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+float gl_silu(float x) { return x / (1.0f + expf(-x)); }
+
+void gl_swiglu(const float * gate, const float * up, int64_t n, float * out) {
+    for (int64_t i = 0; i < n; ++i) out[i] = gl_silu(gate[i]) * up[i];
+}
+
+void gl_attention(const float * q, int64_t n_head, int64_t n_head_kv, int64_t head_dim, const gl_kv_view & k, const gl_kv_view & v,
+                  int64_t n_kv, float scale, float * out, float * scratch) {
+    GL_ASSERT(n_head % n_head_kv == 0 && n_kv > 0);
+    const gl_type_traits * kt = gl_get_type_traits(k.type);
+    const gl_type_traits * vt = gl_get_type_traits(v.type);
+    GL_ASSERT(kt->block_size == 1 && vt->block_size == 1);
+    const int64_t group = n_head / n_head_kv;
+    float * att = scratch;            // n_kv
+    float * row = scratch + n_kv;     // head_dim
+    for (int64_t h = 0; h < n_head; ++h) {
+        const int64_t kvh = h / group;
+        const float * qh = q + h * head_dim;
+        for (int64_t j = 0; j < n_kv; ++j) {
+            kt->to_float((const uint8_t *) k.data + j * k.stride + kvh * head_dim * kt->type_size, row, head_dim);
+            double s = 0.0;
+            for (int64_t d = 0; d < head_dim; ++d) s += (double) (qh[d] * row[d]);
+            att[j] = (float) s;
+        }
+        gl_softmax(att, n_kv, scale);
+        float * oh = out + h * head_dim;
+        for (int64_t d = 0; d < head_dim; ++d) oh[d] = 0.0f;
+        for (int64_t j = 0; j < n_kv; ++j) {
+            vt->to_float((const uint8_t *) v.data + j * v.stride + kvh * head_dim * vt->type_size, row, head_dim);
+            for (int64_t d = 0; d < head_dim; ++d) oh[d] += att[j] * row[d];
+        }
+    }
+}

@@ -1,0 +1,69 @@
+// ggml-lite scalar reference ops. These are the ground truth that SIMD and CUDA kernels are tested against;
+// they are written for clarity, on data laid out the way fast kernels want it (row-major blocks, aligned).
+#pragma once
+
+#include "ggml-lite/types.h"
+
+#include <cstddef>
+#include <cstdint>
+
+// A read-only 2-D view of a weight: ne0 elements per row, ne1 rows, rows nb1 bytes apart.
+struct gl_tensor {
+    gl_type      type = GL_TYPE_F32;
+    int64_t      ne0 = 0;  // row length (in_features)
+    int64_t      ne1 = 0;  // rows (out_features)
+    size_t       nb1 = 0;  // bytes per row
+    const void * data = nullptr;
+    const char * name = "";
+};
+
+gl_tensor gl_tensor_make(gl_type type, int64_t ne0, int64_t ne1, const void * data, const char * name = "");
+
+// Bytes of scratch that gl_mul_mat needs for n_tok activation rows of the weight's activation format.
+size_t gl_mul_mat_scratch_size(const gl_tensor & w, int64_t n_tok);
+
+// Quantizes activation rows x (n_tok × w.ne0 floats) to w's vec_dot_type into wdata (scratch).
+// Returns the pointer to use as activations (x itself when the activation type is F32).
+const void * gl_quantize_activations(const gl_tensor & w, const float * x, int64_t n_tok, void * wdata);
+
+// y[t][r] = dot(W[r], x[t]) for t < n_tok, r < w.ne1. x: n_tok × ne0 floats, y: n_tok × ne1 floats.
+// Activations are converted once to the weight's activation format (Q8_0 for quantized weights, as ggml does).
+// wdata must hold gl_mul_mat_scratch_size(w, n_tok) bytes. Rows are split across OpenMP threads.
+void gl_mul_mat(const gl_tensor & w, const float * x, int64_t n_tok, float * y, void * wdata);
+
+// out = row `row` of w, widened to float (embedding lookup).
+void gl_get_row(const gl_tensor & w, int64_t row, float * out);
+
+// y = x / sqrt(mean(x²) + eps) * weight   (weight may be null)
+void gl_rms_norm(const float * x, const float * weight, int64_t n, float eps, float * y);
+
+enum gl_rope_mode {
+    GL_ROPE_NORM = 0,  // rotate adjacent pairs (x[2i], x[2i+1]): LLaMA in Meta/GGUF layout
+    GL_ROPE_NEOX = 2,  // rotate halves (x[i], x[i + n_dims/2]): GPT-NeoX and HF layout
+};
+
+// Rotates the first n_dims of each of n_head heads of head_dim values in place, for position pos.
+// theta_i = pos * freq_scale * base^(-2i/n_dims) / freq_factors[i] (freq_factors may be null).
+void gl_rope(float * x, int64_t n_head, int64_t head_dim, int64_t n_dims, int64_t pos, float freq_base, float freq_scale,
+             const float * freq_factors, gl_rope_mode mode);
+
+// In place: x = softmax(x * scale).
+void gl_softmax(float * x, int64_t n, float scale);
+
+float gl_silu(float x);
+// out[i] = silu(gate[i]) * up[i]
+void gl_swiglu(const float * gate, const float * up, int64_t n, float * out);
+
+// Keys or values of one sequence in the KV cache: row j (position j) holds n_head_kv*head_dim elements of `type`
+// (F32 or F16), rows `stride` bytes apart.
+struct gl_kv_view {
+    gl_type      type = GL_TYPE_F16;
+    const void * data = nullptr;
+    size_t       stride = 0;
+};
+
+// Grouped-query attention of one token: for each query head h (kv head h / (n_head/n_head_kv)),
+// out_h = Σ_j softmax_j(scale · q_h·k_j) v_j over positions j < n_kv.
+// scratch holds n_kv + head_dim floats.
+void gl_attention(const float * q, int64_t n_head, int64_t n_head_kv, int64_t head_dim, const gl_kv_view & k, const gl_kv_view & v,
+                  int64_t n_kv, float scale, float * out, float * scratch);
