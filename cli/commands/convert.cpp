@@ -1,0 +1,85 @@
+// quill convert: any readable model (llama2.c, GGUF, Hugging Face directory, quill) to a .quill file.
+#include "cli/commands/args.h"
+#include "formats/quill_file.h"
+#include "ggml-lite/common.h"
+
+#include <cstdio>
+#include <vector>
+
+namespace quill {
+
+// The type a tensor gets when `target` is requested: 1-D tensors (norms, rope factors) stay f32; 2-D tensors
+// whose rows are not a whole number of the target's blocks fall back to f16 (as llama.cpp does for stories260K's
+// 172-wide ffn_down rows).
+static gl_type convert_type_for(const TensorData & t, gl_type target) {
+    if (t.ne.size() < 2) return GL_TYPE_F32;
+    const gl_type_traits * tr = gl_get_type_traits(target);
+    if (t.ne[0] % tr->block_size != 0) return GL_TYPE_F16;
+    return target;
+}
+
+int cmd_convert(int argc, char ** argv) {
+    Args args("convert", "IN [--tokenizer TOK] -o OUT.quill [--type TYPE]",
+              {
+                  {{"-o", "--output"}, "OUT", "", "output .quill file (written atomically)"},
+                  {{"--type"}, "TYPE", "", "weight type: f32, f16, bf16, q8_0, q4_0 (default: keep the input's types)"},
+                  {{"--tokenizer"}, "TOK", "", "llama2.c tokenizer.bin (llama2.c checkpoints only; other formats carry their own)"},
+              });
+    if (!args.parse(argc, argv)) return 0;
+    if (args.positional().size() != 1) throw_error("convert: give exactly one input model (see quill convert --help)");
+    const std::string in = args.positional()[0];
+    const std::string out = args.str("-o");
+    if (out.empty()) throw_error("convert: missing -o OUT.quill");
+    if (out.size() < 6 || out.compare(out.size() - 6, 6, ".quill") != 0) throw_error("convert: output must be a .quill file, got '%s'", out.c_str());
+
+    bool retype = args.has("--type");
+    gl_type target = GL_TYPE_F32;
+    if (retype && !gl_type_from_name(args.str("--type").c_str(), &target))
+        throw_error("convert: unknown type '%s' (f32, f16, bf16, q8_0, q4_0)", args.str("--type").c_str());
+
+    LoadOptions lo;
+    lo.tokenizer_path = args.str("--tokenizer");
+    ModelFile mf = load_model(in, lo);
+
+    Metadata meta = mf.meta;
+    meta.set_str("general.source.format", mf.format);
+    meta.set_str("general.source.file", in);
+    if (retype) meta.set_str("general.file_type", gl_type_name(target));
+
+    std::vector<QuillTensorSpec> specs;
+    for (const TensorData & t : mf.tensors) {
+        gl_type ty = retype ? convert_type_for(t, target) : t.type;
+        std::string origin = ty == t.type ? strfmt("%s from %s", gl_type_name(t.type), mf.format.c_str())
+                                          : strfmt("%s rtn from %s (%s)", gl_type_name(ty), gl_type_name(t.type), mf.format.c_str());
+        specs.push_back({t.name, ty, t.ne, origin});
+    }
+    QuillWriter w(out, meta, specs);
+    std::vector<float> row;
+    std::vector<uint8_t> buf;
+    size_t total = 0;
+    for (size_t i = 0; i < mf.tensors.size(); ++i) {
+        const TensorData & t = mf.tensors[i];
+        const gl_type ty = specs[i].type;
+        if (ty == t.type) {
+            w.write_tensor(i, t.data, t.nbytes);
+        } else {
+            // One tensor at a time, row by row: memory is bounded by the largest tensor.
+            const int64_t ne0 = t.ne[0], rows = t.n_rows();
+            const size_t src_row = gl_row_size(t.type, ne0), dst_row = gl_row_size(ty, ne0);
+            row.resize((size_t) ne0);
+            buf.resize(dst_row * (size_t) rows);
+            for (int64_t r = 0; r < rows; ++r) {
+                gl_get_type_traits(t.type)->to_float(t.data + (size_t) r * src_row, row.data(), ne0);
+                gl_get_type_traits(ty)->from_float(row.data(), buf.data() + (size_t) r * dst_row, ne0);
+            }
+            w.write_tensor(i, buf.data(), buf.size());
+        }
+        total += w.tensor_nbytes(i);
+    }
+    w.finish();
+    fprintf(stderr, "convert: wrote %s: %zu tensors, %.2f MiB, from %s (%s)\n", out.c_str(), mf.tensors.size(), total / 1048576.0,
+            in.c_str(), mf.format.c_str());
+    return 0;
+}
+
+}  // namespace quill
