@@ -111,19 +111,29 @@ void gl_attention(const float * q, int64_t n_head, int64_t n_head_kv, int64_t he
     const gl_type_traits * kt = gl_get_type_traits(k.type);
     const gl_type_traits * vt = gl_get_type_traits(v.type);
     GL_ASSERT(kt->block_size == 1 && vt->block_size == 1);
+    // Like every matmul, q·k takes q in the key type's activation format (f16 keys: q rounded to f16), and the
+    // weighted sum of values takes the probabilities in the value type's format. This is what ggml does.
+    const gl_type_traits * qt = gl_get_type_traits(kt->vec_dot_type);
+    const gl_type_traits * pt = gl_get_type_traits(vt->vec_dot_type);
     const int64_t group = n_head / n_head_kv;
-    float * att = scratch;            // n_kv
-    float * row = scratch + n_kv;     // head_dim
+    float * att = scratch;             // n_kv
+    float * row = scratch + n_kv;      // head_dim
+    uint8_t qconv[1024 * 4];           // one head of q in the key's activation format
+    GL_ASSERT((size_t) head_dim * qt->type_size <= sizeof(qconv));
     for (int64_t h = 0; h < n_head; ++h) {
         const int64_t kvh = h / group;
-        const float * qh = q + h * head_dim;
+        qt->from_float(q + h * head_dim, qconv, head_dim);
         for (int64_t j = 0; j < n_kv; ++j) {
-            kt->to_float((const uint8_t *) k.data + j * k.stride + kvh * head_dim * kt->type_size, row, head_dim);
-            double s = 0.0;
-            for (int64_t d = 0; d < head_dim; ++d) s += (double) (qh[d] * row[d]);
-            att[j] = (float) s;
+            kt->vec_dot(head_dim, &att[j], (const uint8_t *) k.data + j * k.stride + kvh * head_dim * kt->type_size, qconv);
         }
         gl_softmax(att, n_kv, scale);
+        if (vt->vec_dot_type != GL_TYPE_F32) {
+            for (int64_t j = 0; j < n_kv; ++j) {
+                uint8_t tmp[8];
+                pt->from_float(&att[j], tmp, 1);
+                pt->to_float(tmp, &att[j], 1);
+            }
+        }
         float * oh = out + h * head_dim;
         for (int64_t d = 0; d < head_dim; ++d) oh[d] = 0.0f;
         for (int64_t j = 0; j < n_kv; ++j) {
