@@ -48,7 +48,10 @@ TEST_CASE("sampling: greedy picks the argmax, lowest id on ties") {
     CHECK(s2.sample(l.data()) == 1);
     // NaN logits are ignored.
     std::vector<float> n = {NAN, 0.5f, NAN};
-    CHECK(s2.sample(n.data()) == 1);
+    Sampler s4(p, 3);
+    CHECK(s4.sample(n.data()) == 1);
+    Sampler s5(plain(1.0f), 3);
+    for (int i = 0; i < 20; ++i) CHECK(s5.sample(n.data()) == 1);
     // All -inf: token 0.
     std::vector<float> inf = {-INFINITY, -INFINITY};
     Sampler s3(plain(1.0f), 2);
