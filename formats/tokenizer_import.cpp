@@ -1,0 +1,298 @@
+// Tokenizer importers: llama2.c tokenizer.bin and Hugging Face tokenizer.json -> tokenizer.ggml.* metadata keys,
+// converted the way llama.cpp's converters do, so model/tokenizer.cpp gives the same ids as llama.cpp would on the
+// converted GGUF.
+#include "formats/byte_reader.h"
+#include "formats/model_file.h"
+#include "ggml-lite/common.h"
+#include "model/tokenizer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <sstream>
+
+namespace quill {
+
+namespace {
+
+const char * const k_space_marker = "\xe2\x96\x81";  // U+2581
+
+std::string replace_spaces(const std::string & s) {
+    std::string out;
+    for (char c : s) {
+        if (c == ' ') out += k_space_marker;
+        else out += c;
+    }
+    return out;
+}
+
+bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+// "<0xNN>", the SentencePiece byte-fallback token format.
+bool is_byte_token(const std::string & s) {
+    return s.size() == 6 && s.compare(0, 3, "<0x") == 0 && is_hex(s[3]) && is_hex(s[4]) && s[5] == '>';
+}
+
+void set_vocab(Metadata & meta, const std::string & model, std::vector<std::string> tokens, std::vector<double> scores,
+               std::vector<int64_t> types) {
+    meta.set_str("tokenizer.ggml.model", model);
+    meta.set("tokenizer.ggml.tokens", MetaValue::of_strs(std::move(tokens)));
+    if (!scores.empty()) meta.set("tokenizer.ggml.scores", MetaValue::of_f32s(std::move(scores)));
+    meta.set("tokenizer.ggml.token_type", MetaValue::of_i32s(std::move(types)));
+}
+
+}  // namespace
+
+// llama2.c tokenizer.bin: int32 max_token_len, then until EOF per token {f32 score, int32 len, len bytes}.
+void import_llama2c_tokenizer(const std::string & path, Metadata & meta) {
+    MappedFile f(path);
+    ByteReader r(f.data, f.size, path);
+    int32_t max_len = r.read<int32_t>("max_token_length");
+    if (max_len <= 0 || max_len > (1 << 16)) throw_error("%s: not a llama2.c tokenizer (max_token_length %d)", path.c_str(), max_len);
+
+    std::vector<std::string> tokens;
+    std::vector<double> scores;
+    std::vector<int64_t> types;
+    while (r.remaining() > 0) {
+        const int32_t id = (int32_t) tokens.size();
+        float score = r.read<float>("token score");
+        int32_t len = r.read<int32_t>("token length");
+        if (len < 0 || len > max_len + 2)  // llama2.c writes "\n<s>\n", two bytes over for its 3-byte max
+            throw_error("%s: token %d has invalid length %d (max_token_length %d)", path.c_str(), id, len, max_len);
+        r.need((size_t) len, "token text");
+        std::string text((const char *) r.ptr(), (size_t) len);
+        r.skip((size_t) len, "token text");
+
+        // Types and the special tokens' texts as llama.cpp's llama2c converter assigns them.
+        int64_t type = TOKEN_TYPE_NORMAL;
+        if (id == 0) {
+            text = "<unk>";
+            type = TOKEN_TYPE_UNKNOWN;
+        } else if (id == 1) {
+            text = "<s>";
+            type = TOKEN_TYPE_CONTROL;
+        } else if (id == 2) {
+            text = "</s>";
+            type = TOKEN_TYPE_CONTROL;
+        } else if (text.empty()) {
+            type = TOKEN_TYPE_CONTROL;
+        } else if (is_byte_token(text)) {
+            type = TOKEN_TYPE_BYTE;
+        }
+        tokens.push_back(replace_spaces(text));
+        scores.push_back(score);
+        types.push_back(type);
+    }
+    if (tokens.size() < 3) throw_error("%s: llama2.c tokenizer has only %zu tokens", path.c_str(), tokens.size());
+
+    set_vocab(meta, "llama", std::move(tokens), std::move(scores), std::move(types));
+    meta.set_u32("tokenizer.ggml.unknown_token_id", 0);
+    meta.set_u32("tokenizer.ggml.bos_token_id", 1);
+    meta.set_u32("tokenizer.ggml.eos_token_id", 2);
+    meta.set_bool("tokenizer.ggml.add_bos_token", true);
+    meta.set_bool("tokenizer.ggml.add_eos_token", false);
+    meta.set_bool("tokenizer.ggml.add_space_prefix", true);
+}
+
+namespace {
+
+using json = nlohmann::json;
+
+json read_json(const std::string & path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw_error("%s: cannot open file", path.c_str());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    try {
+        return json::parse(ss.str());
+    } catch (const json::exception & e) {
+        throw_error("%s: invalid JSON: %s", path.c_str(), e.what());
+    }
+}
+
+// Calls fn on `node` and, when it is a Sequence, on each of its members (key "pretokenizers"/"normalizers"/...).
+template <typename F> void for_each_step(const json & node, F fn) {
+    if (!node.is_object()) return;
+    fn(node);
+    for (const char * k : {"pretokenizers", "normalizers", "decoders", "processors"}) {
+        if (node.contains(k) && node[k].is_array())
+            for (const auto & sub : node[k]) for_each_step(sub, fn);
+    }
+}
+
+// A special-token field of tokenizer_config.json: "text" or {"content": "text", ...}.
+std::string token_field(const json & cfg, const char * key) {
+    if (!cfg.contains(key)) return "";
+    const json & v = cfg[key];
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+    return "";
+}
+
+const char * const k_regex_llama3 =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const char * const k_regex_gpt2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+}  // namespace
+
+void import_hf_tokenizer(const std::string & tokenizer_json_path, const std::string & tokenizer_config_path, Metadata & meta) {
+    const std::string & P = tokenizer_json_path;
+    json tj = read_json(P);
+    json cfg = tokenizer_config_path.empty() ? json::object() : read_json(tokenizer_config_path);
+    try {
+        const json & model = tj.at("model");
+        const std::string type = model.value("type", "");
+        if (type != "BPE") throw_error("%s: tokenizer model type '%s' is not supported (quill imports BPE tokenizers)", P.c_str(), type.c_str());
+
+        // Vocabulary, with the added tokens (which may lie beyond the model's vocab).
+        const json & vocab = model.at("vocab");
+        int64_t n = 0;
+        for (auto it = vocab.begin(); it != vocab.end(); ++it) n = std::max<int64_t>(n, it.value().get<int64_t>() + 1);
+        const json added = tj.contains("added_tokens") && tj["added_tokens"].is_array() ? tj["added_tokens"] : json::array();
+        for (const auto & a : added) n = std::max<int64_t>(n, a.at("id").get<int64_t>() + 1);
+        if (n <= 0 || n > (1 << 24)) throw_error("%s: vocabulary size %lld is invalid", P.c_str(), (long long) n);
+
+        std::vector<std::string> tokens((size_t) n);
+        std::vector<int64_t> types((size_t) n, TOKEN_TYPE_UNDEFINED);
+        for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+            int64_t id = it.value().get<int64_t>();
+            if (id < 0) throw_error("%s: token '%s' has negative id", P.c_str(), it.key().c_str());
+            tokens[(size_t) id] = it.key();
+            types[(size_t) id] = TOKEN_TYPE_NORMAL;
+        }
+        const std::string unk_text = model.contains("unk_token") && model["unk_token"].is_string() ? model["unk_token"].get<std::string>() : "";
+        for (const auto & a : added) {
+            int64_t id = a.at("id").get<int64_t>();
+            if (id < 0) throw_error("%s: added token with negative id", P.c_str());
+            tokens[(size_t) id] = a.at("content").get<std::string>();
+            bool special = a.value("special", false);
+            types[(size_t) id] = tokens[(size_t) id] == unk_text ? TOKEN_TYPE_UNKNOWN : special ? TOKEN_TYPE_CONTROL : TOKEN_TYPE_USER_DEFINED;
+        }
+        for (int64_t i = 0; i < n; ++i) {
+            if (types[(size_t) i] == TOKEN_TYPE_UNDEFINED) {  // a hole in the ids: llama.cpp's converter pads
+                tokens[(size_t) i] = "[PAD" + std::to_string(i) + "]";
+                types[(size_t) i] = TOKEN_TYPE_UNUSED;
+            }
+        }
+
+        // Which flavour: SentencePiece-style (byte fallback, spaces replaced by U+2581) or byte-level BPE.
+        bool prepend_space = false, replace_space = false, byte_level = false, byte_level_prefix = false;
+        std::string split_regex;
+        bool has_split = false;
+        for_each_step(tj.value("normalizer", json()), [&](const json & s) {
+            const std::string t = s.value("type", "");
+            if (t == "Prepend" && s.value("prepend", "") == k_space_marker) prepend_space = true;
+            if (t == "Replace" && s.contains("pattern") && s["pattern"].value("String", "") == " " && s.value("content", "") == k_space_marker)
+                replace_space = true;
+        });
+        for_each_step(tj.value("pre_tokenizer", json()), [&](const json & s) {
+            const std::string t = s.value("type", "");
+            if (t == "Metaspace") {
+                replace_space = true;
+                prepend_space = s.value("prepend_scheme", std::string("always")) != "never" && s.value("add_prefix_space", true);
+            }
+            if (t == "ByteLevel") {
+                byte_level = true;
+                byte_level_prefix = s.value("add_prefix_space", false);
+                if (s.value("use_regex", true) && !has_split) {
+                    has_split = true;
+                    split_regex = k_regex_gpt2;
+                }
+            }
+            if (t == "Split") {
+                has_split = true;
+                if (s.contains("pattern") && s["pattern"].contains("Regex")) split_regex = s["pattern"]["Regex"].get<std::string>();
+                else split_regex = "<non-regex split>";
+            }
+        });
+
+        if (model.value("byte_fallback", false) && replace_space && !byte_level) {
+            // SPM: llama.cpp takes scores from tokenizer.model; SentencePiece BPE orders its normal pieces by score
+            // (score = -index), which tokenizer.json keeps as the id order, so the same scores follow from the ids.
+            std::vector<double> scores((size_t) n, 0.0);
+            int64_t k = 0;
+            for (int64_t i = 0; i < n; ++i) {
+                if (types[(size_t) i] != TOKEN_TYPE_NORMAL) continue;
+                if (is_byte_token(tokens[(size_t) i])) {
+                    types[(size_t) i] = TOKEN_TYPE_BYTE;
+                    continue;
+                }
+                scores[(size_t) i] = -(float) k++;
+            }
+            set_vocab(meta, "llama", std::move(tokens), std::move(scores), std::move(types));
+            meta.set_str("tokenizer.ggml.pre", "default");
+            meta.set_bool("tokenizer.ggml.add_space_prefix", prepend_space);
+        } else if (byte_level) {
+            std::string pre;
+            if (split_regex == k_regex_llama3) pre = "llama-bpe";
+            else if (split_regex == k_regex_gpt2) pre = "gpt-2";
+            else
+                throw_error("%s: unsupported pre-tokenizer regex '%s' (quill knows the GPT-2 and Llama-3 regexes)", P.c_str(),
+                            split_regex.c_str());
+            if (byte_level_prefix) throw_error("%s: ByteLevel add_prefix_space=true is not supported", P.c_str());
+            std::vector<std::string> merges;
+            for (const auto & m : model.at("merges")) {
+                if (m.is_string()) merges.push_back(m.get<std::string>());
+                else if (m.is_array() && m.size() == 2) merges.push_back(m[0].get<std::string>() + " " + m[1].get<std::string>());
+                else throw_error("%s: a merge is neither \"a b\" nor [\"a\", \"b\"]", P.c_str());
+            }
+            set_vocab(meta, "gpt2", std::move(tokens), {}, std::move(types));
+            meta.set_str("tokenizer.ggml.pre", pre);
+            meta.set("tokenizer.ggml.merges", MetaValue::of_strs(std::move(merges)));
+        } else {
+            throw_error("%s: BPE tokenizer is neither SentencePiece-style (byte_fallback + '▁' normalizer) nor byte-level", P.c_str());
+        }
+
+        // Special ids and flags: tokenizer_config.json first, then the post-processor template, then the model.
+        auto find_id = [&](const std::string & text) -> int64_t {
+            if (text.empty()) return -1;
+            for (const auto & a : added)
+                if (a.value("content", "") == text) return a.at("id").get<int64_t>();
+            if (vocab.contains(text)) return vocab[text].get<int64_t>();
+            return -1;
+        };
+        int64_t bos = find_id(token_field(cfg, "bos_token"));
+        int64_t eos = find_id(token_field(cfg, "eos_token"));
+        int64_t pad = find_id(token_field(cfg, "pad_token"));
+        int64_t unk = find_id(unk_text);
+        if (unk < 0) unk = find_id(token_field(cfg, "unk_token"));
+        int add_bos = -1;  // -1: not stated
+        const json pp = tj.value("post_processor", json());
+        if (pp.is_object() && pp.value("type", "") == "TemplateProcessing" && pp.contains("single") && pp["single"].is_array() &&
+            !pp["single"].empty()) {
+            const json & first = pp["single"][0];
+            if (first.contains("SpecialToken")) {
+                int64_t id = find_id(first["SpecialToken"].value("id", ""));
+                if (id >= 0) {
+                    add_bos = 1;
+                    if (bos < 0) bos = id;
+                } else {
+                    add_bos = 0;
+                }
+            } else {
+                add_bos = 0;
+            }
+        }
+        if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean()) add_bos = cfg["add_bos_token"].get<bool>();
+        if (bos >= 0) meta.set_u32("tokenizer.ggml.bos_token_id", (uint32_t) bos);
+        if (eos >= 0) meta.set_u32("tokenizer.ggml.eos_token_id", (uint32_t) eos);
+        if (unk >= 0) meta.set_u32("tokenizer.ggml.unknown_token_id", (uint32_t) unk);
+        if (pad >= 0) meta.set_u32("tokenizer.ggml.padding_token_id", (uint32_t) pad);
+        if (add_bos >= 0) meta.set_bool("tokenizer.ggml.add_bos_token", add_bos == 1);
+        if (cfg.contains("add_eos_token") && cfg["add_eos_token"].is_boolean()) meta.set_bool("tokenizer.ggml.add_eos_token", cfg["add_eos_token"].get<bool>());
+        if (cfg.contains("chat_template")) {
+            const json & ct = cfg["chat_template"];
+            if (ct.is_string()) {
+                meta.set_str("tokenizer.chat_template", ct.get<std::string>());
+            } else if (ct.is_array()) {  // [{"name": "default", "template": "..."}, ...]
+                for (const auto & e : ct)
+                    if (e.is_object() && e.value("name", "") == "default" && e.contains("template") && e["template"].is_string())
+                        meta.set_str("tokenizer.chat_template", e["template"].get<std::string>());
+            }
+        }
+    } catch (const json::exception & e) {
+        throw_error("%s: malformed tokenizer.json: %s", P.c_str(), e.what());
+    }
+}
+
+}  // namespace quill
