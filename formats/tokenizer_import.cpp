@@ -17,22 +17,6 @@ namespace {
 
 const char * const k_space_marker = "\xe2\x96\x81";  // U+2581
 
-std::string replace_spaces(const std::string & s) {
-    std::string out;
-    for (char c : s) {
-        if (c == ' ') out += k_space_marker;
-        else out += c;
-    }
-    return out;
-}
-
-bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-
-// "<0xNN>", the SentencePiece byte-fallback token format.
-bool is_byte_token(const std::string & s) {
-    return s.size() == 6 && s.compare(0, 3, "<0x") == 0 && is_hex(s[3]) && is_hex(s[4]) && s[5] == '>';
-}
-
 void set_vocab(Metadata & meta, const std::string & model, std::vector<std::string> tokens, std::vector<double> scores,
                std::vector<int64_t> types) {
     meta.set_str("tokenizer.ggml.model", model);
@@ -76,10 +60,10 @@ void import_llama2c_tokenizer(const std::string & path, Metadata & meta) {
             type = TOKEN_TYPE_CONTROL;
         } else if (text.empty()) {
             type = TOKEN_TYPE_CONTROL;
-        } else if (is_byte_token(text)) {
+        } else if (spm_is_byte_token(text)) {
             type = TOKEN_TYPE_BYTE;
         }
-        tokens.push_back(replace_spaces(text));
+        tokens.push_back(spm_escape_spaces(text));
         scores.push_back(score);
         types.push_back(type);
     }
@@ -213,7 +197,7 @@ void import_hf_tokenizer(const std::string & tokenizer_json_path, const std::str
             int64_t k = 0;
             for (int64_t i = 0; i < n; ++i) {
                 if (types[(size_t) i] != TOKEN_TYPE_NORMAL) continue;
-                if (is_byte_token(tokens[(size_t) i])) {
+                if (spm_is_byte_token(tokens[(size_t) i])) {
                     types[(size_t) i] = TOKEN_TYPE_BYTE;
                     continue;
                 }

@@ -9,32 +9,39 @@
 namespace quill {
 
 namespace {
-
 const char * const k_space_marker = "\xe2\x96\x81";  // U+2581, SentencePiece's visible space
+bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+}  // namespace
 
-std::string spm_escape(const std::string & s) {
+std::string spm_escape_spaces(const std::string & text) {
     std::string out;
-    out.reserve(s.size() + s.size() / 4);
-    for (char c : s) {
+    out.reserve(text.size() + text.size() / 4);
+    for (char c : text) {
         if (c == ' ') out += k_space_marker;
         else out += c;
     }
     return out;
 }
 
-std::string spm_unescape(const std::string & s) {
+std::string spm_unescape_spaces(const std::string & text) {
     std::string out;
-    out.reserve(s.size());
-    for (size_t i = 0; i < s.size();) {
-        if (s.compare(i, 3, k_space_marker) == 0) {
+    out.reserve(text.size());
+    for (size_t i = 0; i < text.size();) {
+        if (text.compare(i, 3, k_space_marker) == 0) {
             out += ' ';
             i += 3;
         } else {
-            out += s[i++];
+            out += text[i++];
         }
     }
     return out;
 }
+
+bool spm_is_byte_token(const std::string & text) {
+    return text.size() == 6 && text.compare(0, 3, "<0x") == 0 && is_hex(text[3]) && is_hex(text[4]) && text[5] == '>';
+}
+
+namespace {
 
 // Reads an integer key as a token id: absent => def; negative or >= n_vocab (GGUF writes -1 as u32 0xFFFFFFFF) => -1.
 int32_t read_id(const Metadata & meta, const char * key, int32_t def, int32_t n_vocab) {
@@ -76,6 +83,7 @@ Tokenizer Tokenizer::from_metadata(const Metadata & meta) {
     t.token_to_id_.reserve(n);
     for (int32_t i = 0; i < n; ++i) {
         t.tokens_[i].text = texts[i];
+        t.max_token_len_ = std::max(t.max_token_len_, texts[i].size());
         t.token_to_id_.emplace(texts[i], i);  // first occurrence wins on duplicates
     }
     if (const MetaValue * v = meta.find("tokenizer.ggml.scores")) {
@@ -253,7 +261,7 @@ std::vector<int32_t> Tokenizer::encode(const std::string & text, bool add_specia
         std::string piece = text.substr(f.off, f.len);
         if (kind_ == Kind::SPM) {
             if (add_space_prefix_ && prev_special) piece.insert(piece.begin(), ' ');
-            encode_spm(spm_escape(piece), out);
+            encode_spm(spm_escape_spaces(piece), out);
         } else {
             encode_bpe(piece, out);
         }
@@ -285,7 +293,7 @@ void Tokenizer::encode_spm(const std::string & text, std::vector<int32_t> & out)
     std::priority_queue<Bigram, std::vector<Bigram>, decltype(worse)> queue(worse);
     std::string buf;
     auto try_add = [&](int left, int right) {
-        if (left < 0 || right < 0) return;
+        if (left < 0 || right < 0 || sym[left].n + sym[right].n > max_token_len_) return;
         buf.assign(text, sym[left].off, sym[left].n + sym[right].n);
         auto it = token_to_id_.find(buf);
         if (it == token_to_id_.end()) return;
@@ -323,46 +331,23 @@ void Tokenizer::encode_spm(const std::string & text, std::vector<int32_t> & out)
     }
 }
 
+// Byte-level BPE: pre-tokenize, map each piece to the byte-level alphabet, then merge the lowest-ranked adjacent
+// pair (ties: leftmost) until no pair has a merge. Buffers are reused across pieces.
 void Tokenizer::encode_bpe(const std::string & text, std::vector<int32_t> & out) const {
-    std::vector<uint32_t> cpts = utf8_to_cpts(text);
-    std::vector<size_t> lens;
-    pretokenize((PreTokenizer) pre_kind_, cpts, lens);
-    std::string bytes, word;
-    size_t c = 0;
-    for (size_t len : lens) {
-        bytes.clear();
-        for (size_t k = 0; k < len; ++k) utf8_append(bytes, cpts[c + k]);
-        c += len;
-        word = byte_level_encode(bytes);
-        bpe_word(word, out);
-    }
-}
-
-// Byte-level BPE on one pre-token (already in the byte-level alphabet): merge the lowest-ranked pair until none.
-void Tokenizer::bpe_word(const std::string & word, std::vector<int32_t> & out) const {
-    if (word.empty()) return;
-    if (ignore_merges_) {
-        int32_t id = find_token(word);
-        if (id >= 0) {
-            out.push_back(id);
-            return;
-        }
-    }
-    std::vector<Symbol> sym;
-    for (size_t off = 0; off < word.size();) {
-        size_t n = std::min(utf8_seq_len((uint8_t) word[off]), word.size() - off);
-        int idx = (int) sym.size();
-        sym.push_back({idx - 1, off + n < word.size() ? idx + 1 : -1, off, n});
-        off += n;
-    }
     struct Bigram {
         int left, right;
         int rank;
         size_t size;
     };
+    // Heap order: the lowest rank on top; on equal ranks the leftmost pair.
     auto worse = [](const Bigram & a, const Bigram & b) { return a.rank > b.rank || (a.rank == b.rank && a.left > b.left); };
-    std::priority_queue<Bigram, std::vector<Bigram>, decltype(worse)> queue(worse);
-    std::string key;
+
+    std::vector<uint32_t> cpts = utf8_to_cpts(text);
+    std::vector<size_t> lens;
+    pretokenize((PreTokenizer) pre_kind_, cpts, lens);
+    std::string bytes, word, key;
+    std::vector<Symbol> sym;
+    std::vector<Bigram> heap;
     auto try_add = [&](int left, int right) {
         if (left < 0 || right < 0) return;
         key.assign(word, sym[left].off, sym[left].n);
@@ -370,33 +355,57 @@ void Tokenizer::bpe_word(const std::string & word, std::vector<int32_t> & out) c
         key.append(word, sym[right].off, sym[right].n);
         auto it = merge_rank_.find(key);
         if (it == merge_rank_.end()) return;
-        queue.push({left, right, it->second, sym[left].n + sym[right].n});
+        heap.push_back({left, right, it->second, sym[left].n + sym[right].n});
+        std::push_heap(heap.begin(), heap.end(), worse);
     };
-    for (int i = 1; i < (int) sym.size(); ++i) try_add(i - 1, i);
-    while (!queue.empty()) {
-        Bigram bg = queue.top();
-        queue.pop();
-        Symbol & l = sym[bg.left];
-        Symbol & r = sym[bg.right];
-        if (l.n == 0 || r.n == 0 || l.n + r.n != bg.size) continue;
-        l.n += r.n;
-        r.n = 0;
-        l.next = r.next;
-        if (r.next >= 0) sym[r.next].prev = bg.left;
-        try_add(l.prev, bg.left);
-        try_add(bg.left, l.next);
-    }
-    std::string s;
-    for (int i = 0; i != -1; i = sym[i].next) {
-        s.assign(word, sym[i].off, sym[i].n);
-        int32_t id = find_token(s);
-        if (id >= 0) {
-            out.push_back(id);
-            continue;
+
+    size_t c = 0;
+    for (size_t len : lens) {
+        bytes.clear();
+        for (size_t k = 0; k < len; ++k) utf8_append(bytes, cpts[c + k]);
+        c += len;
+        word = byte_level_encode(bytes);
+        if (ignore_merges_) {  // llama-bpe: a piece that is a token is emitted whole
+            int32_t id = find_token(word);
+            if (id >= 0) {
+                out.push_back(id);
+                continue;
+            }
         }
-        for (char ch : s) {  // llama.cpp's fallback: single-byte tokens where they exist, else dropped
-            int32_t b = find_token(std::string(1, ch));
-            if (b >= 0) out.push_back(b);
+        sym.clear();
+        for (size_t off = 0; off < word.size();) {
+            size_t n = std::min(utf8_seq_len((uint8_t) word[off]), word.size() - off);
+            int idx = (int) sym.size();
+            sym.push_back({idx - 1, off + n < word.size() ? idx + 1 : -1, off, n});
+            off += n;
+        }
+        heap.clear();
+        for (int i = 1; i < (int) sym.size(); ++i) try_add(i - 1, i);
+        while (!heap.empty()) {
+            std::pop_heap(heap.begin(), heap.end(), worse);
+            Bigram bg = heap.back();
+            heap.pop_back();
+            Symbol & l = sym[bg.left];
+            Symbol & r = sym[bg.right];
+            if (l.n == 0 || r.n == 0 || l.n + r.n != bg.size) continue;  // stale
+            l.n += r.n;
+            r.n = 0;
+            l.next = r.next;
+            if (r.next >= 0) sym[r.next].prev = bg.left;
+            try_add(l.prev, bg.left);
+            try_add(bg.left, l.next);
+        }
+        for (int i = 0; i != -1 && !sym.empty(); i = sym[i].next) {
+            key.assign(word, sym[i].off, sym[i].n);
+            int32_t id = find_token(key);
+            if (id >= 0) {
+                out.push_back(id);
+                continue;
+            }
+            for (char ch : std::string(key)) {  // llama.cpp's fallback: single-byte tokens where they exist, else dropped
+                int32_t b = find_token(std::string(1, ch));
+                if (b >= 0) out.push_back(b);
+            }
         }
     }
 }
@@ -415,14 +424,14 @@ std::string Tokenizer::token_to_piece(int32_t id, bool special) const {
         case TOKEN_TYPE_UNDEFINED: return std::string();
         case TOKEN_TYPE_BYTE:
             if (kind_ == Kind::SPM) {
-                if (td.text.size() == 6 && td.text.compare(0, 3, "<0x") == 0)
+                if (spm_is_byte_token(td.text))
                     return std::string(1, (char) strtol(td.text.substr(3, 2).c_str(), nullptr, 16));
                 return td.text;
             }
             break;
         default: break;
     }
-    if (kind_ == Kind::SPM) return spm_unescape(td.text);
+    if (kind_ == Kind::SPM) return spm_unescape_spaces(td.text);
     std::string out;
     size_t pos = 0;
     while (pos < td.text.size()) {

@@ -47,6 +47,11 @@ enum TokenType : int32_t {
     TOKEN_TYPE_BYTE = 6,
 };
 
+// SentencePiece text conventions, shared with the importers: ' ' <-> U+2581, and "<0xNN>" byte tokens.
+std::string spm_escape_spaces(const std::string & text);
+std::string spm_unescape_spaces(const std::string & text);
+bool spm_is_byte_token(const std::string & text);
+
 class Tokenizer {
 public:
     enum class Kind { SPM, BPE };
@@ -97,13 +102,13 @@ private:
     int bpe_rank(const std::string & left, const std::string & right) const;
     void encode_spm(const std::string & text, std::vector<int32_t> & out) const;
     void encode_bpe(const std::string & text, std::vector<int32_t> & out) const;
-    void bpe_word(const std::string & word, std::vector<int32_t> & out) const;
 
     Kind kind_ = Kind::SPM;
     std::string pre_;
     int pre_kind_ = 0;  // PreTokenizer, for BPE
     bool ignore_merges_ = false;
     std::vector<TokenData> tokens_;
+    size_t max_token_len_ = 0;  // bytes; longer pairs are not looked up
     std::unordered_map<std::string, int32_t> token_to_id_;
     std::unordered_map<std::string, int> merge_rank_;  // key: left + '\xff' + right (0xFF never occurs in UTF-8)
     std::vector<int32_t> special_;                     // control/user-defined/unknown ids, longest text first

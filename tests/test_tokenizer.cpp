@@ -13,6 +13,7 @@
 #include "model/unicode.h"
 #include "tests/test_util.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -132,16 +133,15 @@ Metadata read_damaged_vocab(const std::string & path) {
                     // its zero bytes.
                     const size_t lo = (size_t) (uint8_t) d[p + 3] * 256 + 128;
                     size_t z = d.find('\0', p + 10 + lo);
-                    REQUIRE(z != std::string::npos);
+                    if (z == std::string::npos) FAIL(path << ": cannot recover a damaged string length");
                     size_t end = (d.compare(z - 3, 3, "\xef\xbf\xbd") == 0) ? z - 3 : z - 1;
-                    REQUIRE(end - (p + 10) >= lo);
-                    REQUIRE(end - (p + 10) < lo + 128);
+                    if (end - (p + 10) < lo || end - (p + 10) >= lo + 128) FAIL(path << ": cannot recover a damaged string length");
                     v.push_back(d.substr(p + 10, end - (p + 10)));
                     p = end;
                     continue;
                 }
                 uint64_t len = u64_at(p);
-                REQUIRE(len < 65536);
+                if (len >= 65536 || p + 8 + len > d.size()) FAIL(path << ": unreadable string at offset " << p);
                 v.push_back(d.substr(p + 8, len));
                 p += 8 + len;
             }
@@ -299,6 +299,52 @@ TEST_CASE("tokenizer: llama-bpe (Llama 3 tokenizer.json) gives llama.cpp's ids")
     CHECK(tok.decode(plain) == "<|eot_id|>");
     CHECK(tok.token_to_piece(eot) == "");
     CHECK(tok.token_to_piece(eot, true) == "<|eot_id|>");
+
+    const std::string story = read_all(shared_path("data/text/tinystories-valid-head.txt"));
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<int32_t> sids = tok.encode(story, false);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    MESSAGE("llama-bpe: " << story.size() << " bytes -> " << sids.size() << " tokens in " << secs << " s");
+    CHECK(tok.decode(sids) == story);
+    CHECK(secs < 2.0);
+}
+
+TEST_CASE("tokenizer: special tokens in SPM text") {
+    REQUIRE_SHARED();
+    Tokenizer tok = tokenizer_from_llama2c(shared_path("models/stories260K/tok512.bin"));
+    // After a special token the next text fragment gets the dummy-prefix space again, as in llama.cpp.
+    std::vector<int32_t> a = tok.encode("Once</s>Once", false, true);
+    std::vector<int32_t> once = tok.encode("Once", false);
+    std::vector<int32_t> want = once;
+    want.push_back(2);
+    want.insert(want.end(), once.begin(), once.end());
+    CHECK(a == want);
+    CHECK(tok.decode(a) == "Once Once");
+    CHECK(tok.decode(a, true) == "Once</s> Once");
+    // Without parse_special the control text is ordinary text.
+    std::vector<int32_t> b = tok.encode("Once</s>", false, false);
+    CHECK(std::find(b.begin(), b.end(), 2) == b.end());
+    CHECK(tok.decode(b) == "Once</s>");
+
+    // User-defined tokens are always recognised; byte tokens print their byte.
+    Metadata meta;
+    import_llama2c_tokenizer(shared_path("models/stories260K/tok512.bin"), meta);
+    MetaValue types = *meta.find("tokenizer.ggml.token_type");
+    MetaValue toks = *meta.find("tokenizer.ggml.tokens");
+    toks.as[511] = "<tool>";
+    types.ai[511] = TOKEN_TYPE_USER_DEFINED;
+    meta.set("tokenizer.ggml.tokens", toks);
+    meta.set("tokenizer.ggml.token_type", types);
+    Tokenizer ud = Tokenizer::from_metadata(meta);
+    std::vector<int32_t> c = ud.encode("a<tool>b", false, false);
+    CHECK(std::find(c.begin(), c.end(), 511) != c.end());
+    CHECK(ud.decode(c) == "a<tool> b");
+    CHECK(tok.token_to_piece(3 + 0x41) == "A");
+    const std::string llama = "\xf0\x9f\xa6\x99";  // U+1F999, not in the vocab: falls back to its 4 bytes
+    std::vector<int32_t> d = tok.encode(llama, false);
+    REQUIRE(d.size() == 5);  // "\u2581" then 4 byte tokens
+    for (size_t i = 1; i < 5; ++i) CHECK(d[i] == 3 + (int) (uint8_t) llama[i - 1]);
+    CHECK(tok.decode(d) == llama);
 }
 
 TEST_CASE("tokenizer: stories260K from tok512.bin, tokenizer.json and the golden GGUF agree") {
