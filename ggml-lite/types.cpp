@@ -14,7 +14,7 @@
 static inline uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static inline float bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
-float gl_fp16_to_fp32(uint16_t h) {
+float gl_fp16_to_fp32_ref(uint16_t h) {
     uint32_t sign = (uint32_t) (h & 0x8000) << 16;
     uint32_t exp = (h >> 10) & 0x1f;
     uint32_t man = h & 0x3ff;
@@ -27,6 +27,13 @@ float gl_fp16_to_fp32(uint16_t h) {
     }
     return bits_f32(sign | ((exp + 112) << 23) | (man << 13));
 }
+
+// Every fp16 value widened once at start-up: the hot paths look it up instead of decoding bits.
+float gl_fp16_table[1 << 16];
+static const bool g_fp16_table_ready = [] {
+    for (uint32_t h = 0; h < (1u << 16); ++h) gl_fp16_table[h] = gl_fp16_to_fp32_ref((uint16_t) h);
+    return true;
+}();
 
 uint16_t gl_fp32_to_fp16(float f) {
     uint32_t x = f32_bits(f);

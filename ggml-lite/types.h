@@ -72,7 +72,9 @@ size_t gl_row_size(gl_type t, int64_t n);
 bool   gl_nbytes_checked(gl_type t, const int64_t * ne, int n_dims, size_t * out);
 
 // Scalar conversions (round to nearest even, like F16C / ggml).
-float    gl_fp16_to_fp32(uint16_t h);
+float    gl_fp16_to_fp32_ref(uint16_t h);  // bit manipulation; builds gl_fp16_table
+extern float gl_fp16_table[1 << 16];
+inline float gl_fp16_to_fp32(uint16_t h) { return gl_fp16_table[h]; }
 uint16_t gl_fp32_to_fp16(float f);
 float    gl_bf16_to_fp32(uint16_t h);
 uint16_t gl_fp32_to_bf16(float f);
