@@ -17,7 +17,7 @@ std::string make_temp_dir() {
 std::string quill_binary() { return QUILL_BINARY; }
 
 int run_command(const std::string & cmd, std::string * output) {
-    std::string full = cmd + " 2>&1";
+    std::string full = "( " + cmd + " ) 2>&1";
     FILE * p = popen(full.c_str(), "r");
     if (!p) return -1;
     std::array<char, 4096> buf;
