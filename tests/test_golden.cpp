@@ -72,7 +72,7 @@ static Generated greedy(const ModelFile & mf, int n, gl_type kv_type = GL_TYPE_F
 
 static std::string model_path(const char * rel) { return shared_path(rel); }
 
-TEST_CASE("golden greedy: llama.cpp's GGUF files run directly (F32, F16, Q8_0 exact; Q4_0 at least 50 tokens)") {
+TEST_CASE("golden greedy: llama.cpp's GGUF files run directly (F32, F16, Q8_0 exact, Q4_0 at least 50 tokens)") {
     REQUIRE_SHARED();
     for (std::string type : {"F32", "F16", "Q8_0", "Q4_0"}) {
         CAPTURE(type);
