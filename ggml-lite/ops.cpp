@@ -1,8 +1,10 @@
 #include "ggml-lite/ops.h"
 
 #include "ggml-lite/common.h"
+#include "ggml-lite/cpu.h"
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 
 gl_tensor gl_tensor_make(gl_type type, int64_t ne0, int64_t ne1, const void * data, const char * name) {
@@ -25,9 +27,9 @@ size_t gl_mul_mat_scratch_size(const gl_tensor & w, int64_t n_tok) {
 const void * gl_quantize_activations(const gl_tensor & w, const float * x, int64_t n_tok, void * wdata) {
     const gl_type vt = gl_get_type_traits(w.type)->vec_dot_type;
     if (vt == GL_TYPE_F32) return x;
-    const gl_type_traits * vtr = gl_get_type_traits(vt);
+    const gl_from_float_fn quant = gl_kernels(vt).quantize_act;
     const size_t row = gl_row_size(vt, w.ne0);
-    for (int64_t t = 0; t < n_tok; ++t) vtr->from_float(x + t * w.ne0, (uint8_t *) wdata + t * row, w.ne0);
+    for (int64_t t = 0; t < n_tok; ++t) quant(x + t * w.ne0, (uint8_t *) wdata + t * row, w.ne0);
     return wdata;
 }
 
@@ -36,22 +38,26 @@ void gl_mul_mat(const gl_tensor & w, const float * x, int64_t n_tok, float * y, 
     GL_ASSERT(tr && w.ne0 % tr->block_size == 0);
     const void * act = gl_quantize_activations(w, x, n_tok, wdata);
     const size_t act_row = gl_row_size(tr->vec_dot_type, w.ne0);
-    const gl_vec_dot_fn dot = tr->vec_dot;
+    const gl_gemm_fn gemm = gl_kernels(w.type).gemm;
     const int64_t ne0 = w.ne0, ne1 = w.ne1;
-    const bool parallel = ne1 * n_tok * ne0 >= (1 << 16);
+    // Rows are split into chunks (16 rows: whole cache lines of output per thread, no false sharing of y for
+    // n_tok >= 1 rows of 16 floats); each chunk runs the tiled kernel over all tokens.
+    const int64_t chunk = 16;
+    const int64_t n_chunks = (ne1 + chunk - 1) / chunk;
+    const bool parallel = ne1 * n_tok * ne0 >= (1 << 15);
 #pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t r = 0; r < ne1; ++r) {
-        const void * wr = (const uint8_t *) w.data + (size_t) r * w.nb1;
-        for (int64_t t = 0; t < n_tok; ++t) dot(ne0, &y[t * ne1 + r], wr, (const uint8_t *) act + (size_t) t * act_row);
+    for (int64_t c = 0; c < n_chunks; ++c) {
+        const int64_t r0 = c * chunk, nr = std::min(chunk, ne1 - r0);
+        gemm(ne0, nr, n_tok, (const uint8_t *) w.data + (size_t) r0 * w.nb1, w.nb1, act, act_row, y + r0, ne1);
     }
 }
 
 void gl_get_row(const gl_tensor & w, int64_t row, float * out) {
     GL_ASSERT(row >= 0 && row < w.ne1);
-    gl_get_type_traits(w.type)->to_float((const uint8_t *) w.data + (size_t) row * w.nb1, out, w.ne0);
+    gl_kernels(w.type).to_float((const uint8_t *) w.data + (size_t) row * w.nb1, out, w.ne0);
 }
 
-void gl_rms_norm(const float * x, const float * weight, int64_t n, float eps, float * y) {
+static void rms_norm_ref(const float * x, const float * weight, int64_t n, float eps, float * y) {
     double sum = 0.0;
     for (int64_t i = 0; i < n; ++i) sum += (double) (x[i] * x[i]);
     const float mean = (float) (sum / (double) n);
@@ -84,7 +90,7 @@ void gl_rope(float * x, int64_t n_head, int64_t head_dim, int64_t n_dims, int64_
     }
 }
 
-void gl_softmax(float * x, int64_t n, float scale) {
+static void softmax_ref(float * x, int64_t n, float scale) {
     float max = -INFINITY;
     for (int64_t i = 0; i < n; ++i) {
         x[i] *= scale;
@@ -101,9 +107,21 @@ void gl_softmax(float * x, int64_t n, float scale) {
 
 float gl_silu(float x) { return x / (1.0f + expf(-x)); }
 
-void gl_swiglu(const float * gate, const float * up, int64_t n, float * out) {
+static void swiglu_ref(const float * gate, const float * up, int64_t n, float * out) {
     for (int64_t i = 0; i < n; ++i) out[i] = gl_silu(gate[i]) * up[i];
 }
+
+static float dot_f32_ref(int64_t n, const float * x, const float * y) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) sum += (double) (x[i] * y[i]);
+    return (float) sum;
+}
+
+const gl_float_kernels gl_float_scalar = {dot_f32_ref, rms_norm_ref, softmax_ref, swiglu_ref};
+
+void gl_rms_norm(const float * x, const float * weight, int64_t n, float eps, float * y) { gl_float_ops().rms_norm(x, weight, n, eps, y); }
+void gl_softmax(float * x, int64_t n, float scale) { gl_float_ops().softmax(x, n, scale); }
+void gl_swiglu(const float * gate, const float * up, int64_t n, float * out) { gl_float_ops().swiglu(gate, up, n, out); }
 
 void gl_attention(const float * q, int64_t n_head, int64_t n_head_kv, int64_t head_dim, const gl_kv_view & k, const gl_kv_view & v,
                   int64_t n_kv, float scale, float * out, float * scratch) {
@@ -113,32 +131,32 @@ void gl_attention(const float * q, int64_t n_head, int64_t n_head_kv, int64_t he
     GL_ASSERT(kt->block_size == 1 && vt->block_size == 1);
     // Like every matmul, q·k takes q in the key type's activation format (f16 keys: q rounded to f16), and the
     // weighted sum of values takes the probabilities in the value type's format. This is what ggml does.
-    const gl_type_traits * qt = gl_get_type_traits(kt->vec_dot_type);
-    const gl_type_traits * pt = gl_get_type_traits(vt->vec_dot_type);
+    const gl_type_kernels & kk = gl_kernels(k.type);
+    const gl_type_kernels & vk = gl_kernels(v.type);
+    const gl_type_kernels & qk = gl_kernels(kt->vec_dot_type);
+    const gl_type_kernels & pk = gl_kernels(vt->vec_dot_type);
+    GL_ASSERT(vk.axpy != nullptr);
+    const size_t q_size = gl_get_type_traits(kt->vec_dot_type)->type_size;
     const int64_t group = n_head / n_head_kv;
-    float * att = scratch;             // n_kv
-    float * row = scratch + n_kv;      // head_dim
-    uint8_t qconv[1024 * 4];           // one head of q in the key's activation format
-    GL_ASSERT((size_t) head_dim * qt->type_size <= sizeof(qconv));
+    float * att = scratch;  // n_kv
+    uint8_t qconv[1024 * 4];  // one head of q in the key's activation format
+    GL_ASSERT((size_t) head_dim * q_size <= sizeof(qconv));
     for (int64_t h = 0; h < n_head; ++h) {
         const int64_t kvh = h / group;
-        qt->from_float(q + h * head_dim, qconv, head_dim);
-        for (int64_t j = 0; j < n_kv; ++j) {
-            kt->vec_dot(head_dim, &att[j], (const uint8_t *) k.data + j * k.stride + kvh * head_dim * kt->type_size, qconv);
-        }
+        qk.quantize_act(q + h * head_dim, qconv, head_dim);
+        const uint8_t * kbase = (const uint8_t *) k.data + kvh * head_dim * kt->type_size;
+        for (int64_t j = 0; j < n_kv; ++j) kk.vec_dot(head_dim, &att[j], kbase + j * k.stride, qconv);
         gl_softmax(att, n_kv, scale);
         if (vt->vec_dot_type != GL_TYPE_F32) {
             for (int64_t j = 0; j < n_kv; ++j) {
                 uint8_t tmp[8];
-                pt->from_float(&att[j], tmp, 1);
-                pt->to_float(tmp, &att[j], 1);
+                pk.quantize_act(&att[j], tmp, 1);
+                pk.to_float(tmp, &att[j], 1);
             }
         }
         float * oh = out + h * head_dim;
         for (int64_t d = 0; d < head_dim; ++d) oh[d] = 0.0f;
-        for (int64_t j = 0; j < n_kv; ++j) {
-            vt->to_float((const uint8_t *) v.data + j * v.stride + kvh * head_dim * vt->type_size, row, head_dim);
-            for (int64_t d = 0; d < head_dim; ++d) oh[d] += att[j] * row[d];
-        }
+        const uint8_t * vbase = (const uint8_t *) v.data + kvh * head_dim * vt->type_size;
+        for (int64_t j = 0; j < n_kv; ++j) vk.axpy(head_dim, att[j], vbase + j * v.stride, oh);
     }
 }

@@ -252,3 +252,37 @@ bool gl_nbytes_checked(gl_type t, const int64_t * ne, int n_dims, size_t * out) 
     *out = (size_t) bytes;
     return true;
 }
+
+// ---- scalar kernel table (ggml-lite/cpu.h) ----------------------------------------------------------------------
+// The reference functions above, plus a generic tiled product and axpy, as the scalar dispatch level.
+
+#include "ggml-lite/cpu.h"
+
+template <gl_vec_dot_fn DOT>
+static void gemm_generic(int64_t n, int64_t nr, int64_t nt, const void * w, size_t w_stride, const void * act, size_t act_stride,
+                         float * y, int64_t y_stride) {
+    for (int64_t r = 0; r < nr; ++r) {
+        for (int64_t t = 0; t < nt; ++t) DOT(n, &y[t * y_stride + r], (const uint8_t *) w + r * w_stride, (const uint8_t *) act + t * act_stride);
+    }
+}
+
+static void f32_axpy(int64_t n, float a, const void * vx, float * y) {
+    const float * x = (const float *) vx;
+    for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+static void f16_axpy(int64_t n, float a, const void * vx, float * y) {
+    const uint16_t * x = (const uint16_t *) vx;
+    for (int64_t i = 0; i < n; ++i) y[i] += a * gl_fp16_to_fp32(x[i]);
+}
+static void bf16_axpy(int64_t n, float a, const void * vx, float * y) {
+    const uint16_t * x = (const uint16_t *) vx;
+    for (int64_t i = 0; i < n; ++i) y[i] += a * gl_bf16_to_fp32(x[i]);
+}
+
+const gl_type_kernels gl_kernels_scalar[GL_TYPE_COUNT] = {
+    /* F32  */ {f32_vec_dot, f32_from_float, f32_to_float, gemm_generic<f32_vec_dot>, f32_axpy},
+    /* F16  */ {f16_vec_dot, f16_from_float, f16_to_float, gemm_generic<f16_vec_dot>, f16_axpy},
+    /* BF16 */ {bf16_vec_dot, bf16_from_float, bf16_to_float, gemm_generic<bf16_vec_dot>, bf16_axpy},
+    /* Q8_0 */ {q8_0_vec_dot, q8_0_from_float, q8_0_to_float, gemm_generic<q8_0_vec_dot>, nullptr},
+    /* Q4_0 */ {q4_0_vec_dot, q4_0_from_float, q4_0_to_float, gemm_generic<q4_0_vec_dot>, nullptr},
+};

@@ -1,0 +1,132 @@
+#include "ggml-lite/cpu.h"
+
+#include "ggml-lite/common.h"
+
+#include <cpuid.h>
+#include <cstdlib>
+#include <cstring>
+#include <strings.h>
+
+static uint64_t xgetbv0() {
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t) hi << 32) | lo;
+}
+
+static gl_cpu_features detect() {
+    gl_cpu_features f;
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+    const bool osxsave = c & (1u << 27);
+    const uint64_t xcr0 = osxsave ? xgetbv0() : 0;
+    const bool ymm_os = (xcr0 & 0x6) == 0x6;     // SSE and AVX state enabled by the OS
+    const bool zmm_os = (xcr0 & 0xe6) == 0xe6;   // plus opmask and ZMM state
+    f.avx = ymm_os && (c & (1u << 28));
+    f.fma = f.avx && (c & (1u << 12));
+    f.f16c = f.avx && (c & (1u << 29));
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+        f.avx2 = f.avx && (b & (1u << 5));
+        f.avx512f = zmm_os && (b & (1u << 16));
+        f.avx512bw = f.avx512f && (b & (1u << 30));
+        f.avx512vl = f.avx512f && (b & (1u << 31));
+        f.avx512vnni = f.avx512f && (c & (1u << 11));
+    }
+    if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) {
+        f.avxvnni = f.avx2 && (a & (1u << 4));
+        f.avx512bf16 = f.avx512f && (a & (1u << 5));
+    }
+    return f;
+}
+
+const gl_cpu_features & gl_cpu_get_features() {
+    static const gl_cpu_features f = detect();
+    return f;
+}
+
+gl_cpu_level gl_cpu_max_level() {
+    const gl_cpu_features & f = gl_cpu_get_features();
+    if (f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni) return GL_CPU_AVX512;
+    if (f.avx2 && f.fma && f.f16c) return GL_CPU_AVX2;
+    return GL_CPU_SCALAR;
+}
+
+const char * gl_cpu_level_name(gl_cpu_level level) {
+    static const char * names[] = {"scalar", "avx2", "avx512"};
+    return (unsigned) level < GL_CPU_LEVEL_COUNT ? names[level] : "invalid";
+}
+
+bool gl_cpu_level_from_name(const char * name, gl_cpu_level * out) {
+    for (int l = 0; l < GL_CPU_LEVEL_COUNT; ++l) {
+        if (strcasecmp(name, gl_cpu_level_name((gl_cpu_level) l)) == 0) {
+            *out = (gl_cpu_level) l;
+            return true;
+        }
+    }
+    return false;
+}
+
+// ---- resolved tables ------------------------------------------------------------------------------------------
+
+static gl_type_kernels g_kernels[GL_TYPE_COUNT];
+static gl_float_kernels g_float;
+static gl_cpu_level g_level = GL_CPU_SCALAR;
+
+template <typename T> static void fill(T & dst, const T & src) {
+    if (!dst) dst = src;
+}
+
+static void resolve(gl_cpu_level level) {
+    const gl_type_kernels * tables[] = {gl_kernels_scalar, gl_kernels_avx2, gl_kernels_avx512};
+    const gl_float_kernels * ftables[] = {&gl_float_scalar, &gl_float_avx2, &gl_float_avx512};
+    for (int t = 0; t < (int) GL_TYPE_COUNT; ++t) {
+        gl_type_kernels k = {};
+        for (int l = level; l >= 0; --l) {
+            const gl_type_kernels & s = tables[l][t];
+            fill(k.vec_dot, s.vec_dot);
+            fill(k.quantize_act, s.quantize_act);
+            fill(k.to_float, s.to_float);
+            fill(k.gemm, s.gemm);
+            fill(k.axpy, s.axpy);
+        }
+        GL_ASSERT(k.vec_dot && k.quantize_act && k.to_float && k.gemm);
+        g_kernels[t] = k;
+    }
+    gl_float_kernels f = {};
+    for (int l = level; l >= 0; --l) {
+        fill(f.dot_f32, ftables[l]->dot_f32);
+        fill(f.rms_norm, ftables[l]->rms_norm);
+        fill(f.softmax, ftables[l]->softmax);
+        fill(f.swiglu, ftables[l]->swiglu);
+    }
+    g_float = f;
+    g_level = level;
+}
+
+bool gl_cpu_level_set(gl_cpu_level level) {
+    if ((unsigned) level >= GL_CPU_LEVEL_COUNT || level > gl_cpu_max_level()) return false;
+    resolve(level);
+    return true;
+}
+
+gl_cpu_level gl_cpu_level_get() { return g_level; }
+
+// At start-up: the best level, or QUILL_CPU's. A bad QUILL_CPU is reported once and ignored rather than
+// aborting a library user's program.
+static const bool g_init = [] {
+    gl_cpu_level level = gl_cpu_max_level();
+    if (const char * env = getenv("QUILL_CPU")) {
+        gl_cpu_level want;
+        if (!gl_cpu_level_from_name(env, &want)) {
+            fprintf(stderr, "quill: QUILL_CPU=%s is not one of scalar, avx2, avx512; using %s\n", env, gl_cpu_level_name(level));
+        } else if (want > level) {
+            fprintf(stderr, "quill: QUILL_CPU=%s: this CPU lacks it; using %s\n", env, gl_cpu_level_name(level));
+        } else {
+            level = want;
+        }
+    }
+    resolve(level);
+    return true;
+}();
+
+const gl_type_kernels & gl_kernels(gl_type t) { return g_kernels[t]; }
+const gl_float_kernels & gl_float_ops() { return g_float; }

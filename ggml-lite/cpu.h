@@ -1,0 +1,68 @@
+// Run-time CPU dispatch. The CPU's features are read once (cpuid); each dispatch level has its own kernel table,
+// built in its own file with per-file compiler flags (ggml-lite/cpu/avx2.cpp, avx512.cpp). The default build has
+// no -march: one binary runs on every x86-64 and uses the best level the CPU has. QUILL_CPU=scalar|avx2|avx512
+// forces a lower level (tests and benchmarks); asking for a level the CPU lacks is an error.
+//
+// A kernel entry left null at a level falls back to the level below, down to the scalar reference.
+#pragma once
+
+#include "ggml-lite/types.h"
+
+#include <cstddef>
+#include <cstdint>
+
+enum gl_cpu_level {
+    GL_CPU_SCALAR = 0,
+    GL_CPU_AVX2   = 1,  // AVX2 + FMA + F16C
+    GL_CPU_AVX512 = 2,  // AVX-512 F/BW/VL (+ VNNI when present)
+    GL_CPU_LEVEL_COUNT
+};
+
+struct gl_cpu_features {
+    bool avx = false, avx2 = false, fma = false, f16c = false;
+    bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false, avx512bf16 = false, avxvnni = false;
+};
+
+const gl_cpu_features & gl_cpu_get_features();
+gl_cpu_level gl_cpu_max_level();     // the best level this CPU supports
+gl_cpu_level gl_cpu_level_get();     // the active level
+bool         gl_cpu_level_set(gl_cpu_level level);  // false (and no change) when the CPU lacks it
+const char * gl_cpu_level_name(gl_cpu_level level);
+bool         gl_cpu_level_from_name(const char * name, gl_cpu_level * out);
+
+// Tile of a matrix product: y[t * y_stride + r] = dot(W row r, activation row t) for r < nr, t < nt.
+// w: first weight row, rows w_stride bytes apart; act: first activation row (in the type's vec_dot_type),
+// rows act_stride bytes apart. n is the row length in elements.
+typedef void (*gl_gemm_fn)(int64_t n, int64_t nr, int64_t nt, const void * w, size_t w_stride, const void * act, size_t act_stride,
+                           float * y, int64_t y_stride);
+// y[i] += a * x[i] for a row x of the type (used for the values in attention).
+typedef void (*gl_axpy_fn)(int64_t n, float a, const void * x, float * y);
+
+// The hot paths of one type at one level. Null means "use the level below".
+struct gl_type_kernels {
+    gl_vec_dot_fn    vec_dot;       // weight row · activations (in vec_dot_type)
+    gl_from_float_fn quantize_act;  // float -> this type, used when this type is an activation format (Q8_0, F16, BF16)
+    gl_to_float_fn   to_float;      // widen a row (embedding lookup, KV cache reads)
+    gl_gemm_fn       gemm;          // optional tiled product for batches (prompt processing)
+    gl_axpy_fn       axpy;          // optional, float-like types only
+};
+
+// Float ops at one level. Null means "use the level below".
+struct gl_float_kernels {
+    float (*dot_f32)(int64_t n, const float * x, const float * y);
+    void  (*rms_norm)(const float * x, const float * weight, int64_t n, float eps, float * y);
+    void  (*softmax)(float * x, int64_t n, float scale);
+    void  (*swiglu)(const float * gate, const float * up, int64_t n, float * out);
+};
+
+// The resolved kernels of the active level (never null: the scalar reference fills every gap).
+const gl_type_kernels & gl_kernels(gl_type t);
+const gl_float_kernels & gl_float_ops();
+
+// Per-level tables, each defined in its own file. Entries are indexed by gl_type.
+extern const gl_type_kernels gl_kernels_scalar[GL_TYPE_COUNT];
+extern const gl_type_kernels gl_kernels_avx2[GL_TYPE_COUNT];
+extern const gl_type_kernels gl_kernels_avx512[GL_TYPE_COUNT];
+extern const gl_float_kernels gl_float_scalar;
+extern const gl_float_kernels gl_float_avx2;
+extern const gl_float_kernels gl_float_avx512;
