@@ -12,7 +12,8 @@ static void usage() {
            "  run          generate text from a prompt, or chat in the terminal (-i)\n"
            "  convert      convert a llama2.c, GGUF or Hugging Face model to a .quill file\n"
            "  perplexity   perplexity of a model on a text file (llama.cpp's method)\n"
-           "  info         print a model's metadata and tensors; --verify checks every checksum\n");
+           "  info         print a model's metadata and tensors; --verify checks every checksum\n"
+           "  bench        prompt and generation speed (like llama-bench), with the memory-bandwidth share\n");
 }
 
 int main(int argc, char ** argv) {
@@ -26,6 +27,7 @@ int main(int argc, char ** argv) {
         if (!strcmp(cmd, "convert")) return quill::cmd_convert(argc - 2, argv + 2);
         if (!strcmp(cmd, "perplexity")) return quill::cmd_perplexity(argc - 2, argv + 2);
         if (!strcmp(cmd, "info")) return quill::cmd_info(argc - 2, argv + 2);
+        if (!strcmp(cmd, "bench")) return quill::cmd_bench(argc - 2, argv + 2);
         fprintf(stderr, "quill: unknown command '%s' (run 'quill --help' for the list)\n", cmd);
         return 2;
     } catch (const quill::Error & e) {

@@ -1,6 +1,7 @@
 // GGUF v2/v3 reader. Tensors are used in place from the memory map: ggml's F32, F16, BF16, Q8_0 and Q4_0 block
 // layouts are exactly quill's. Any other ggml type is refused with an error naming it.
 #include "formats/byte_reader.h"
+#include "formats/gguf_writer.h"
 #include "formats/meta_io.h"
 #include "formats/model_file.h"
 

@@ -41,6 +41,7 @@ int cmd_convert(int argc, char ** argv);
 int cmd_run(int argc, char ** argv);
 int cmd_perplexity(int argc, char ** argv);
 int cmd_info(int argc, char ** argv);
+int cmd_bench(int argc, char ** argv);
 
 // Sets the OpenMP thread count from -t (0 = default: the physical cores).
 void set_threads(long long n);

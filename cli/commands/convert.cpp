@@ -1,9 +1,11 @@
 // quill convert: any readable model (llama2.c, GGUF, Hugging Face directory, quill) to a .quill file.
 #include "cli/commands/args.h"
+#include "formats/gguf_writer.h"
 #include "formats/quill_file.h"
 #include "ggml-lite/common.h"
 
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 namespace quill {
@@ -19,9 +21,9 @@ static gl_type convert_type_for(const TensorData & t, gl_type target) {
 }
 
 int cmd_convert(int argc, char ** argv) {
-    Args args("convert", "IN [--tokenizer TOK] -o OUT.quill [--type TYPE]",
+    Args args("convert", "IN [--tokenizer TOK] -o OUT.quill|OUT.gguf [--type TYPE]",
               {
-                  {{"-o", "--output"}, "OUT", "", "output .quill file (written atomically)"},
+                  {{"-o", "--output"}, "OUT", "", "output .quill file, or .gguf (GGUF v3 that llama.cpp runs); written atomically"},
                   {{"--type"}, "TYPE", "", "weight type: f32, f16, bf16, q8_0, q4_0 (default: keep the input's types)"},
                   {{"--tokenizer"}, "TOK", "", "llama2.c tokenizer.bin (llama2.c checkpoints only; other formats carry their own)"},
               });
@@ -30,7 +32,9 @@ int cmd_convert(int argc, char ** argv) {
     const std::string in = args.positional()[0];
     const std::string out = args.str("-o");
     if (out.empty()) throw_error("convert: missing -o OUT.quill");
-    if (out.size() < 6 || out.compare(out.size() - 6, 6, ".quill") != 0) throw_error("convert: output must be a .quill file, got '%s'", out.c_str());
+    auto ends_with = [&](const char * ext) { size_t n = strlen(ext); return out.size() > n && out.compare(out.size() - n, n, ext) == 0; };
+    const bool to_gguf = ends_with(".gguf");
+    if (!to_gguf && !ends_with(".quill")) throw_error("convert: output must be a .quill or .gguf file, got '%s'", out.c_str());
 
     bool retype = args.has("--type");
     gl_type target = GL_TYPE_F32;
@@ -44,7 +48,7 @@ int cmd_convert(int argc, char ** argv) {
     Metadata meta = mf.meta;
     meta.set_str("general.source.format", mf.format);
     meta.set_str("general.source.file", in);
-    if (retype) meta.set_str("general.file_type", gl_type_name(target));
+    if (retype) meta.set_str("quill.file_type", gl_type_name(target));
 
     std::vector<QuillTensorSpec> specs;
     for (const TensorData & t : mf.tensors) {
@@ -53,30 +57,50 @@ int cmd_convert(int argc, char ** argv) {
                                           : strfmt("%s rtn from %s (%s)", gl_type_name(ty), gl_type_name(t.type), mf.format.c_str());
         specs.push_back({t.name, ty, t.ne, origin});
     }
-    QuillWriter w(out, meta, specs);
+    // One tensor at a time, row by row: memory is bounded by the largest tensor (quill output streams to disk).
     std::vector<float> row;
-    std::vector<uint8_t> buf;
-    size_t total = 0;
-    for (size_t i = 0; i < mf.tensors.size(); ++i) {
-        const TensorData & t = mf.tensors[i];
-        const gl_type ty = specs[i].type;
-        if (ty == t.type) {
-            w.write_tensor(i, t.data, t.nbytes);
-        } else {
-            // One tensor at a time, row by row: memory is bounded by the largest tensor.
-            const int64_t ne0 = t.ne[0], rows = t.n_rows();
-            const size_t src_row = gl_row_size(t.type, ne0), dst_row = gl_row_size(ty, ne0);
-            row.resize((size_t) ne0);
-            buf.resize(dst_row * (size_t) rows);
-            for (int64_t r = 0; r < rows; ++r) {
-                gl_get_type_traits(t.type)->to_float(t.data + (size_t) r * src_row, row.data(), ne0);
-                gl_get_type_traits(ty)->from_float(row.data(), buf.data() + (size_t) r * dst_row, ne0);
-            }
-            w.write_tensor(i, buf.data(), buf.size());
+    auto convert_tensor = [&](const TensorData & t, gl_type ty, std::vector<uint8_t> & buf) {
+        const int64_t ne0 = t.ne[0], rows = t.n_rows();
+        const size_t src_row = gl_row_size(t.type, ne0), dst_row = gl_row_size(ty, ne0);
+        row.resize((size_t) ne0);
+        buf.resize(dst_row * (size_t) rows);
+        for (int64_t r = 0; r < rows; ++r) {
+            gl_get_type_traits(t.type)->to_float(t.data + (size_t) r * src_row, row.data(), ne0);
+            gl_get_type_traits(ty)->from_float(row.data(), buf.data() + (size_t) r * dst_row, ne0);
         }
-        total += w.tensor_nbytes(i);
+    };
+    size_t total = 0;
+    if (to_gguf) {
+        ModelFile o;
+        o.meta = meta;
+        o.owners = mf.owners;
+        for (size_t i = 0; i < mf.tensors.size(); ++i) {
+            const TensorData & t = mf.tensors[i];
+            if (specs[i].type == t.type) {
+                o.tensors.push_back(t);
+            } else {
+                std::vector<uint8_t> buf;
+                convert_tensor(t, specs[i].type, buf);
+                o.add_owned(t.name, specs[i].type, t.ne, buf.data(), buf.size());
+            }
+            total += o.tensors.back().nbytes;
+        }
+        save_gguf(out, o);
+    } else {
+        QuillWriter w(out, meta, specs);
+        std::vector<uint8_t> buf;
+        for (size_t i = 0; i < mf.tensors.size(); ++i) {
+            const TensorData & t = mf.tensors[i];
+            if (specs[i].type == t.type) {
+                w.write_tensor(i, t.data, t.nbytes);
+            } else {
+                convert_tensor(t, specs[i].type, buf);
+                w.write_tensor(i, buf.data(), buf.size());
+            }
+            total += w.tensor_nbytes(i);
+        }
+        w.finish();
     }
-    w.finish();
     fprintf(stderr, "convert: wrote %s: %zu tensors, %.2f MiB, from %s (%s)\n", out.c_str(), mf.tensors.size(), total / 1048576.0,
             in.c_str(), mf.format.c_str());
     return 0;

@@ -1,0 +1,243 @@
+// quill bench: like llama-bench. Prompt processing (pp) and generation (tg) tokens/s as a markdown table, plus the
+// share of the machine's memory bandwidth that generation uses, against a STREAM-like copy measured in the same run.
+#include "cli/commands/args.h"
+#include "formats/gguf_writer.h"
+#include "formats/quill_file.h"
+#include "ggml-lite/common.h"
+#include "ggml-lite/cpu.h"
+#include "model/llama.h"
+#include "model/synthetic.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <omp.h>
+#include <sstream>
+
+namespace quill {
+
+using Clock = std::chrono::steady_clock;
+
+static std::vector<std::string> split_list(const std::string & s) {
+    std::vector<std::string> out;
+    std::stringstream ss(s);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        if (!item.empty()) out.push_back(item);
+    }
+    return out;
+}
+
+static std::vector<long long> split_ints(const std::string & s, const char * opt) {
+    std::vector<long long> out;
+    for (const std::string & x : split_list(s)) {
+        char * end = nullptr;
+        long long v = strtoll(x.c_str(), &end, 10);
+        if (*end || v < 0) throw_error("bench: %s expects non-negative integers, got '%s'", opt, x.c_str());
+        out.push_back(v);
+    }
+    return out;
+}
+
+// STREAM-like copy a[i] = b[i] over buffers far larger than the caches; bytes moved = read + write. Best of 5.
+static double stream_copy_gbs(size_t bytes_per_array) {
+    const size_t n = bytes_per_array / sizeof(double);
+    std::unique_ptr<double[]> a(new double[n]), b(new double[n]);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; ++i) a[i] = 0.0, b[i] = (double) i;
+    double best = 0;
+    for (int rep = 0; rep < 5; ++rep) {
+        auto t0 = Clock::now();
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; ++i) a[i] = b[i];
+        double s = std::chrono::duration<double>(Clock::now() - t0).count();
+        best = std::max(best, 2.0 * (double) n * sizeof(double) / s / 1e9);
+    }
+    if (a[n / 2] != b[n / 2]) fprintf(stderr, "bench: copy check failed\n");
+    return best;
+}
+
+static size_t rss_kib(const char * field) {
+    std::ifstream f("/proc/self/status");
+    std::string line;
+    while (std::getline(f, line)) {
+        if (line.rfind(field, 0) == 0) return (size_t) strtoull(line.c_str() + strlen(field) + 1, nullptr, 10);
+    }
+    return 0;
+}
+
+struct Stat {
+    double mean = 0, sd = 0;
+};
+static Stat stats(const std::vector<double> & v) {
+    Stat s;
+    for (double x : v) s.mean += x;
+    s.mean /= (double) v.size();
+    for (double x : v) s.sd += (x - s.mean) * (x - s.mean);
+    s.sd = v.size() > 1 ? sqrt(s.sd / (double) (v.size() - 1)) : 0.0;
+    return s;
+}
+
+static std::string human_size(size_t bytes) {
+    if (bytes >= (1ull << 30)) return strfmt("%.2f GiB", bytes / 1073741824.0);
+    return strfmt("%.2f MiB", bytes / 1048576.0);
+}
+
+static std::string human_params(int64_t n) {
+    if (n >= 1000000000) return strfmt("%.2f B", n / 1e9);
+    if (n >= 1000000) return strfmt("%.2f M", n / 1e6);
+    return strfmt("%.2f K", n / 1e3);
+}
+
+int cmd_bench(int argc, char ** argv) {
+    Args args("bench", "[-m FILE[,FILE...]] [--synthetic NAME --type T[,T...]] [-p N] [-n N] [-t N] [-r N]",
+              {
+                  {{"-m", "--model"}, "FILES", "", "model files, comma-separated"},
+                  {{"--synthetic"}, "NAME", "", "random weights at a real shape: tinyllama-1.1b, llama2-7b, stories260k (labelled synthetic)"},
+                  {{"--type"}, "TYPES", "q4_0", "weight types of the synthetic model, comma-separated"},
+                  {{"--save"}, "FILE", "", "write the synthetic model to FILE (.gguf for llama.cpp, or .quill) and exit"},
+                  {{"-p", "--n-prompt"}, "N", "512", "prompt tokens for pp tests, comma-separated (0: none)"},
+                  {{"-n", "--n-gen"}, "N", "128", "generated tokens for tg tests, comma-separated (0: none)"},
+                  {{"-t", "--threads"}, "N", "0", "thread counts, comma-separated (0: physical cores)"},
+                  {{"-r", "--repetitions"}, "N", "5", "repetitions of each test"},
+                  {{"-b", "--batch-size"}, "N", "512", "tokens per forward pass in pp"},
+                  {{"--kv-type"}, "TYPE", "f16", "KV cache type"},
+                  {{"--no-bandwidth"}, "", "", "skip the memory bandwidth measurement"},
+              });
+    if (!args.parse(argc, argv)) return 0;
+    if (!args.positional().empty()) throw_error("bench: unexpected argument '%s'", args.positional()[0].c_str());
+
+    // The models: files, or synthetic ones built in memory.
+    struct Entry { std::string label; std::shared_ptr<ModelFile> mf; };
+    std::vector<Entry> models;
+    if (args.has("--synthetic")) {
+        const std::string name = args.str("--synthetic");
+        for (const std::string & tn : split_list(args.str("--type"))) {
+            gl_type ty;
+            if (!gl_type_from_name(tn.c_str(), &ty)) throw_error("bench: unknown type '%s'", tn.c_str());
+            auto t0 = Clock::now();
+            auto mf = std::make_shared<ModelFile>(make_synthetic_model(name, ty));
+            fprintf(stderr, "bench: built synthetic %s %s in %.1f s\n", name.c_str(), gl_type_name(ty),
+                    std::chrono::duration<double>(Clock::now() - t0).count());
+            if (args.has("--save")) {
+                const std::string out = args.str("--save");
+                if (out.size() > 5 && out.compare(out.size() - 5, 5, ".gguf") == 0) save_gguf(out, *mf);
+                else save_quill(out, *mf);
+                fprintf(stderr, "bench: wrote %s\n", out.c_str());
+                return 0;
+            }
+            models.push_back({"synthetic " + name + " " + gl_type_name(ty), mf});
+        }
+    }
+    for (const std::string & path : split_list(args.str("-m"))) {
+        LoadOptions lo;
+        auto mf = std::make_shared<ModelFile>(load_model(path, lo));
+        std::string label = path.substr(path.find_last_of('/') + 1);
+        if (mf->meta.has("quill.synthetic")) label += " (synthetic)";
+        models.push_back({label, mf});
+    }
+    if (models.empty()) throw_error("bench: give -m FILE or --synthetic NAME (see quill bench --help)");
+
+    const std::vector<long long> pps = split_ints(args.str("-p"), "-p"), tgs = split_ints(args.str("-n"), "-n"),
+                                 threads = split_ints(args.str("-t"), "-t");
+    const long long reps = args.num("-r");
+    if (reps < 1 || reps > 1000) throw_error("bench: -r must be 1..1000");
+    gl_type kv_type;
+    if (!gl_type_from_name(args.str("--kv-type").c_str(), &kv_type)) throw_error("bench: unknown KV cache type");
+
+    printf("| model | size | params | backend | threads | test | t/s |\n");
+    printf("| --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
+    fflush(stdout);
+    struct TgResult { std::string label; long long threads; double tps; size_t bytes_per_token; };
+    std::vector<TgResult> tg_results;
+    size_t rss_peak = 0;
+    for (const Entry & e : models) {
+        LlamaModel model(*e.mf);
+        size_t file_bytes = 0;
+        int64_t n_params = 0;
+        for (const TensorData & t : e.mf->tensors) file_bytes += t.nbytes, n_params += t.n_elements();
+        long long max_p = 0, max_n = 0;
+        for (long long p : pps) max_p = std::max(max_p, p);
+        for (long long n : tgs) max_n = std::max(max_n, n);
+        ContextParams cp;
+        cp.n_ctx = (int32_t) std::max<long long>(16, max_p + max_n);
+        cp.n_batch = (int32_t) std::max<long long>(1, std::min<long long>(args.num("-b"), std::max<long long>(1, max_p)));
+        cp.kv_type = kv_type;
+        Context ctx(model, cp);
+        uint64_t rng = 12345;
+        auto rand_tok = [&]() {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            return (int32_t) (rng % (uint64_t) model.hp.n_vocab);
+        };
+        Batch b;
+        auto run_pp = [&](long long p) {
+            ctx.clear_seq(0);
+            for (long long i = 0; i < p; i += cp.n_batch) {
+                b.clear();
+                for (long long j = i; j < std::min(p, i + cp.n_batch); ++j) b.add(rand_tok(), (int32_t) j, 0, j + 1 == p);
+                ctx.decode(b);
+            }
+        };
+        auto run_tg = [&](long long n) {
+            ctx.clear_seq(0);
+            for (long long i = 0; i < n; ++i) {
+                b.clear();
+                b.add(rand_tok(), (int32_t) i, 0, true);
+                ctx.decode(b);
+            }
+        };
+        for (long long th : threads) {
+            set_threads(th);
+            const int nth = omp_get_max_threads();
+            run_pp(std::min<long long>(cp.n_batch, 32));  // warm-up, as llama-bench
+            run_tg(1);
+            auto row = [&](const std::string & test, const std::vector<double> & v) {
+                Stat s = stats(v);
+                printf("| %s | %s | %s | CPU (%s) | %d | %s | %.2f ± %.2f |\n", e.label.c_str(), human_size(file_bytes).c_str(),
+                       human_params(n_params).c_str(), gl_cpu_level_name(gl_cpu_level_get()), nth, test.c_str(), s.mean, s.sd);
+                fflush(stdout);
+                return s;
+            };
+            for (long long p : pps) {
+                if (p == 0) continue;
+                std::vector<double> v;
+                for (long long r = 0; r < reps; ++r) {
+                    auto t0 = Clock::now();
+                    run_pp(p);
+                    v.push_back((double) p / std::chrono::duration<double>(Clock::now() - t0).count());
+                }
+                row(strfmt("pp%lld", p), v);
+            }
+            for (long long n : tgs) {
+                if (n == 0) continue;
+                std::vector<double> v;
+                for (long long r = 0; r < reps; ++r) {
+                    auto t0 = Clock::now();
+                    run_tg(n);
+                    v.push_back((double) n / std::chrono::duration<double>(Clock::now() - t0).count());
+                }
+                Stat s = row(strfmt("tg%lld", n), v);
+                tg_results.push_back({e.label, (long long) nth, s.mean, model.weight_bytes});
+            }
+        }
+        rss_peak = std::max(rss_peak, rss_kib("VmHWM:"));
+        fprintf(stderr, "bench: %s: weights %s, KV cache %s, peak RSS so far %s\n", e.label.c_str(), human_size(file_bytes).c_str(),
+                human_size(ctx.kv().bytes()).c_str(), human_size(rss_peak * 1024).c_str());
+    }
+
+    if (!tg_results.empty() && !args.flag("--no-bandwidth")) {
+        const double copy = stream_copy_gbs((size_t) 512 << 20);
+        printf("\nmemory bandwidth: STREAM-like copy %.1f GB/s (%d threads, read + write bytes, best of 5)\n", copy, omp_get_max_threads());
+        for (const TgResult & r : tg_results) {
+            const double gbs = (double) r.bytes_per_token * r.tps / 1e9;
+            printf("%s, %lld threads: tg reads %.1f MB of weights per token -> %.1f GB/s = %.0f%% of the measured bandwidth\n",
+                   r.label.c_str(), r.threads, r.bytes_per_token / 1e6, gbs, 100.0 * gbs / copy);
+        }
+    }
+    return 0;
+}
+
+}  // namespace quill

@@ -1,0 +1,89 @@
+#include "formats/gguf_writer.h"
+
+#include "formats/meta_io.h"
+#include "ggml-lite/common.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <unistd.h>
+
+namespace quill {
+
+static const size_t k_gguf_alignment = 32;
+
+// llama.cpp's llama_ftype for the type most 2-D tensors have.
+static uint32_t gguf_file_type(const ModelFile & mf) {
+    std::map<gl_type, size_t> bytes;
+    for (const TensorData & t : mf.tensors) {
+        if (t.ne.size() >= 2) bytes[t.type] += t.nbytes;
+    }
+    gl_type main = GL_TYPE_F32;
+    size_t best = 0;
+    for (const auto & kv : bytes) {
+        if (kv.second > best) best = kv.second, main = kv.first;
+    }
+    switch (main) {
+        case GL_TYPE_F32: return 0;
+        case GL_TYPE_F16: return 1;
+        case GL_TYPE_Q4_0: return 2;
+        case GL_TYPE_Q8_0: return 7;
+        case GL_TYPE_BF16: return 32;
+        default: return 0;
+    }
+}
+
+void save_gguf(const std::string & path, const ModelFile & mf) {
+    std::string h;
+    h.append("GGUF", 4);
+    write_pod<uint32_t>(h, 3);
+    write_pod<uint64_t>(h, mf.tensors.size());
+    std::vector<std::pair<std::string, MetaValue>> kvs;
+    for (const auto & kv : mf.meta.items()) {
+        if (kv.first.rfind("quill.", 0) == 0 || kv.first == "general.file_type" || kv.first == "general.alignment") continue;
+        kvs.push_back(kv);
+    }
+    kvs.emplace_back("general.file_type", MetaValue::of_u32(gguf_file_type(mf)));
+    write_pod<uint64_t>(h, kvs.size());
+    for (const auto & kv : kvs) {
+        write_string(h, kv.first);
+        write_meta_value(h, kv.second);
+    }
+    uint64_t off = 0;
+    std::vector<uint64_t> offsets;
+    for (const TensorData & t : mf.tensors) {
+        write_string(h, t.name);
+        write_pod<uint32_t>(h, (uint32_t) t.ne.size());
+        for (int64_t d : t.ne) write_pod<uint64_t>(h, (uint64_t) d);
+        write_pod<uint32_t>(h, gguf_type_id(t.type));
+        write_pod<uint64_t>(h, off);
+        offsets.push_back(off);
+        off = (off + t.nbytes + k_gguf_alignment - 1) / k_gguf_alignment * k_gguf_alignment;
+    }
+    h.resize((h.size() + k_gguf_alignment - 1) / k_gguf_alignment * k_gguf_alignment, '\0');
+
+    const std::string tmp = strfmt("%s.tmp.%d", path.c_str(), (int) getpid());
+    FILE * f = fopen(tmp.c_str(), "wb");
+    if (!f) throw_error("%s: cannot create: %s", tmp.c_str(), strerror(errno));
+    bool ok = fwrite(h.data(), 1, h.size(), f) == h.size();
+    static const char zeros[k_gguf_alignment] = {};
+    for (size_t i = 0; ok && i < mf.tensors.size(); ++i) {
+        const TensorData & t = mf.tensors[i];
+        ok = fwrite(t.data, 1, t.nbytes, f) == t.nbytes;
+        size_t pad = (size_t) ((t.nbytes + k_gguf_alignment - 1) / k_gguf_alignment * k_gguf_alignment - t.nbytes);
+        if (ok && pad && i + 1 < mf.tensors.size()) ok = fwrite(zeros, 1, pad, f) == pad;
+    }
+    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok) {
+        unlink(tmp.c_str());
+        throw_error("%s: write failed: %s", path.c_str(), strerror(errno));
+    }
+    if (rename(tmp.c_str(), path.c_str()) != 0) {
+        unlink(tmp.c_str());
+        throw_error("cannot rename %s to %s: %s", tmp.c_str(), path.c_str(), strerror(errno));
+    }
+}
+
+}  // namespace quill
