@@ -6,7 +6,7 @@ MODEL   ?=
 PROMPT  ?= Once upon a time
 N       ?= 200
 
-.PHONY: all build run test clean deps
+.PHONY: all build run test bench clean deps
 
 all: build
 
@@ -23,6 +23,10 @@ run: build
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# Speed on synthetic weights at TinyLlama-1.1B's shapes (labelled synthetic), 2 threads; see BENCHMARKS.md.
+bench: build
+	@$(BUILD)/quill bench --synthetic tinyllama-1.1b --type q4_0,q8_0,f16 -p 512 -n 128 -t 2 -r 3
 
 clean:
 	rm -rf $(BUILD)
