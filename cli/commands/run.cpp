@@ -99,7 +99,8 @@ static int run_interactive(Context & ctx, const Tokenizer & tok, Sampler & sampl
         if (line.empty()) continue;
         msgs.push_back({"user", line});
         std::string text = chat_format(tmpl, msgs, true, bos_text);
-        std::vector<int32_t> tokens = tok.encode(text, false, true);
+        // llama2/llama3 templates write the BOS text themselves; the others get the tokenizer's BOS.
+        std::vector<int32_t> tokens = tok.encode(text, !chat_template_adds_bos(tmpl), true);
         if ((int64_t) tokens.size() + 1 >= ctx.n_ctx()) {
             fprintf(stderr, "[the conversation no longer fits the context of %d tokens; start a new one]\n", ctx.n_ctx());
             msgs.pop_back();
@@ -141,7 +142,7 @@ int cmd_run(int argc, char ** argv) {
                   {{"--top-p"}, "P", "0.95", "top-p (1: off)"},
                   {{"--min-p"}, "P", "0.05", "min-p (0: off)"},
                   {{"--repeat-penalty"}, "R", "1.0", "repetition penalty (1: off)"},
-                  {{"--repeat-last-n"}, "N", "64", "tokens the repetition penalty looks back on"},
+                  {{"--repeat-last-n"}, "N", "64", "tokens the repetition penalty looks back on (-1: the whole context)"},
                   {{"--seed"}, "S", "-1", "random seed (-1: random)"},
                   {{"--kv-type"}, "TYPE", "f16", "KV cache type: f16 or f32"},
                   {{"--tokenizer"}, "TOK", "", "llama2.c tokenizer.bin, for llama2.c checkpoints"},
@@ -177,6 +178,7 @@ int cmd_run(int argc, char ** argv) {
     if (tok.n_vocab() != model.hp.n_vocab)
         throw_error("run: the tokenizer has %d tokens but the model's embedding has %lld rows", tok.n_vocab(), (long long) model.hp.n_vocab);
     Context ctx(model, cp);
+    if (sp.repeat_last_n < 0) sp.repeat_last_n = ctx.n_ctx();  // -1: the whole context, as llama.cpp
     Sampler sampler(sp, (int32_t) model.hp.n_vocab);
     const int64_t n_predict = args.num("-n");
 
@@ -186,8 +188,7 @@ int cmd_run(int argc, char ** argv) {
     sigaction(SIGINT, &sa, nullptr);
 
     if (args.flag("-i")) {
-        std::string tmpl = args.str("--chat-template");
-        if (tmpl.empty()) tmpl = chat_template_detect(mf.meta.get_str("tokenizer.chat_template", ""));
+        const std::string tmpl = chat_template_resolve(args.str("--chat-template"), mf.meta);
         return run_interactive(ctx, tok, sampler, tmpl, args.str("--system"), n_predict);
     }
 
