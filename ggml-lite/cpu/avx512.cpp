@@ -1,8 +1,816 @@
 // AVX-512 (F, BW, VL, VNNI) kernels. Built with per-file flags (see CMakeLists.txt) and used only when the CPU
-// has them (ggml-lite/cpu.cpp). Same rule as avx2.cpp: no inline functions from shared headers, no std:: templates.
+// has them (ggml-lite/cpu.cpp). Same rule as avx2.cpp: no inline functions from shared headers, no std::
+// templates; everything here has internal linkage and the two tables at the bottom are the only exported symbols.
+//
+// Quantized matrix products (Q4_0 and Q8_0 weights, Q8_0 activations) put 16 weight ROWS in the 16 int32 lanes
+// of a register. For one block, the 16 rows' 32 codes are transposed into 8 registers W[k] (lane r = bytes
+// 4k..4k+3 of row r), and each token then costs 8 VNNI dot products, the activation's dword k broadcast from
+// memory: acc[r] += sum of 4 products. After 8 of them lane r holds the block's integer dot product of row r,
+// with no horizontal sums and no per-row scale shuffles: the 16 row scales are one vector, the token's scale a
+// broadcast. The transpose costs ~40 instructions per 16 rows and block and is shared by every token, so the
+// same kernel serves decode (one token: weights streamed once) and prompt batches (weights unpacked once per
+// 64-block segment into a buffer that stays in L1, then reused by every group of 8 tokens).
+//
+// vpdpbusd multiplies unsigned by signed bytes. The activations are the signed (broadcast) side, so weights
+// must be unsigned: Q4_0 codes are 0..15 (value = code - 8), Q8_0 codes are stored as q + 128. Both offsets are
+// removed with the activation block's byte sum: dot = sum(u * a) - off * sum(a), off = 8 or 128, computed once
+// per token and block and subtracted in integers, so every block's integer dot is exact, as in the scalar code.
 #include "ggml-lite/cpu.h"
 
 #include <immintrin.h>
 
-const gl_type_kernels gl_kernels_avx512[GL_TYPE_COUNT] = {};
-const gl_float_kernels gl_float_avx512 = {};
+#include <cstring>
+
+// GCC 12's AVX-512 headers build "undefined" vectors as self-initialised locals (__m512 __Y = __Y), which -Wall
+// reports once inlined here. They are intended; the warnings say nothing about this file.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// Full unrolling of the small fixed-count loops over registers (GCC does not always do it at -O2).
+#define GL_UNROLL _Pragma("GCC unroll 16")
+
+namespace {
+
+// ---- small helpers --------------------------------------------------------------------------------------------
+
+inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+inline int32_t load_i32(const void * p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+inline uint16_t load_u16(const void * p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+inline int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// ---- Q8_0 activations: per-block byte sums and scales ---------------------------------------------------------
+
+// For blocks a[0..nb): ncorr[b] = -(sum of the block's 32 codes) << shift, dy[b] = its scale as fp32.
+void act_sums(const gl_block_q8_0 * a, int64_t nb, int shift, int32_t * ncorr, float * dy) {
+    const uint8_t * p = (const uint8_t *) a;
+    const __m512i ones = _mm512_set1_epi8(1);
+    // lane 4l+i of the tree's result holds block (l & 1) + 2i + 8 (l >> 1); this puts them back in order.
+    const __m512i perm = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
+    // Scales: 4 blocks (136 bytes) per pair of 64-byte loads; words 0, 17, 34, 51 of the pair are their d.
+    static const uint16_t k_didx[32] = {0, 17, 34, 51, 0, 17, 34, 51, 0, 17, 34, 51, 0, 17, 34, 51,
+                                        0, 17, 34, 51, 0, 17, 34, 51, 0, 17, 34, 51, 0, 17, 34, 51};
+    const __m512i didx = _mm512_loadu_si512(k_didx);
+    int64_t b = 0;
+    // 16 blocks at a time: dot with ones (4-byte sums), then a transpose-and-add tree down to one sum per lane.
+    for (; b + 16 <= nb; b += 16) {
+        const uint8_t * q = p + b * 34 + 2;
+        __m512i s[8];
+        GL_UNROLL
+        for (int m = 0; m < 8; ++m) {
+            __m512i z = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *) (q + (2 * m) * 34)));
+            z = _mm512_inserti64x4(z, _mm256_loadu_si256((const __m256i *) (q + (2 * m + 1) * 34)), 1);
+            s[m] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, z);
+        }
+        __m512i pp[4];
+        GL_UNROLL
+        for (int j = 0; j < 4; ++j)
+            pp[j] = _mm512_add_epi32(_mm512_unpacklo_epi32(s[2 * j], s[2 * j + 1]), _mm512_unpackhi_epi32(s[2 * j], s[2 * j + 1]));
+        const __m512i q0 = _mm512_add_epi32(_mm512_unpacklo_epi64(pp[0], pp[1]), _mm512_unpackhi_epi64(pp[0], pp[1]));
+        const __m512i q1 = _mm512_add_epi32(_mm512_unpacklo_epi64(pp[2], pp[3]), _mm512_unpackhi_epi64(pp[2], pp[3]));
+        const __m512i r = _mm512_add_epi32(_mm512_shuffle_i64x2(q0, q1, 0x88), _mm512_shuffle_i64x2(q0, q1, 0xDD));
+        _mm512_storeu_si512(ncorr + b, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(_mm512_permutexvar_epi32(perm, r), shift)));
+        __m512i dw = _mm512_setzero_si512();
+        GL_UNROLL
+        for (int j = 0; j < 4; ++j) {
+            const uint8_t * d = p + (b + 4 * j) * 34;
+            dw = _mm512_or_si512(dw, _mm512_maskz_permutex2var_epi16((__mmask32) (0xFu << (4 * j)), _mm512_loadu_si512(d), didx,
+                                                                     _mm512_loadu_si512(d + 64)));
+        }
+        _mm512_storeu_ps(dy + b, _mm512_cvtph_ps(_mm512_castsi512_si256(dw)));
+    }
+    const __m256i ones8 = _mm256_set1_epi8(1);
+    for (; b < nb; ++b) {
+        const __m256i v = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones8, _mm256_loadu_si256((const __m256i *) a[b].qs));
+        __m128i x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
+        x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 1));
+        ncorr[b] = -(_mm_cvtsi128_si32(x) << shift);
+        dy[b] = h2f(a[b].d);
+    }
+}
+
+// ---- 16 weight rows × one block -> 8 registers (lane r = dword k of row r) --------------------------------------
+
+// Rows of a partial tile (or any stride): rows past nr repeat the last row (loaded, never stored).
+struct Rows16 {
+    const uint8_t * p[16];
+    const uint8_t * operator()(int r) const { return p[r]; }
+};
+// Full tile with a uniform stride: the addresses are computed, no table lookups.
+struct RowsUniform {
+    const uint8_t * base;
+    size_t stride;
+    const uint8_t * operator()(int r) const { return base + (size_t) r * stride; }
+};
+
+// Per 128-bit lane, a 4×4 transpose of dwords: X[i] lane l = 16 bytes of row 4l + i  ->  D[k] lane l element i =
+// dword k of row 4l + i, i.e. D[k] lane r (as 16 dwords) = dword k of row r.
+inline void transpose4(const __m512i X[4], __m512i D[4]) {
+    const __m512i t0 = _mm512_unpacklo_epi32(X[0], X[1]);
+    const __m512i t1 = _mm512_unpackhi_epi32(X[0], X[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(X[2], X[3]);
+    const __m512i t3 = _mm512_unpackhi_epi32(X[2], X[3]);
+    D[0] = _mm512_unpacklo_epi64(t0, t2);
+    D[1] = _mm512_unpackhi_epi64(t0, t2);
+    D[2] = _mm512_unpacklo_epi64(t1, t3);
+    D[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+// 32 bytes at rows(r) + off, or only 16 of them (the row's last block: nothing past it may be read).
+template <bool LAST> inline __m256i load32(const uint8_t * p) {
+    if (LAST) return _mm256_maskz_loadu_epi8(0xFFFF, p);
+    return _mm256_loadu_si256((const __m256i *) p);
+}
+
+// From 32-byte loads at rows(r) + off: codes (dwords 0..3 of each row) into D[0..3], and the fp16 in the low half
+// of dword 4 (the next block's scale, right after this block) as fp32 into dx_next (unless LAST).
+template <bool LAST, class R> inline void load_rows32(const R & rows, size_t off, __m512i D[4], __m512 * dx_next) {
+    __m512i Z[8];  // Z[i] = rows i | i+4, Z[4+i] = rows 8+i | 12+i  (i < 4), 256 bits each
+    GL_UNROLL
+    for (int i = 0; i < 4; ++i) {
+        Z[i] = _mm512_inserti64x4(_mm512_zextsi256_si512(load32<LAST>(rows(i) + off)), load32<LAST>(rows(i + 4) + off), 1);
+        Z[4 + i] = _mm512_inserti64x4(_mm512_zextsi256_si512(load32<LAST>(rows(8 + i) + off)), load32<LAST>(rows(12 + i) + off), 1);
+    }
+    __m512i X[4];
+    GL_UNROLL
+    for (int i = 0; i < 4; ++i) X[i] = _mm512_shuffle_i64x2(Z[i], Z[4 + i], 0x88);  // lanes: rows i, i+4, 8+i, 12+i
+    transpose4(X, D);
+    if (!LAST) {
+        GL_UNROLL
+        for (int i = 0; i < 4; ++i) X[i] = _mm512_shuffle_i64x2(Z[i], Z[4 + i], 0xDD);  // the upper 16 bytes
+        const __m512i e = _mm512_unpacklo_epi64(_mm512_unpacklo_epi32(X[0], X[1]), _mm512_unpacklo_epi32(X[2], X[3]));
+        *dx_next = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(e));
+    }
+}
+
+// From 16-byte loads at rows(r) + off: D[k] lane r = dword k of row r.
+template <class R> inline void load_rows16(const R & rows, size_t off, __m512i D[4]) {
+    __m512i X[4];
+    GL_UNROLL
+    for (int i = 0; i < 4; ++i) {
+        __m512i v = _mm512_zextsi128_si512(_mm_loadu_si128((const __m128i *) (rows(i) + off)));
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *) (rows(4 + i) + off)), 1);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *) (rows(8 + i) + off)), 2);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *) (rows(12 + i) + off)), 3);
+        X[i] = v;
+    }
+    transpose4(X, D);
+}
+
+// The 16 rows' scales of the block at off, one at a time (once per tile; later blocks get theirs from load_rows32).
+template <class R> inline __m512 scales16(const R & rows, size_t off) {
+    alignas(64) float d[16];
+    for (int r = 0; r < 16; ++r) d[r] = h2f(load_u16(rows(r) + off));
+    return _mm512_load_ps(d);
+}
+
+struct Q4 {
+    static constexpr size_t bs = sizeof(gl_block_q4_0);
+    static constexpr int shift = 3;  // codes are value + 8
+    template <bool LAST, class R> static inline void unpack(const R & rows, size_t off, __m512i W[8], __m512 * dx_next) {
+        __m512i D[4];
+        load_rows32<LAST>(rows, off + 2, D, dx_next);
+        const __m512i m4 = _mm512_set1_epi8(0x0F);
+        GL_UNROLL
+        for (int k = 0; k < 4; ++k) {
+            W[k] = _mm512_and_si512(D[k], m4);                            // codes 4k..4k+3 (low nibbles)
+            W[k + 4] = _mm512_and_si512(_mm512_srli_epi16(D[k], 4), m4);  // codes 16+4k.. (high nibbles)
+        }
+    }
+};
+
+struct Q8 {
+    static constexpr size_t bs = sizeof(gl_block_q8_0);
+    static constexpr int shift = 7;  // codes stored as q + 128
+    template <bool LAST, class R> static inline void unpack(const R & rows, size_t off, __m512i W[8], __m512 * dx_next) {
+        __m512i D[4];
+        const __m512i x80 = _mm512_set1_epi8((char) 0x80);
+        load_rows16(rows, off + 2, D);
+        GL_UNROLL
+        for (int k = 0; k < 4; ++k) W[k] = _mm512_xor_si512(D[k], x80);
+        load_rows32<LAST>(rows, off + 18, D, dx_next);
+        GL_UNROLL
+        for (int k = 0; k < 4; ++k) W[k + 4] = _mm512_xor_si512(D[k], x80);
+    }
+};
+
+template <class Q, class R> inline void unpack_block(const R & rows, int64_t b, int64_t nb, __m512i W[8], __m512 * dx_next) {
+    if (__builtin_expect(b + 1 < nb, 1)) Q::template unpack<false>(rows, (size_t) b * Q::bs, W, dx_next);
+    else Q::template unpack<true>(rows, (size_t) b * Q::bs, W, dx_next);
+}
+
+// One block, 16 rows (W, DX) × T tokens: facc[t] += DX * dy[t] * (sum_k dpbusd(W[k], a_t dword k) + ncorr[t]).
+// a[t]: the tokens' code bytes (qs) of this block. With few tokens the 8 dependent dot products of a token are
+// split into independent chains, so that their latency does not serialize the block.
+template <int T>
+inline void block_dot(const __m512i W[8], __m512 DX, const int8_t * const a[T], const int32_t * ncorr, size_t cstride,
+                      const float * dy, __m512 facc[T]) {
+    constexpr int C = T == 1 ? 4 : T == 2 ? 2 : 1;  // chains per token
+    GL_UNROLL
+    for (int t = 0; t < T; ++t) {
+        const int8_t * q = a[t];
+        __m512i acc[C];
+        acc[0] = _mm512_set1_epi32(ncorr[t * cstride]);
+        GL_UNROLL
+        for (int c = 1; c < C; ++c) acc[c] = _mm512_setzero_si512();
+        GL_UNROLL
+        for (int k = 0; k < 8; ++k) acc[k % C] = _mm512_dpbusd_epi32(acc[k % C], W[k], _mm512_set1_epi32(load_i32(q + 4 * k)));
+        if (C == 4) {
+            acc[0] = _mm512_add_epi32(acc[0], acc[2]);
+            acc[1] = _mm512_add_epi32(acc[1], acc[3]);
+        }
+        if (C >= 2) acc[0] = _mm512_add_epi32(acc[0], acc[1]);
+        const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[0]), DX);
+        facc[t] = _mm512_fmadd_ps(f, _mm512_set1_ps(dy[t * cstride]), facc[t]);
+    }
+}
+
+constexpr int64_t SEG = 64;  // blocks per segment: the unpacked weights of one segment (36 KiB) stay in L1
+constexpr int TT = 8;        // tokens per register tile
+
+inline void store_rows(float * y, __m512 v, __mmask16 m, bool add) {
+    if (add) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, y));
+    _mm512_mask_storeu_ps(y, m, v);
+}
+
+// Token setup for one segment: negated corrections and scales of T tokens, blocks [b0, b0 + nbs).
+template <class Q>
+inline void act_segment(const uint8_t * act, size_t act_stride, int T, int64_t b0, int64_t nbs, int32_t * ncorr, float * dy) {
+    for (int t = 0; t < T; ++t) {
+        const gl_block_q8_0 * a = (const gl_block_q8_0 *) (act + (size_t) t * act_stride) + b0;
+        act_sums(a, nbs, Q::shift, ncorr + t * SEG, dy + t * SEG);
+    }
+}
+
+// Few tokens (T <= TT): unpack each block into registers and use it at once; weights are read exactly once.
+template <class Q, int T, class R>
+void tile_direct(int64_t nb, const R & rows, const uint8_t * act, size_t act_stride, float * y, int64_t y_stride, __mmask16 m) {
+    __m512 facc[T];
+    GL_UNROLL
+    for (int t = 0; t < T; ++t) facc[t] = _mm512_setzero_ps();
+    alignas(64) int32_t ncorr[T * SEG];
+    alignas(64) float dy[T * SEG];
+    __m512 DX = scales16(rows, 0);
+    for (int64_t b0 = 0; b0 < nb; b0 += SEG) {
+        const int64_t nbs = min_i64(SEG, nb - b0);
+        act_segment<Q>(act, act_stride, T, b0, nbs, ncorr, dy);
+        for (int64_t b = 0; b < nbs; ++b) {
+            __m512i W[8];
+            __m512 DXn = DX;
+            unpack_block<Q>(rows, b0 + b, nb, W, &DXn);
+            const int8_t * a[T];
+            GL_UNROLL
+            for (int t = 0; t < T; ++t) a[t] = (const int8_t *) (act + (size_t) t * act_stride + (size_t) (b0 + b) * 34 + 2);
+            block_dot<T>(W, DX, a, ncorr + b, SEG, dy + b, facc);
+            DX = DXn;
+        }
+    }
+    GL_UNROLL
+    for (int t = 0; t < T; ++t) store_rows(y + t * y_stride, facc[t], m, false);
+}
+
+// Many tokens: per segment, unpack the 16 rows once into a buffer, then run groups of TT tokens over it.
+template <class Q, int T>
+inline void tile_buffered_tokens(const __m512i * wbuf, int64_t nbs, int64_t b0, const uint8_t * act, size_t act_stride,
+                                 float * y, int64_t y_stride, __mmask16 m, bool add) {
+    alignas(64) int32_t ncorr[T * SEG];
+    alignas(64) float dy[T * SEG];
+    act_segment<Q>(act, act_stride, T, b0, nbs, ncorr, dy);
+    __m512 facc[T];
+    GL_UNROLL
+    for (int t = 0; t < T; ++t) facc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nbs; ++b) {
+        const __m512i * wb = wbuf + b * 9;
+        __m512i W[8];
+        GL_UNROLL
+        for (int k = 0; k < 8; ++k) W[k] = _mm512_load_si512(wb + k);
+        const __m512 DX = _mm512_castsi512_ps(_mm512_load_si512(wb + 8));
+        const int8_t * a[T];
+        GL_UNROLL
+        for (int t = 0; t < T; ++t) a[t] = (const int8_t *) (act + (size_t) t * act_stride + (size_t) (b0 + b) * 34 + 2);
+        block_dot<T>(W, DX, a, ncorr + b, SEG, dy + b, facc);
+    }
+    GL_UNROLL
+    for (int t = 0; t < T; ++t) store_rows(y + t * y_stride, facc[t], m, add);
+}
+
+template <class Q, class R>
+void tile_buffered(int64_t nb, int64_t nt, const R & rows, const uint8_t * act, size_t act_stride, float * y, int64_t y_stride,
+                   __mmask16 m) {
+    alignas(64) __m512i wbuf[SEG * 9];
+    __m512 DX = scales16(rows, 0);
+    for (int64_t b0 = 0; b0 < nb; b0 += SEG) {
+        const int64_t nbs = min_i64(SEG, nb - b0);
+        for (int64_t b = 0; b < nbs; ++b) {
+            __m512i W[8];
+            __m512 DXn = DX;
+            unpack_block<Q>(rows, b0 + b, nb, W, &DXn);
+            GL_UNROLL
+            for (int k = 0; k < 8; ++k) _mm512_store_si512(wbuf + b * 9 + k, W[k]);
+            _mm512_store_si512(wbuf + b * 9 + 8, _mm512_castps_si512(DX));
+            DX = DXn;
+        }
+        const bool add = b0 > 0;
+        int64_t t = 0;
+        for (; t + TT <= nt; t += TT)
+            tile_buffered_tokens<Q, TT>(wbuf, nbs, b0, act + (size_t) t * act_stride, act_stride, y + t * y_stride, y_stride, m, add);
+        const uint8_t * at = act + (size_t) t * act_stride;
+        float * yt = y + t * y_stride;
+        switch (nt - t) {
+            case 0: break;
+            case 1: tile_buffered_tokens<Q, 1>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
+            case 2: tile_buffered_tokens<Q, 2>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
+            case 3: tile_buffered_tokens<Q, 3>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
+            case 4: tile_buffered_tokens<Q, 4>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
+            case 5: tile_buffered_tokens<Q, 5>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
+            case 6: tile_buffered_tokens<Q, 6>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
+            default: tile_buffered_tokens<Q, 7>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
+        }
+    }
+}
+
+template <class Q, class R>
+void tile16(int64_t nb, int64_t nt, const R & rows, const uint8_t * act, size_t act_stride, float * y, int64_t y_stride, __mmask16 m) {
+    switch (nt) {
+        case 1: tile_direct<Q, 1>(nb, rows, act, act_stride, y, y_stride, m); return;
+        case 2: tile_direct<Q, 2>(nb, rows, act, act_stride, y, y_stride, m); return;
+        case 3: tile_direct<Q, 3>(nb, rows, act, act_stride, y, y_stride, m); return;
+        case 4: tile_direct<Q, 4>(nb, rows, act, act_stride, y, y_stride, m); return;
+        default: tile_buffered<Q>(nb, nt, rows, act, act_stride, y, y_stride, m); return;
+    }
+}
+
+template <class Q>
+void gemm_q(int64_t n, int64_t nr, int64_t nt, const void * w, size_t w_stride, const void * act, size_t act_stride, float * y,
+            int64_t y_stride) {
+    const int64_t nb = n / 32;
+    if (nb <= 0) {
+        for (int64_t t = 0; t < nt; ++t)
+            for (int64_t r = 0; r < nr; ++r) y[t * y_stride + r] = 0.0f;
+        return;
+    }
+    if (nt <= 0) return;
+    const uint8_t * wb = (const uint8_t *) w;
+    const uint8_t * ab = (const uint8_t *) act;
+    for (int64_t r0 = 0; r0 < nr; r0 += 16) {
+        const int64_t nrr = min_i64(16, nr - r0);
+        const uint8_t * base = wb + (size_t) r0 * w_stride;
+        if (nrr == 16) {
+            tile16<Q>(nb, nt, RowsUniform{base, w_stride}, ab, act_stride, y + r0, y_stride, 0xFFFF);
+        } else {
+            Rows16 rows;
+            for (int r = 0; r < 16; ++r) rows.p[r] = base + (size_t) (r < nrr ? r : nrr - 1) * w_stride;
+            tile16<Q>(nb, nt, rows, ab, act_stride, y + r0, y_stride, (__mmask16) ((1u << nrr) - 1));
+        }
+    }
+}
+
+void q4_0_gemm(int64_t n, int64_t nr, int64_t nt, const void * w, size_t w_stride, const void * act, size_t act_stride, float * y,
+               int64_t y_stride) {
+    gemm_q<Q4>(n, nr, nt, w, w_stride, act, act_stride, y, y_stride);
+}
+
+void q8_0_gemm(int64_t n, int64_t nr, int64_t nt, const void * w, size_t w_stride, const void * act, size_t act_stride, float * y,
+               int64_t y_stride) {
+    gemm_q<Q8>(n, nr, nt, w, w_stride, act, act_stride, y, y_stride);
+}
+
+// ---- single dot products (one row, one token): two blocks per register ----------------------------------------
+
+inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
+
+// [s0 x8, s1 x8]
+inline __m512 scale_pair(float s0, float s1) {
+    return _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1);
+}
+
+void q4_0_vec_dot(int64_t n, float * s, const void * vx, const void * vy) {
+    const gl_block_q4_0 * x = (const gl_block_q4_0 *) vx;
+    const gl_block_q8_0 * a = (const gl_block_q8_0 *) vy;
+    const int64_t nb = n / 32;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), eights = _mm512_set1_epi8(8);
+    const __m512i dup = _mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3);
+    const __m512i shifts = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const __m256i q = _mm256_loadu2_m128i((const __m128i *) x[b + 1].qs, (const __m128i *) x[b].qs);
+        const __m512i wq = _mm512_and_si512(_mm512_srlv_epi64(_mm512_permutexvar_epi64(dup, _mm512_zextsi256_si512(q)), shifts), m4);
+        __m512i av = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *) a[b].qs));
+        av = _mm512_inserti64x4(av, _mm256_loadu_si256((const __m256i *) a[b + 1].qs), 1);
+        const __m512i p = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, av),
+                                           _mm512_dpbusd_epi32(_mm512_setzero_si512(), eights, av));
+        const __m512 sc = scale_pair(h2f(x[b].d) * h2f(a[b].d), h2f(x[b + 1].d) * h2f(a[b + 1].d));
+        if (b & 2) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sc, acc1);
+        else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sc, acc0);
+    }
+    float sum = hsum(_mm512_add_ps(acc0, acc1));
+    for (; b < nb; ++b) {
+        const __m128i q = _mm_loadu_si128((const __m128i *) x[b].qs);
+        const __m256i wq = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+        const __m256i av = _mm256_loadu_si256((const __m256i *) a[b].qs);
+        const __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), wq, av),
+                                           _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(8), av));
+        __m128i v = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+        v = _mm_add_epi32(v, _mm_unpackhi_epi64(v, v));
+        v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 1));
+        sum += (float) _mm_cvtsi128_si32(v) * (h2f(x[b].d) * h2f(a[b].d));
+    }
+    *s = sum;
+}
+
+void q8_0_vec_dot(int64_t n, float * s, const void * vx, const void * vy) {
+    const gl_block_q8_0 * x = (const gl_block_q8_0 *) vx;
+    const gl_block_q8_0 * a = (const gl_block_q8_0 *) vy;
+    const int64_t nb = n / 32;
+    const __m512i x80 = _mm512_set1_epi8((char) 0x80);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int64_t b = 0;
+    // sum(w * a) = sum((w + 128) * a) - 128 * sum(a): unsigned × signed, exact for every byte value.
+    for (; b + 2 <= nb; b += 2) {
+        __m512i wv = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *) x[b].qs));
+        wv = _mm512_xor_si512(_mm512_inserti64x4(wv, _mm256_loadu_si256((const __m256i *) x[b + 1].qs), 1), x80);
+        __m512i av = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *) a[b].qs));
+        av = _mm512_inserti64x4(av, _mm256_loadu_si256((const __m256i *) a[b + 1].qs), 1);
+        const __m512i p = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, av),
+                                           _mm512_dpbusd_epi32(_mm512_setzero_si512(), x80, av));
+        const __m512 sc = scale_pair(h2f(x[b].d) * h2f(a[b].d), h2f(x[b + 1].d) * h2f(a[b + 1].d));
+        if (b & 2) acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sc, acc1);
+        else acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), sc, acc0);
+    }
+    float sum = hsum(_mm512_add_ps(acc0, acc1));
+    for (; b < nb; ++b) {
+        const __m256i x80y = _mm256_set1_epi8((char) 0x80);
+        const __m256i wv = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *) x[b].qs), x80y);
+        const __m256i av = _mm256_loadu_si256((const __m256i *) a[b].qs);
+        const __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), wv, av),
+                                           _mm256_dpbusd_epi32(_mm256_setzero_si256(), x80y, av));
+        __m128i v = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+        v = _mm_add_epi32(v, _mm_unpackhi_epi64(v, v));
+        v = _mm_add_epi32(v, _mm_shuffle_epi32(v, 1));
+        sum += (float) _mm_cvtsi128_si32(v) * (h2f(x[b].d) * h2f(a[b].d));
+    }
+    *s = sum;
+}
+
+// ---- float types: dot products ---------------------------------------------------------------------------------
+
+inline __mmask16 tail16(int64_t k) { return (__mmask16) ((1u << k) - 1); }
+
+float dot_f32_impl(int64_t n, const float * x, const float * y) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(y + i + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 32), _mm512_loadu_ps(y + i + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 48), _mm512_loadu_ps(y + i + 48), a3);
+    }
+    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), a0);
+    if (i < n) {
+        const __mmask16 m = tail16(n - i);
+        a1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i), a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+void f32_vec_dot(int64_t n, float * s, const void * x, const void * y) { *s = dot_f32_impl(n, (const float *) x, (const float *) y); }
+
+// 16 halves -> 16 floats (F16C semantics: signalling NaNs come back quiet; to_float fixes that up separately).
+inline __m512 f16x16(const uint16_t * p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) p)); }
+inline __m512 f16x16_tail(const uint16_t * p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+
+void f16_vec_dot(int64_t n, float * s, const void * vx, const void * vy) {
+    const uint16_t * x = (const uint16_t *) vx;
+    const uint16_t * y = (const uint16_t *) vy;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm512_fmadd_ps(f16x16(x + i), f16x16(y + i), a0);
+        a1 = _mm512_fmadd_ps(f16x16(x + i + 16), f16x16(y + i + 16), a1);
+    }
+    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(f16x16(x + i), f16x16(y + i), a0);
+    if (i < n) {
+        const __mmask16 m = tail16(n - i);
+        a1 = _mm512_fmadd_ps(f16x16_tail(x + i, m), f16x16_tail(y + i, m), a1);
+    }
+    *s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+// 32 bf16 in a register: the even elements as floats (shifted up) and the odd ones (upper halves, masked).
+inline __m512 bf16_even(__m512i v) { return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)); }
+inline __m512 bf16_odd(__m512i v) { return _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32((int) 0xFFFF0000u))); }
+
+void bf16_vec_dot_plain(int64_t n, float * s, const void * vx, const void * vy) {
+    const uint16_t * x = (const uint16_t *) vx;
+    const uint16_t * y = (const uint16_t *) vy;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m512i xv = _mm512_loadu_si512(x + i), yv = _mm512_loadu_si512(y + i);
+        a0 = _mm512_fmadd_ps(bf16_even(xv), bf16_even(yv), a0);
+        a1 = _mm512_fmadd_ps(bf16_odd(xv), bf16_odd(yv), a1);
+    }
+    if (i < n) {
+        const __mmask32 m = (__mmask32) ((1ull << (n - i)) - 1);
+        const __m512i xv = _mm512_maskz_loadu_epi16(m, x + i), yv = _mm512_maskz_loadu_epi16(m, y + i);
+        a0 = _mm512_fmadd_ps(bf16_even(xv), bf16_even(yv), a0);
+        a1 = _mm512_fmadd_ps(bf16_odd(xv), bf16_odd(yv), a1);
+    }
+    *s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+// With AVX512-BF16 (checked at run time, this file is not built with it): 32 products per instruction. The
+// instruction treats denormal inputs as zero, well inside the dot product's tolerance.
+__attribute__((target("avx512bf16"))) void bf16_vec_dot_dp(int64_t n, float * s, const void * vx, const void * vy) {
+    const uint16_t * x = (const uint16_t *) vx;
+    const uint16_t * y = (const uint16_t *) vy;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm512_dpbf16_ps(a0, (__m512bh) _mm512_loadu_si512(x + i), (__m512bh) _mm512_loadu_si512(y + i));
+        a1 = _mm512_dpbf16_ps(a1, (__m512bh) _mm512_loadu_si512(x + i + 32), (__m512bh) _mm512_loadu_si512(y + i + 32));
+    }
+    for (; i < n; i += 32) {
+        const __mmask32 m = n - i >= 32 ? (__mmask32) 0xFFFFFFFFu : (__mmask32) ((1ull << (n - i)) - 1);
+        a0 = _mm512_dpbf16_ps(a0, (__m512bh) _mm512_maskz_loadu_epi16(m, x + i), (__m512bh) _mm512_maskz_loadu_epi16(m, y + i));
+    }
+    *s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+void bf16_vec_dot(int64_t n, float * s, const void * x, const void * y) {
+    static const bool has_bf16 = gl_cpu_get_features().avx512bf16;
+    if (has_bf16) bf16_vec_dot_dp(n, s, x, y);
+    else bf16_vec_dot_plain(n, s, x, y);
+}
+
+// ---- conversions (bit-identical with the scalar reference) --------------------------------------------------------
+
+// fp16 -> fp32 for 16 values, exactly as gl_fp16_to_fp32_ref: F16C, except that a signalling NaN keeps its payload
+// unquieted (sign | 0x7f800000 | man << 13).
+inline __m512 f16_to_f32_exact(__m256i h) {
+    const __m512 f = _mm512_cvtph_ps(h);
+    const __m512i h32 = _mm512_cvtepu16_epi32(h);
+    const __mmask16 special = _mm512_cmpeq_epi32_mask(_mm512_and_si512(h32, _mm512_set1_epi32(0x7c00)), _mm512_set1_epi32(0x7c00));
+    if (__builtin_expect(special == 0, 1)) return f;
+    const __m512i ref = _mm512_or_si512(_mm512_or_si512(_mm512_slli_epi32(_mm512_and_si512(h32, _mm512_set1_epi32(0x8000)), 16),
+                                                        _mm512_set1_epi32(0x7f800000)),
+                                        _mm512_slli_epi32(_mm512_and_si512(h32, _mm512_set1_epi32(0x3ff)), 13));
+    return _mm512_mask_mov_ps(f, special, _mm512_castsi512_ps(ref));
+}
+
+void f16_to_float(const void * vx, float * y, int64_t n) {
+    const uint16_t * x = (const uint16_t *) vx;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, f16_to_f32_exact(_mm256_loadu_si256((const __m256i *) (x + i))));
+    if (i < n) {
+        const __mmask16 m = tail16(n - i);
+        _mm512_mask_storeu_ps(y + i, m, f16_to_f32_exact(_mm256_maskz_loadu_epi16(m, x + i)));
+    }
+}
+
+// fp32 -> fp16, round to nearest even, exactly as gl_fp32_to_fp16: F16C, except that every NaN becomes the quiet
+// NaN sign | 0x7e00 (F16C would keep the upper payload bits).
+inline __m256i f32_to_f16_exact(__m512 v) {
+    __m256i h = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    if (__builtin_expect(nan != 0, 0)) {
+        const __m256i sign = _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(v), 16));
+        const __m256i qnan = _mm256_or_si256(_mm256_and_si256(sign, _mm256_set1_epi16((short) 0x8000)), _mm256_set1_epi16(0x7e00));
+        h = _mm256_mask_mov_epi16(h, nan, qnan);
+    }
+    return h;
+}
+
+void f16_from_float(const float * x, void * vy, int64_t n) {
+    uint16_t * y = (uint16_t *) vy;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm256_storeu_si256((__m256i *) (y + i), f32_to_f16_exact(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        const __mmask16 m = tail16(n - i);
+        _mm256_mask_storeu_epi16(y + i, m, f32_to_f16_exact(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+// fp32 -> bf16 exactly as gl_fp32_to_bf16: round to nearest even on the bits, NaN -> upper half | 64 (quiet).
+inline __m256i f32_to_bf16_exact(__m512 v) {
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(64)));
+    return _mm512_cvtepi32_epi16(r);
+}
+
+void bf16_from_float(const float * x, void * vy, int64_t n) {
+    uint16_t * y = (uint16_t *) vy;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm256_storeu_si256((__m256i *) (y + i), f32_to_bf16_exact(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        const __mmask16 m = tail16(n - i);
+        _mm256_mask_storeu_epi16(y + i, m, f32_to_bf16_exact(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+inline __m512 bf16_to_f32(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+
+void bf16_to_float(const void * vx, float * y, int64_t n) {
+    const uint16_t * x = (const uint16_t *) vx;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, bf16_to_f32(_mm256_loadu_si256((const __m256i *) (x + i))));
+    if (i < n) {
+        const __mmask16 m = tail16(n - i);
+        _mm512_mask_storeu_ps(y + i, m, bf16_to_f32(_mm256_maskz_loadu_epi16(m, x + i)));
+    }
+}
+
+void q8_0_to_float(const void * vx, float * y, int64_t n) {
+    const gl_block_q8_0 * x = (const gl_block_q8_0 *) vx;
+    for (int64_t b = 0; b < n / 32; ++b) {
+        const __m512 d = _mm512_set1_ps(h2f(x[b].d));
+        const __m128i q0 = _mm_loadu_si128((const __m128i *) x[b].qs), q1 = _mm_loadu_si128((const __m128i *) (x[b].qs + 16));
+        _mm512_storeu_ps(y + b * 32, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0)), d));
+        _mm512_storeu_ps(y + b * 32 + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)), d));
+    }
+}
+
+void q4_0_to_float(const void * vx, float * y, int64_t n) {
+    const gl_block_q4_0 * x = (const gl_block_q4_0 *) vx;
+    const __m512i eight = _mm512_set1_epi32(8);
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    for (int64_t b = 0; b < n / 32; ++b) {
+        const __m512 d = _mm512_set1_ps(h2f(x[b].d));
+        const __m128i q = _mm_loadu_si128((const __m128i *) x[b].qs);
+        const __m512i lo = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(q, m4)), eight);
+        const __m512i hi = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(q, 4), m4)), eight);
+        _mm512_storeu_ps(y + b * 32, _mm512_mul_ps(_mm512_cvtepi32_ps(lo), d));
+        _mm512_storeu_ps(y + b * 32 + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(hi), d));
+    }
+}
+
+// roundf (half away from zero) of each lane, as an integer-valued float.
+inline __m512 round_half_away(__m512 v) {
+    const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m512 frac = _mm512_abs_ps(_mm512_sub_ps(v, t));  // exact
+    const __mmask16 up = _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    const __m512 one = _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32((int) 0x80000000u)),
+                                                           _mm512_castps_si512(_mm512_set1_ps(1.0f))));
+    return _mm512_mask_add_ps(t, up, t, one);
+}
+
+// Bit-exact with q8_0_from_float: d = amax / 127 as fp16, q = (int8_t) roundf(x * (1 / d)) with the unrounded d.
+// NaN inputs are skipped by the max (as fmaxf does) and convert to 0 like the scalar cast (via INT_MIN, truncated).
+void q8_0_from_float(const float * x, void * vy, int64_t n) {
+    gl_block_q8_0 * y = (gl_block_q8_0 *) vy;
+    const __m512i absmask = _mm512_set1_epi32(0x7fffffff);
+    for (int64_t b = 0; b < n / 32; ++b) {
+        const __m512 v0 = _mm512_loadu_ps(x + b * 32), v1 = _mm512_loadu_ps(x + b * 32 + 16);
+        __m512 m = _mm512_max_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v0), absmask)), _mm512_setzero_ps());
+        m = _mm512_max_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v1), absmask)), m);
+        const float amax = _mm512_reduce_max_ps(m);
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+        const __m512 vid = _mm512_set1_ps(id);
+        const __m512i q0 = _mm512_cvtps_epi32(round_half_away(_mm512_mul_ps(v0, vid)));
+        const __m512i q1 = _mm512_cvtps_epi32(round_half_away(_mm512_mul_ps(v1, vid)));
+        _mm_storeu_si128((__m128i *) y[b].qs, _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *) (y[b].qs + 16), _mm512_cvtepi32_epi8(q1));
+    }
+}
+
+// ---- axpy: y += a * x -----------------------------------------------------------------------------------------------
+
+void f32_axpy(int64_t n, float a, const void * vx, float * y) {
+    const float * x = (const float *) vx;
+    const __m512 va = _mm512_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+        _mm512_storeu_ps(y + i + 16, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(y + i + 16)));
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16) 0xFFFF : tail16(n - i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+void f16_axpy(int64_t n, float a, const void * vx, float * y) {
+    const uint16_t * x = (const uint16_t *) vx;
+    const __m512 va = _mm512_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, f16x16(x + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        const __mmask16 m = tail16(n - i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, f16x16_tail(x + i, m), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+void bf16_axpy(int64_t n, float a, const void * vx, float * y) {
+    const uint16_t * x = (const uint16_t *) vx;
+    const __m512 va = _mm512_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, bf16_to_f32(_mm256_loadu_si256((const __m256i *) (x + i))), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        const __mmask16 m = tail16(n - i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, bf16_to_f32(_mm256_maskz_loadu_epi16(m, x + i)), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+// ---- float ops ------------------------------------------------------------------------------------------------------
+
+// e^x for 16 lanes, within ~2 ulp of expf: x = n ln2 + r (|r| <= ln2 / 2, two-constant Cody-Waite), e^r by a degree-7
+// Taylor polynomial (truncation < 1e-8 relative), and 2^n applied with scalef, which rounds once into the denormal
+// range and gives 0 / inf beyond it. NaN propagates; the clamp only keeps +-inf from turning r into NaN.
+inline __m512 exp512(__m512 x) {
+    x = _mm512_max_ps(_mm512_set1_ps(-110.0f), x);  // the second operand is returned for NaN
+    x = _mm512_min_ps(_mm512_set1_ps(110.0f), x);
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+void rms_norm(const float * x, const float * weight, int64_t n, float eps, float * y) {
+    const float sum = dot_f32_impl(n, x, x);
+    const float mean = sum / (float) n;
+    const float scale = 1.0f / _mm_cvtss_f32(_mm_sqrt_ss(_mm_set_ss(mean + eps)));
+    const __m512 vs = _mm512_set1_ps(scale);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16) 0xFFFF : tail16(n - i);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs);
+        if (weight) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, weight + i));
+        _mm512_mask_storeu_ps(y + i, m, v);
+    }
+}
+
+void softmax(float * x, int64_t n, float scale) {
+    if (n <= 0) return;
+    const __m512 vs = _mm512_set1_ps(scale);
+    __m512 vmax = _mm512_set1_ps(-__builtin_inff());
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16) 0xFFFF : tail16(n - i);
+        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs);
+        _mm512_mask_storeu_ps(x + i, m, v);
+        vmax = _mm512_mask_max_ps(vmax, m, vmax, v);
+    }
+    const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+    __m512 vsum = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16) 0xFFFF : tail16(n - i);
+        const __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), mx));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        vsum = _mm512_mask_add_ps(vsum, m, vsum, e);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16) 0xFFFF : tail16(n - i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv));
+    }
+}
+
+// out = silu(gate) * up = gate / (1 + e^-gate) * up.
+void swiglu(const float * gate, const float * up, int64_t n, float * out) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16) 0xFFFF : tail16(n - i);
+        const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
+        const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+        const __m512 s = _mm512_div_ps(g, _mm512_add_ps(one, e));
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, up + i)));
+    }
+}
+
+}  // namespace
+
+// Null entries fall back to the level below: F32 row copies (memcpy), the Q4_0 quantizer (never an activation
+// format), the float types' gemm (AVX2 tiles) and any type not listed here.
+const gl_type_kernels gl_kernels_avx512[GL_TYPE_COUNT] = {
+    /* F32  */ {f32_vec_dot, nullptr, nullptr, nullptr, f32_axpy},
+    /* F16  */ {f16_vec_dot, f16_from_float, f16_to_float, nullptr, f16_axpy},
+    /* BF16 */ {bf16_vec_dot, bf16_from_float, bf16_to_float, nullptr, bf16_axpy},
+    /* Q8_0 */ {q8_0_vec_dot, q8_0_from_float, q8_0_to_float, q8_0_gemm, nullptr},
+    /* Q4_0 */ {q4_0_vec_dot, nullptr, q4_0_to_float, q4_0_gemm, nullptr},
+};
+
+const gl_float_kernels gl_float_avx512 = {dot_f32_impl, rms_norm, softmax, swiglu};
