@@ -6,6 +6,8 @@
 #include "ggml-lite/types.h"
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <strings.h>
 
@@ -202,6 +204,202 @@ static void q4_0_vec_dot(int64_t n, float * s, const void * vx, const void * vy)
     *s = sum;
 }
 
+// ---- uniform asymmetric integers: q<b>_g<g> (layout at gl_block_intq in types.h) -------------------------------
+
+static inline float fp16_bytes_to_fp32(const uint8_t * p) { return gl_fp16_to_fp32((uint16_t) (p[0] | (p[1] << 8))); }
+
+// Codes of one 32-weight sub-block <-> its 4·b bytes.
+template <int B> static inline void intq_decode32(const uint8_t * q, uint8_t * c) {
+    if (B == 4) {
+        for (int j = 0; j < 16; ++j) {
+            c[j] = q[j] & 0x0f;
+            c[j + 16] = q[j] >> 4;
+        }
+    } else {
+        for (int j = 0; j < 8; ++j) {
+            for (int k = 0; k < 4; ++k) c[j + 8 * k] = (q[j] >> (2 * k)) & 3;
+        }
+        if (B == 3) {
+            const uint32_t h = (uint32_t) q[8] | ((uint32_t) q[9] << 8) | ((uint32_t) q[10] << 16) | ((uint32_t) q[11] << 24);
+            for (int i = 0; i < 32; ++i) c[i] |= (uint8_t) (((h >> i) & 1) << 2);
+        }
+    }
+}
+
+template <int B> static inline void intq_encode32(const uint8_t * c, uint8_t * q) {
+    if (B == 4) {
+        for (int j = 0; j < 16; ++j) q[j] = (uint8_t) ((c[j] & 0x0f) | ((c[j + 16] & 0x0f) << 4));
+    } else {
+        for (int j = 0; j < 8; ++j) {
+            uint8_t v = 0;
+            for (int k = 0; k < 4; ++k) v |= (uint8_t) ((c[j + 8 * k] & 3) << (2 * k));
+            q[j] = v;
+        }
+        if (B == 3) {
+            uint32_t h = 0;
+            for (int i = 0; i < 32; ++i) h |= (uint32_t) ((c[i] >> 2) & 1) << i;
+            for (int k = 0; k < 4; ++k) q[8 + k] = (uint8_t) (h >> (8 * k));
+        }
+    }
+}
+
+gl_intq_params gl_intq_fit(const float * x, int64_t n, int bits) {
+    const int maxq = (1 << bits) - 1;
+    float xmin = 0.0f, xmax = 0.0f;  // the range always includes 0
+    for (int64_t i = 0; i < n; ++i) {
+        xmin = fminf(xmin, x[i]);
+        xmax = fmaxf(xmax, x[i]);
+    }
+    gl_intq_params p;
+    const float scale = (xmax - xmin) / (float) maxq;
+    if (!(scale > 0.0f)) return p;  // all zero (or NaN input): d = 0, every value decodes to 0
+    p.d16 = gl_fp32_to_fp16(scale);
+    if ((p.d16 & 0x7fff) >= 0x7c00) p.d16 = 0x7bff;  // beyond fp16's range: clamp to its largest finite value
+    p.d = gl_fp16_to_fp32(p.d16);
+    if (p.d == 0.0f) return gl_intq_params();  // below fp16's smallest subnormal: the group is zero at this precision
+    const float z = nearbyintf(-xmin / p.d);
+    p.z = (uint8_t) (z < 0.0f ? 0 : (z > (float) maxq ? maxq : (int) z));
+    return p;
+}
+
+int gl_intq_code(float x, const gl_intq_params & p, int bits) {
+    const int maxq = (1 << bits) - 1;
+    if (p.d == 0.0f) return p.z;
+    const float q = nearbyintf(x / p.d) + (float) p.z;
+    return q < 0.0f ? 0 : (q > (float) maxq ? maxq : (int) q);
+}
+
+template <int B, int G> static void intq_to_float(const void * vx, float * y, int64_t n) {
+    typedef gl_block_intq<B, G> blk;
+    const blk * x = (const blk *) vx;
+    uint8_t c[32];
+    for (int64_t b = 0; b < n / G; ++b) {
+        const float d = fp16_bytes_to_fp32(x[b].d);
+        const int z = x[b].z;
+        for (int s = 0; s < G / 32; ++s) {
+            intq_decode32<B>(x[b].qs + s * 4 * B, c);
+            for (int j = 0; j < 32; ++j) y[b * G + s * 32 + j] = d * (float) ((int) c[j] - z);
+        }
+    }
+}
+
+// Round to nearest on GPTQ's min/max grid of each group (the RTN baseline).
+template <int B, int G> static void intq_from_float(const float * x, void * vy, int64_t n) {
+    typedef gl_block_intq<B, G> blk;
+    blk * y = (blk *) vy;
+    uint8_t c[G];
+    for (int64_t b = 0; b < n / G; ++b) {
+        const float * xb = x + b * G;
+        const gl_intq_params p = gl_intq_fit(xb, G, B);
+        for (int j = 0; j < G; ++j) c[j] = (uint8_t) gl_intq_code(xb[j], p, B);
+        y[b].d[0] = (uint8_t) (p.d16 & 0xff);
+        y[b].d[1] = (uint8_t) (p.d16 >> 8);
+        y[b].z = p.z;
+        for (int s = 0; s < G / 32; ++s) intq_encode32<B>(c + s * 32, y[b].qs + s * 4 * B);
+    }
+}
+
+// Against Q8_0 activations, in integers per 32-wide sub-block: Σ d·(c−z)·dy·a = d·dy·(Σ c·a − z·Σ a).
+template <int B, int G> static void intq_vec_dot(int64_t n, float * s, const void * vx, const void * vy) {
+    typedef gl_block_intq<B, G> blk;
+    const blk * x = (const blk *) vx;
+    const gl_block_q8_0 * y = (const gl_block_q8_0 *) vy;
+    float sum = 0.0f;
+    uint8_t c[32];
+    for (int64_t b = 0; b < n / G; ++b) {
+        const float d = fp16_bytes_to_fp32(x[b].d);
+        const int32_t z = x[b].z;
+        for (int sb = 0; sb < G / 32; ++sb) {
+            const gl_block_q8_0 & yb = y[b * (G / 32) + sb];
+            intq_decode32<B>(x[b].qs + sb * 4 * B, c);
+            int32_t sumi = 0, suma = 0;
+            for (int j = 0; j < 32; ++j) {
+                sumi += (int32_t) c[j] * (int32_t) yb.qs[j];
+                suma += (int32_t) yb.qs[j];
+            }
+            sum += (float) (sumi - z * suma) * (d * gl_fp16_to_fp32(yb.d));
+        }
+    }
+    *s = sum;
+}
+
+template <int B, int G> static void intq_pack_row(int64_t n, const uint8_t * codes, const gl_intq_params * groups, void * dst) {
+    typedef gl_block_intq<B, G> blk;
+    blk * y = (blk *) dst;
+    for (int64_t b = 0; b < n / G; ++b) {
+        y[b].d[0] = (uint8_t) (groups[b].d16 & 0xff);
+        y[b].d[1] = (uint8_t) (groups[b].d16 >> 8);
+        y[b].z = groups[b].z;
+        for (int s = 0; s < G / 32; ++s) intq_encode32<B>(codes + b * G + s * 32, y[b].qs + s * 4 * B);
+    }
+}
+
+template <int B, int G> static void intq_unpack_row(int64_t n, const void * src, uint8_t * codes, gl_intq_params * groups) {
+    typedef gl_block_intq<B, G> blk;
+    const blk * x = (const blk *) src;
+    for (int64_t b = 0; b < n / G; ++b) {
+        groups[b].d16 = (uint16_t) (x[b].d[0] | (x[b].d[1] << 8));
+        groups[b].d = gl_fp16_to_fp32(groups[b].d16);
+        groups[b].z = x[b].z;
+        for (int s = 0; s < G / 32; ++s) intq_decode32<B>(x[b].qs + s * 4 * B, codes + b * G + s * 32);
+    }
+}
+
+// The family, one row per type: what quantize/ needs to pack GPTQ's codes without naming types.
+struct intq_desc {
+    gl_type type;
+    int     bits, group;
+    void (*pack)(int64_t, const uint8_t *, const gl_intq_params *, void *);
+    void (*unpack)(int64_t, const void *, uint8_t *, gl_intq_params *);
+};
+#define INTQ_DESC(T, B, G) {T, B, G, intq_pack_row<B, G>, intq_unpack_row<B, G>}
+static const intq_desc k_intq[] = {
+    INTQ_DESC(GL_TYPE_Q4_G128, 4, 128), INTQ_DESC(GL_TYPE_Q3_G128, 3, 128), INTQ_DESC(GL_TYPE_Q2_G128, 2, 128),
+    INTQ_DESC(GL_TYPE_Q4_G64, 4, 64),   INTQ_DESC(GL_TYPE_Q3_G64, 3, 64),   INTQ_DESC(GL_TYPE_Q2_G64, 2, 64),
+    INTQ_DESC(GL_TYPE_Q4_G32, 4, 32),   INTQ_DESC(GL_TYPE_Q3_G32, 3, 32),   INTQ_DESC(GL_TYPE_Q2_G32, 2, 32),
+};
+#undef INTQ_DESC
+
+static const intq_desc * intq_find(gl_type t) {
+    for (const intq_desc & d : k_intq) {
+        if (d.type == t) return &d;
+    }
+    return nullptr;
+}
+
+bool gl_intq_info(gl_type t, int * bits, int * group) {
+    const intq_desc * d = intq_find(t);
+    if (!d) return false;
+    if (bits) *bits = d->bits;
+    if (group) *group = d->group;
+    return true;
+}
+
+gl_type gl_intq_type(int bits, int group) {
+    for (const intq_desc & d : k_intq) {
+        if (d.bits == bits && d.group == group) return d.type;
+    }
+    return GL_TYPE_COUNT;
+}
+
+void gl_intq_pack_row(gl_type t, int64_t n, const uint8_t * codes, const gl_intq_params * groups, void * dst) {
+    const intq_desc * d = intq_find(t);
+    if (!d || n % d->group != 0) {
+        fprintf(stderr, "gl_intq_pack_row: %s cannot hold a row of %lld\n", gl_type_name(t), (long long) n);
+        abort();
+    }
+    d->pack(n, codes, groups, dst);
+}
+
+void gl_intq_unpack_row(gl_type t, int64_t n, const void * src, uint8_t * codes, gl_intq_params * groups) {
+    const intq_desc * d = intq_find(t);
+    if (!d || n % d->group != 0) {
+        fprintf(stderr, "gl_intq_unpack_row: %s cannot hold a row of %lld\n", gl_type_name(t), (long long) n);
+        abort();
+    }
+    d->unpack(n, src, codes, groups);
+}
+
 // ---- the table ------------------------------------------------------------------------------------------------
 
 static const gl_type_traits k_traits[GL_TYPE_COUNT] = {
@@ -210,8 +408,19 @@ static const gl_type_traits k_traits[GL_TYPE_COUNT] = {
     /* GL_TYPE_BF16 */ {"bf16", 1, 2, false, GL_TYPE_BF16, bf16_to_float, bf16_from_float, bf16_vec_dot},
     /* GL_TYPE_Q8_0 */ {"q8_0", GL_QK8_0, sizeof(gl_block_q8_0), true, GL_TYPE_Q8_0, q8_0_to_float, q8_0_from_float, q8_0_vec_dot},
     /* GL_TYPE_Q4_0 */ {"q4_0", GL_QK4_0, sizeof(gl_block_q4_0), true, GL_TYPE_Q8_0, q4_0_to_float, q4_0_from_float, q4_0_vec_dot},
+#define INTQ_TRAITS(NAME, B, G) {NAME, G, sizeof(gl_block_intq<B, G>), true, GL_TYPE_Q8_0, intq_to_float<B, G>, intq_from_float<B, G>, intq_vec_dot<B, G>}
+    /* GL_TYPE_Q4_G128 */ INTQ_TRAITS("q4_g128", 4, 128),
+    /* GL_TYPE_Q3_G128 */ INTQ_TRAITS("q3_g128", 3, 128),
+    /* GL_TYPE_Q2_G128 */ INTQ_TRAITS("q2_g128", 2, 128),
+    /* GL_TYPE_Q4_G64  */ INTQ_TRAITS("q4_g64", 4, 64),
+    /* GL_TYPE_Q3_G64  */ INTQ_TRAITS("q3_g64", 3, 64),
+    /* GL_TYPE_Q2_G64  */ INTQ_TRAITS("q2_g64", 2, 64),
+    /* GL_TYPE_Q4_G32  */ INTQ_TRAITS("q4_g32", 4, 32),
+    /* GL_TYPE_Q3_G32  */ INTQ_TRAITS("q3_g32", 3, 32),
+    /* GL_TYPE_Q2_G32  */ INTQ_TRAITS("q2_g32", 2, 32),
+#undef INTQ_TRAITS
 };
-static_assert(GL_TYPE_COUNT == 5, "add the new type's entry to k_traits");
+static_assert(GL_TYPE_COUNT == 14, "add the new type's entry to k_traits");
 
 const gl_type_traits * gl_get_type_traits(gl_type t) {
     return (uint32_t) t < GL_TYPE_COUNT ? &k_traits[t] : nullptr;
@@ -285,4 +494,15 @@ const gl_type_kernels gl_kernels_scalar[GL_TYPE_COUNT] = {
     /* BF16 */ {bf16_vec_dot, bf16_from_float, bf16_to_float, gemm_generic<bf16_vec_dot>, bf16_axpy},
     /* Q8_0 */ {q8_0_vec_dot, q8_0_from_float, q8_0_to_float, gemm_generic<q8_0_vec_dot>, nullptr},
     /* Q4_0 */ {q4_0_vec_dot, q4_0_from_float, q4_0_to_float, gemm_generic<q4_0_vec_dot>, nullptr},
+#define INTQ_KERNELS(B, G) {intq_vec_dot<B, G>, intq_from_float<B, G>, intq_to_float<B, G>, gemm_generic<intq_vec_dot<B, G>>, nullptr}
+    /* Q4_G128 */ INTQ_KERNELS(4, 128),
+    /* Q3_G128 */ INTQ_KERNELS(3, 128),
+    /* Q2_G128 */ INTQ_KERNELS(2, 128),
+    /* Q4_G64  */ INTQ_KERNELS(4, 64),
+    /* Q3_G64  */ INTQ_KERNELS(3, 64),
+    /* Q2_G64  */ INTQ_KERNELS(2, 64),
+    /* Q4_G32  */ INTQ_KERNELS(4, 32),
+    /* Q3_G32  */ INTQ_KERNELS(3, 32),
+    /* Q2_G32  */ INTQ_KERNELS(2, 32),
+#undef INTQ_KERNELS
 };

@@ -18,6 +18,17 @@ enum gl_type : uint32_t {
     GL_TYPE_BF16 = 2,
     GL_TYPE_Q8_0 = 3,  // ggml's Q8_0 block layout, bit for bit
     GL_TYPE_Q4_0 = 4,  // ggml's Q4_0 block layout, bit for bit
+    // Uniform asymmetric integer types (GPTQ / RTN baselines): b-bit codes, one fp16 scale and an integer zero point
+    // per group of g weights along the row. The group is part of the type; see gl_block_intq below.
+    GL_TYPE_Q4_G128 = 5,
+    GL_TYPE_Q3_G128 = 6,
+    GL_TYPE_Q2_G128 = 7,
+    GL_TYPE_Q4_G64  = 8,
+    GL_TYPE_Q3_G64  = 9,
+    GL_TYPE_Q2_G64  = 10,
+    GL_TYPE_Q4_G32  = 11,
+    GL_TYPE_Q3_G32  = 12,
+    GL_TYPE_Q2_G32  = 13,
     GL_TYPE_COUNT
 };
 
@@ -42,6 +53,33 @@ struct gl_block_q4_0 {
     uint8_t  qs[GL_QK4_0 / 2];
 };
 static_assert(sizeof(gl_block_q4_0) == 18, "Q4_0 block must be 18 bytes");
+
+// Uniform asymmetric integer blocks ("q<b>_g<g>", b in {2, 3, 4}, g in {32, 64, 128}): GPTQ's grid, stored.
+//   One block = one group of g weights of a row (g = 32·S: S sub-blocks of 32, matching the 32-wide Q8_0
+//   activation blocks the dot product runs against). 3 + 4·b·S bytes, byte-aligned (no padding):
+//   byte 0..1  d   scale, IEEE fp16, little-endian, >= 0
+//   byte 2     z   zero point, an integer 0 .. 2^b-1
+//   byte 3..   S sub-blocks of 32 codes (weights 32s .. 32s+31 of the group), 4·b bytes each:
+//     b = 4: 16 bytes; byte j (0..15): low nibble = code of weight j, high nibble = code of weight j+16 (Q4_0's order)
+//     b = 2:  8 bytes; byte j (0..7):  bits 2k, 2k+1 = code of weight j + 8k (k = 0..3)
+//     b = 3:  8 bytes of the low 2 bits of each code, laid out as b = 2, then 4 bytes of high bits:
+//             bit i (0..31) of that little-endian 32-bit word = bit 2 of the code of weight i
+//   value = d · (code − z)
+// Bits per weight: b + 24/g (g128: b + 0.1875; g64: b + 0.375; g32: b + 0.75).
+// A row must be a whole number of groups; quantize/ picks the largest group <= the requested one that divides the
+// row (so a 64-wide row asked for g128 gets g64, as GPTQ would use one group for the whole row), and rows that are
+// not a multiple of 32 (stories260K's 172-wide ffn_down) cannot take Q8_0 activations at all: see formats/SPEC.md.
+template <int BITS, int GROUP> struct gl_block_intq {
+    static_assert(BITS >= 2 && BITS <= 4 && GROUP % 32 == 0, "2..4 bits, groups of 32·S");
+    uint8_t d[2];                    // fp16 scale
+    uint8_t z;                       // zero point
+    uint8_t qs[GROUP / 32 * 4 * BITS];  // S sub-blocks of 4·b bytes
+};
+typedef gl_block_intq<4, 128> gl_block_q4_g128;
+typedef gl_block_intq<3, 128> gl_block_q3_g128;
+typedef gl_block_intq<2, 128> gl_block_q2_g128;
+static_assert(sizeof(gl_block_q4_g128) == 67 && sizeof(gl_block_q3_g128) == 51 && sizeof(gl_block_q2_g128) == 35, "intq g128 sizes");
+static_assert(sizeof(gl_block_intq<4, 32>) == 19 && sizeof(gl_block_intq<3, 32>) == 15 && sizeof(gl_block_intq<2, 32>) == 11, "intq g32 sizes");
 
 typedef void (*gl_to_float_fn)(const void * x, float * y, int64_t n);
 typedef void (*gl_from_float_fn)(const float * x, void * y, int64_t n);
@@ -70,6 +108,29 @@ size_t gl_row_size(gl_type t, int64_t n);
 // Exact storage size of a tensor; returns false when the shape is invalid for the type (row not a whole number
 // of blocks, negative or zero dims) or the size overflows. Readers use it to validate files.
 bool   gl_nbytes_checked(gl_type t, const int64_t * ne, int n_dims, size_t * out);
+
+// ---- the uniform integer family (GPTQ / RTN) -------------------------------------------------------------------
+// Grid parameters of one group: value(code) = d · (code − z), d the fp16-rounded scale (as a float).
+struct gl_intq_params {
+    float    d = 0.0f;
+    uint16_t d16 = 0;
+    uint8_t  z = 0;
+};
+// Bits and group of an intq type; false for other types.
+bool    gl_intq_info(gl_type t, int * bits, int * group);
+// The intq type of b bits and group g, or GL_TYPE_COUNT when there is none.
+gl_type gl_intq_type(int bits, int group);
+// GPTQ's asymmetric min/max grid for n values (its range forced to include 0): scale = (max − min)/(2^b − 1),
+// rounded to fp16; z = round(−min/d) clamped to [0, 2^b − 1]. All-zero input gives d = 0, z = 0.
+gl_intq_params gl_intq_fit(const float * x, int64_t n, int bits);
+// Round-to-nearest code of x on the grid (ties to even, as torch.round), clamped to [0, 2^b − 1].
+int   gl_intq_code(float x, const gl_intq_params & p, int bits);
+// The value a code stands for; bit-identical to what to_float returns.
+inline float gl_intq_value(int code, const gl_intq_params & p) { return p.d * (float) (code - (int) p.z); }
+// Packs one row of n codes (0..2^b−1) with the grid of each of its n/g groups into t's blocks (t an intq type).
+void gl_intq_pack_row(gl_type t, int64_t n, const uint8_t * codes, const gl_intq_params * groups, void * dst);
+// The inverse: codes and group grids of a packed row.
+void gl_intq_unpack_row(gl_type t, int64_t n, const void * src, uint8_t * codes, gl_intq_params * groups);
 
 // Scalar conversions (round to nearest even, like F16C / ggml).
 float    gl_fp16_to_fp32_ref(uint16_t h);  // bit manipulation; builds gl_fp16_table
