@@ -1,6 +1,7 @@
 // quill: one binary, subcommands. Everything but dispatch lives in the quill_core library.
 #include "cli/commands/args.h"
 #include "ggml-lite/common.h"
+#include "quantize/quantize.h"
 
 #include <cstdio>
 #include <cstring>
@@ -12,6 +13,7 @@ static void usage() {
            "  run          generate text from a prompt, or chat in the terminal (-i)\n"
            "  convert      convert a llama2.c, GGUF or Hugging Face model to a .quill file\n"
            "  perplexity   perplexity of a model on a text file (llama.cpp's method)\n"
+           "  quantize     quantize a model to 2/3/4-bit integer types with GPTQ or round-to-nearest\n"
            "  info         print a model's metadata and tensors; --verify checks every checksum\n"
            "  bench        prompt and generation speed (like llama-bench), with the memory-bandwidth share\n");
 }
@@ -26,6 +28,7 @@ int main(int argc, char ** argv) {
         if (!strcmp(cmd, "run")) return quill::cmd_run(argc - 2, argv + 2);
         if (!strcmp(cmd, "convert")) return quill::cmd_convert(argc - 2, argv + 2);
         if (!strcmp(cmd, "perplexity")) return quill::cmd_perplexity(argc - 2, argv + 2);
+        if (!strcmp(cmd, "quantize")) return quill::cmd_quantize(argc - 2, argv + 2);
         if (!strcmp(cmd, "info")) return quill::cmd_info(argc - 2, argv + 2);
         if (!strcmp(cmd, "bench")) return quill::cmd_bench(argc - 2, argv + 2);
         fprintf(stderr, "quill: unknown command '%s' (run 'quill --help' for the list)\n", cmd);

@@ -1,0 +1,72 @@
+// quill quantize: a model to a quantized .quill file with RTN or GPTQ (quantize/quantize.h).
+#include "quantize/quantize.h"
+
+#include "cli/commands/args.h"
+#include "ggml-lite/common.h"
+
+#include <cstdio>
+#include <string>
+
+namespace quill {
+
+int cmd_quantize(int argc, char ** argv) {
+    std::string keep_default;
+    for (const auto & r : default_keep_rules()) keep_default += (keep_default.empty() ? "" : ",") + r.first + "=" + r.second;
+    Args args("quantize", "-m IN -o OUT.quill --method rtn|gptq [--bits 2|3|4] [--group 32|64|128] [--act-order] --calib FILE --calib-tokens N",
+              {
+                  {{"-m", "--model"}, "IN", "", "input model (.quill, .gguf, llama2.c .bin with --tokenizer, Hugging Face directory)"},
+                  {{"-o", "--output"}, "OUT", "", "output .quill file, written atomically"},
+                  {{"--tokenizer"}, "TOK", "", "llama2.c tokenizer.bin (llama2.c checkpoints only)"},
+                  {{"--method"}, "NAME", "gptq", "quantization method (see below)"},
+                  {{"--bits"}, "B", "4", "bits per weight code: 2, 3 or 4"},
+                  {{"--group"}, "G", "128", "weights per scale/zero group along a row: 32, 64 or 128"},
+                  {{"--act-order"}, "", "", "gptq: quantize columns in order of decreasing Hessian diagonal (static groups)"},
+                  {{"--damp"}, "F", "0.01", "gptq: damping, a fraction of the Hessian's mean diagonal"},
+                  {{"--block-size"}, "N", "128", "gptq: columns per lazy update block"},
+                  {{"--calib"}, "FILE", "", "calibration text (gptq)"},
+                  {{"--calib-tokens"}, "N", "16384", "calibration tokens (whole sequences of --seq-len)"},
+                  {{"--seq-len"}, "N", "512", "tokens per calibration sequence (at most the model's context)"},
+                  {{"--keep"}, "LIST", keep_default,
+                   "NAME=TYPE[,...]: tensors (fnmatch patterns) kept at a type, rounded to nearest; 'none' for no rule"},
+                  {{"-t", "--threads"}, "N", "0", "threads (0: physical cores)"},
+                  {{"-q", "--quiet"}, "", "", "no progress lines"},
+              });
+    if (!args.parse(argc, argv)) {
+        printf("\n%s", quantize_methods_help().c_str());
+        return 0;
+    }
+    if (!args.positional().empty()) throw_error("quantize: unexpected argument '%s' (see quill quantize --help)", args.positional()[0].c_str());
+    set_threads(args.num("-t"));
+    QuantizeParams p;
+    p.input = args.str("-m");
+    p.output = args.str("-o");
+    if (p.input.empty()) throw_error("quantize: missing -m IN");
+    if (p.output.empty()) throw_error("quantize: missing -o OUT.quill");
+    if (p.output.size() < 7 || p.output.compare(p.output.size() - 6, 6, ".quill") != 0)
+        throw_error("quantize: the output must be a .quill file, got '%s'", p.output.c_str());
+    p.tokenizer = args.str("--tokenizer");
+    p.method = args.str("--method");
+    p.bits = (int) args.num("--bits");
+    p.group = (int) args.num("--group");
+    p.act_order = args.flag("--act-order");
+    p.damp = args.real("--damp");
+    p.block = args.num("--block-size");
+    p.calib_file = args.str("--calib");
+    p.calib_tokens = args.num("--calib-tokens");
+    p.seq_len = args.num("--seq-len");
+    p.keep = parse_keep_rules(args.str("--keep"));
+    p.progress = !args.flag("-q");
+
+    const QuantizeReport r = quantize_model(p);
+    size_t bytes = 0;
+    for (const QuantizedTensorInfo & t : r.tensors) bytes += t.nbytes;
+    fprintf(stderr, "quantize: wrote %s: %zu tensors, %.3f MiB; %.4f bits per weight over the block linears, %.4f over the file; %.2f s (calibration %.2f s)\n",
+            p.output.c_str(), r.tensors.size(), bytes / 1048576.0, r.bpw_linear(), r.bpw_file(), r.seconds, r.calib_seconds);
+    if (r.calib_tokens > 0)
+        fprintf(stderr, "quantize: memory: %.2f MiB of float weights at most (largest block %.2f MiB), Hessians %.2f MiB, activations %.2f MiB\n",
+                r.peak_weight_floats * 4 / 1048576.0, r.max_block_floats * 4 / 1048576.0, r.peak_hessian_bytes / 1048576.0,
+                r.activation_bytes / 1048576.0);
+    return 0;
+}
+
+}  // namespace quill

@@ -1,0 +1,420 @@
+#include "quantize/quantize.h"
+
+#include "formats/quill_file.h"
+#include "ggml-lite/common.h"
+#include "model/block_forward.h"
+#include "model/llama.h"
+#include "model/tokenizer.h"
+#include "quantize/calibration.h"
+#include "quantize/gptq.h"
+#include "quantize/rtn.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fnmatch.h>
+#include <map>
+#include <sstream>
+
+namespace quill {
+
+using Clock = std::chrono::steady_clock;
+static double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// ---- methods ------------------------------------------------------------------------------------------------------
+
+// One linear layer to quantize: W (rows × cols floats, overwritten with the quantized values), the Hessian of its
+// input (cols × cols, null for methods without calibration), and the stored type and group the method chose.
+struct LayerJob {
+    const std::string * name;
+    float *   W;
+    int64_t   rows, cols;
+    const float * H;
+    gl_type   type;
+    int       group;
+    const QuantizeParams * p;
+};
+
+struct LayerResult {
+    std::vector<uint8_t> data;  // the tensor's bytes in job.type
+    double      loss = 0;
+    std::string note;           // for the progress line
+};
+
+struct QuantMethod {
+    const char * name;
+    const char * help;          // one line: what it does and its defaults
+    bool needs_calibration;
+    // The stored type of a linear layer with `cols` columns, and the group its quantizer must use.
+    gl_type (*layer_type)(const QuantizeParams & p, int64_t cols, int * group);
+    void (*quantize)(const LayerJob & job, LayerResult & out);
+    // quill.file_type of the output and a short description for origins ("gptq int4 g128").
+    std::string (*describe)(const QuantizeParams & p);
+};
+
+static gl_type int_layer_type(const QuantizeParams & p, int64_t cols, int * group) { return intq_layer_type(p.bits, p.group, cols, group); }
+
+static std::string int_describe(const QuantizeParams & p) {
+    return strfmt("%s int%d g%d%s", p.method.c_str(), p.bits, p.group, p.act_order && p.method == "gptq" ? " act-order" : "");
+}
+
+static void rtn_layer(const LayerJob & j, LayerResult & out) {
+    IntQuantLayer q;
+    rtn_quantize(j.W, j.rows, j.cols, j.p->bits, j.group, &q);
+    out.data = pack_layer(q, j.type);
+}
+
+static void gptq_layer(const LayerJob & j, LayerResult & out) {
+    GptqParams gp;
+    gp.bits = j.p->bits;
+    gp.group = j.group;
+    gp.act_order = j.p->act_order;
+    gp.block = j.p->block;
+    gp.damp = j.p->damp;
+    IntQuantLayer q;
+    GptqStats st;
+    gptq_quantize(j.W, j.rows, j.cols, j.H, gp, &q, &st);
+    out.data = pack_layer(q, j.type);
+    out.loss = st.loss;
+    out.note = strfmt("loss %.4g", st.loss);
+    if (st.dead) out.note += strfmt(", %lld dead", (long long) st.dead);
+    if (st.retries) out.note += strfmt(", damp x%g", std::pow(10.0, st.retries));
+}
+
+static const QuantMethod k_methods[] = {
+    {"rtn", "round to nearest on GPTQ's per-group min/max grid; no calibration (defaults: --bits 4 --group 128)", false, int_layer_type,
+     rtn_layer, int_describe},
+    {"gptq",
+     "GPTQ: Hessian-compensated rounding, one block at a time over calibration text (defaults: --bits 4 --group 128 --damp 0.01 "
+     "--block-size 128, act-order off, --calib-tokens 16384 --seq-len 512)",
+     true, int_layer_type, gptq_layer, int_describe},
+};
+
+static const QuantMethod * find_method(const std::string & name) {
+    for (const QuantMethod & m : k_methods) {
+        if (name == m.name) return &m;
+    }
+    return nullptr;
+}
+
+std::string quantize_methods_help() {
+    std::string s = "methods:\n";
+    for (const QuantMethod & m : k_methods) s += strfmt("  %-8s %s\n", m.name, m.help);
+    s += "\ntypes: q<b>_g<g> (b = 2, 3, 4 bits; g = 32, 64, 128): fp16 scale + integer zero per group of g weights (formats/SPEC.md).\n"
+         "A layer whose rows are not a multiple of the group takes the largest group that divides them (64-wide rows: g64);\n"
+         "rows that are not a multiple of 32 (stories260K's 172-wide ffn_down) are quantized with the method and stored as f16.\n";
+    return s;
+}
+
+// ---- keep rules ----------------------------------------------------------------------------------------------------
+
+std::vector<std::pair<std::string, std::string>> default_keep_rules() {
+    return {{"token_embd.weight", "q8_0"}, {"output.weight", "q8_0"}};
+}
+
+std::vector<std::pair<std::string, std::string>> parse_keep_rules(const std::string & list) {
+    std::vector<std::pair<std::string, std::string>> rules;
+    std::stringstream ss(list);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        if (item.empty() || item == "none") continue;
+        const size_t eq = item.find('=');
+        if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
+            throw_error("quantize: --keep expects NAME=TYPE[,NAME=TYPE...], got '%s'", item.c_str());
+        gl_type t;
+        const std::string type = item.substr(eq + 1);
+        if (!gl_type_from_name(type.c_str(), &t)) throw_error("quantize: --keep %s: unknown type '%s'", item.c_str(), type.c_str());
+        rules.emplace_back(item.substr(0, eq), type);
+    }
+    return rules;
+}
+
+// ---- the plan: every tensor's stored type -------------------------------------------------------------------------
+
+struct LinearSlot {
+    const char * suffix;
+    LinearInput input;
+    std::vector<float> BlockWeightsF32::*member;
+};
+static const LinearSlot k_linears[] = {
+    {"attn_q", LinearInput::QKV, &BlockWeightsF32::wq},         {"attn_k", LinearInput::QKV, &BlockWeightsF32::wk},
+    {"attn_v", LinearInput::QKV, &BlockWeightsF32::wv},         {"attn_output", LinearInput::ATTN_OUT, &BlockWeightsF32::wo},
+    {"ffn_gate", LinearInput::GATE_UP, &BlockWeightsF32::w_gate}, {"ffn_up", LinearInput::GATE_UP, &BlockWeightsF32::w_up},
+    {"ffn_down", LinearInput::DOWN, &BlockWeightsF32::w_down},
+};
+
+struct TensorPlan {
+    gl_type type = GL_TYPE_F32;
+    bool    linear = false;  // a block linear: quantized in its block's turn
+    bool    kept = false;    // a keep rule chose the type: round to nearest
+    int     group = 0;       // for the method
+    std::string origin;
+};
+
+// ---- the driver ------------------------------------------------------------------------------------------------------
+
+double QuantizeReport::bpw_linear() const {
+    double bytes = 0, n = 0;
+    for (const QuantizedTensorInfo & t : tensors) {
+        if (!t.linear) continue;
+        bytes += (double) t.nbytes;
+        n += (double) t.n_elements;
+    }
+    return n > 0 ? 8.0 * bytes / n : 0.0;
+}
+
+double QuantizeReport::bpw_file() const {
+    double bytes = 0, n = 0;
+    for (const QuantizedTensorInfo & t : tensors) {
+        bytes += (double) t.nbytes;
+        n += (double) t.n_elements;
+    }
+    return n > 0 ? 8.0 * bytes / n : 0.0;
+}
+
+static std::string hms(double s) {
+    const long long t = (long long) (s + 0.5);
+    return strfmt("%lld:%02lld:%02lld", t / 3600, (t / 60) % 60, t % 60);
+}
+
+static std::string basename_of(const std::string & path) {
+    const size_t s = path.rfind('/');
+    return s == std::string::npos ? path : path.substr(s + 1);
+}
+
+// Float rows of a tensor through `type` and back: what a reader of the output sees.
+static void round_trip_rows(float * x, int64_t rows, int64_t cols, gl_type type, std::vector<uint8_t> * packed) {
+    const gl_type_traits * tr = gl_get_type_traits(type);
+    const size_t rb = gl_row_size(type, cols);
+    packed->resize(rb * (size_t) rows);
+    for (int64_t r = 0; r < rows; ++r) {
+        tr->from_float(x + r * cols, packed->data() + (size_t) r * rb, cols);
+        tr->to_float(packed->data() + (size_t) r * rb, x + r * cols, cols);
+    }
+}
+
+QuantizeReport quantize_model(const QuantizeParams & p) {
+    const Clock::time_point t_start = Clock::now();
+    const QuantMethod * method = find_method(p.method);
+    if (!method) {
+        std::string names;
+        for (const QuantMethod & m : k_methods) names += strfmt("%s%s", names.empty() ? "" : ", ", m.name);
+        throw_error("quantize: unknown method '%s' (%s)", p.method.c_str(), names.c_str());
+    }
+    if (p.bits < 2 || p.bits > 4) throw_error("quantize: --bits must be 2, 3 or 4 (got %d)", p.bits);
+    if (gl_intq_type(p.bits, p.group) == GL_TYPE_COUNT) throw_error("quantize: --group must be 32, 64 or 128 (got %d)", p.group);
+    if (!(p.damp > 0.0 && p.damp < 10.0)) throw_error("quantize: --damp must be in (0, 10) (got %g)", p.damp);
+    if (p.block < 1 || p.block > 4096) throw_error("quantize: --block-size must be 1..4096 (got %lld)", (long long) p.block);
+    if (method->needs_calibration && p.calib_file.empty()) throw_error("quantize: method %s needs calibration text (--calib FILE)", method->name);
+    if (p.output.empty()) throw_error("quantize: missing -o OUT.quill");
+
+    LoadOptions lo;
+    lo.tokenizer_path = p.tokenizer;
+    ModelFile mf = load_model(p.input, lo);
+    LlamaModel model(mf);
+    const LlamaHparams & hp = model.hp;
+    const std::string desc = method->describe(p);
+
+    // Plan every tensor.
+    std::map<std::string, size_t> index;
+    for (size_t i = 0; i < mf.tensors.size(); ++i) index[mf.tensors[i].name] = i;
+    std::vector<TensorPlan> plan(mf.tensors.size());
+    for (int64_t l = 0; l < hp.n_layer; ++l) {
+        for (const LinearSlot & s : k_linears) {
+            const std::string name = strfmt("blk.%lld.%s.weight", (long long) l, s.suffix);
+            plan[index.at(name)].linear = true;  // LlamaModel checked that it exists
+        }
+    }
+    std::vector<QuillTensorSpec> specs;
+    for (size_t i = 0; i < mf.tensors.size(); ++i) {
+        const TensorData & t = mf.tensors[i];
+        TensorPlan & pl = plan[i];
+        const char * src = gl_type_name(t.type);
+        const std::string * keep_type = nullptr;
+        for (const auto & rule : p.keep) {
+            if (fnmatch(rule.first.c_str(), t.name.c_str(), 0) == 0) {
+                keep_type = &rule.second;
+                break;
+            }
+        }
+        if (t.ne.size() < 2) {
+            pl.type = GL_TYPE_F32;
+            pl.origin = t.type == GL_TYPE_F32 ? strfmt("f32 from %s", mf.format.c_str()) : strfmt("f32 from %s (%s)", src, mf.format.c_str());
+        } else if (keep_type) {
+            gl_type want;
+            GL_ASSERT(gl_type_from_name(keep_type->c_str(), &want));
+            pl.kept = true;
+            pl.type = t.ne[0] % gl_get_type_traits(want)->block_size == 0 ? want : GL_TYPE_F16;
+            pl.origin = pl.type == t.type ? strfmt("%s from %s (kept)", src, mf.format.c_str())
+                                          : strfmt("%s rtn from %s (%s; kept%s)", gl_type_name(pl.type), src, mf.format.c_str(),
+                                                   pl.type == want ? "" : strfmt(" as %s: rows of %lld", keep_type->c_str(), (long long) t.ne[0]).c_str());
+        } else if (pl.linear) {
+            pl.type = method->layer_type(p, t.ne[0], &pl.group);
+            int qb = 0, qg = 0;
+            if (gl_intq_info(pl.type, &qb, &qg)) {
+                pl.origin = strfmt("%s %s from %s (%s)", gl_type_name(pl.type), desc.c_str(), src, mf.format.c_str());
+                if (qg != p.group) pl.origin += strfmt("; g%d: rows of %lld", qg, (long long) t.ne[0]);
+            } else {
+                pl.origin = strfmt("%s holding %s values from %s (%s); rows of %lld are not a whole number of 32-wide blocks",
+                                   gl_type_name(pl.type), desc.c_str(), src, mf.format.c_str(), (long long) t.ne[0]);
+            }
+        } else {
+            pl.type = t.type;
+            pl.origin = strfmt("%s from %s", src, mf.format.c_str());
+        }
+        specs.push_back({t.name, pl.type, t.ne, pl.origin});
+    }
+
+    Metadata meta = mf.meta;
+    meta.set_str("general.source.format", mf.format);
+    meta.set_str("general.source.file", p.input);
+    meta.set_str("quill.file_type", gl_type_name(gl_intq_type(p.bits, p.group)));
+    meta.set_str("quill.quantize.method", method->name);
+    meta.set_u32("quill.quantize.bits", (uint32_t) p.bits);
+    meta.set_u32("quill.quantize.group", (uint32_t) p.group);
+    if (method->needs_calibration) {
+        meta.set_bool("quill.quantize.act_order", p.act_order);
+        meta.set_f32("quill.quantize.damp", (float) p.damp);
+        meta.set_u32("quill.quantize.block_size", (uint32_t) p.block);
+    }
+
+    QuantizeReport rep;
+    CalibData cd;
+    std::vector<float> X;  // calibration activations: n_seq · seq_len rows of n_embd
+    if (method->needs_calibration) {
+        const Clock::time_point t0 = Clock::now();
+        Tokenizer tok = Tokenizer::from_metadata(mf.meta);
+        CalibParams cp;
+        cp.file = p.calib_file;
+        cp.n_tokens = p.calib_tokens;
+        cp.seq_len = std::min<int64_t>(p.seq_len, hp.n_ctx_train);
+        cd = load_calibration(cp, tok);
+        meta.set_str("quill.quantize.calib.file", basename_of(cd.file));
+        meta.set_str("quill.quantize.calib.xxh3", strfmt("%016llx", (unsigned long long) cd.text_xxh3));
+        meta.set(("quill.quantize.calib.tokens"), MetaValue::of_u64((uint64_t) cd.n_tokens()));
+        meta.set_u32("quill.quantize.calib.seq_len", (uint32_t) cd.seq_len);
+        rep.calib_tokens = cd.n_tokens();
+        rep.calib_xxh3 = cd.text_xxh3;
+        rep.calib_seconds += since(t0);
+        if (p.progress)
+            fprintf(stderr, "quantize: calibration: %lld sequences of %lld tokens from %s (xxh3 %016llx), %.2f s\n", (long long) cd.n_seq,
+                    (long long) cd.seq_len, cd.file.c_str(), (unsigned long long) cd.text_xxh3, since(t0));
+    }
+
+    QuillWriter writer(p.output, meta, specs);
+    rep.tensors.resize(mf.tensors.size());
+    for (size_t i = 0; i < mf.tensors.size(); ++i) {
+        const TensorData & t = mf.tensors[i];
+        QuantizedTensorInfo & ti = rep.tensors[i];
+        ti.name = t.name;
+        ti.type = plan[i].type;
+        ti.n_elements = t.n_elements();
+        ti.nbytes = writer.tensor_nbytes(i);
+        ti.linear = plan[i].linear;
+        ti.origin = plan[i].origin;
+    }
+
+    // 1. Everything outside the blocks' linears, row by row (memory: one row).
+    {
+        std::vector<float> row;
+        std::vector<uint8_t> buf;
+        for (size_t i = 0; i < mf.tensors.size(); ++i) {
+            if (plan[i].linear) continue;
+            const TensorData & t = mf.tensors[i];
+            const Clock::time_point t0 = Clock::now();
+            if (plan[i].type == t.type) {
+                writer.write_tensor(i, t.data, t.nbytes);
+            } else {
+                const int64_t ne0 = t.ne[0], rows = t.n_rows();
+                const size_t src_row = gl_row_size(t.type, ne0), dst_row = gl_row_size(plan[i].type, ne0);
+                row.resize((size_t) ne0);
+                buf.resize(dst_row * (size_t) rows);
+                for (int64_t r = 0; r < rows; ++r) {
+                    gl_get_type_traits(t.type)->to_float(t.data + (size_t) r * src_row, row.data(), ne0);
+                    gl_get_type_traits(plan[i].type)->from_float(row.data(), buf.data() + (size_t) r * dst_row, ne0);
+                }
+                writer.write_tensor(i, buf.data(), buf.size());
+            }
+            rep.tensors[i].seconds = since(t0);
+        }
+    }
+
+    // 2. The calibration tokens' embeddings, as the output file will hold them.
+    if (method->needs_calibration) {
+        const Clock::time_point t0 = Clock::now();
+        const int64_t E = hp.n_embd, N = cd.n_tokens();
+        X.resize((size_t) (N * E));
+        const gl_type emb_type = plan[index.at("token_embd.weight")].type;
+        std::vector<uint8_t> tmp;
+        for (int64_t t = 0; t < N; ++t) {
+            gl_get_row(model.tok_embd, cd.tokens[(size_t) t], &X[(size_t) (t * E)]);
+            if (emb_type != model.tok_embd.type) round_trip_rows(&X[(size_t) (t * E)], 1, E, emb_type, &tmp);
+        }
+        rep.activation_bytes = X.size() * sizeof(float);
+        rep.calib_seconds += since(t0);
+    }
+
+    // 3. The blocks, in order.
+    double work_total = 0, work_done = 0;
+    for (size_t i = 0; i < mf.tensors.size(); ++i)
+        if (plan[i].linear) work_total += (double) mf.tensors[i].n_elements();
+    const int n_linear = (int) (hp.n_layer * (int64_t) (sizeof k_linears / sizeof k_linears[0]));
+    int n_done = 0;
+    size_t resident = 0;
+    for (int64_t l = 0; l < hp.n_layer; ++l) {
+        BlockWeightsF32 bw = block_weights_f32(model, l);
+        resident += bw.n_floats();
+        rep.peak_weight_floats = std::max(rep.peak_weight_floats, resident);
+        rep.max_block_floats = std::max(rep.max_block_floats, bw.n_floats());
+
+        BlockHessians hs;
+        if (method->needs_calibration) {
+            const Clock::time_point t0 = Clock::now();
+            collect_block_hessians(hp, model.rope_freqs, bw, X.data(), cd.n_seq, cd.seq_len, hs);
+            rep.peak_hessian_bytes = std::max(rep.peak_hessian_bytes, hs.bytes());
+            rep.calib_seconds += since(t0);
+            if (p.progress) fprintf(stderr, "quantize: block %lld: Hessians over %lld tokens in %.2f s\n", (long long) l, (long long) cd.n_tokens(), since(t0));
+        }
+        for (const LinearSlot & s : k_linears) {
+            const std::string name = strfmt("blk.%lld.%s.weight", (long long) l, s.suffix);
+            const size_t i = index.at(name);
+            const TensorData & t = mf.tensors[i];
+            std::vector<float> & Wv = bw.*(s.member);
+            const int64_t cols = t.ne[0], rows = t.ne[1];
+            const Clock::time_point t0 = Clock::now();
+            LayerResult res;
+            if (plan[i].kept) {
+                round_trip_rows(Wv.data(), rows, cols, plan[i].type, &res.data);
+                res.note = "kept";
+            } else {
+                LayerJob job{&name, Wv.data(), rows, cols, method->needs_calibration ? hs[s.input].data() : nullptr, plan[i].type, plan[i].group, &p};
+                method->quantize(job, res);
+            }
+            writer.write_tensor(i, res.data.data(), res.data.size());
+            QuantizedTensorInfo & ti = rep.tensors[i];
+            ti.seconds = since(t0);
+            ti.loss = res.loss;
+            work_done += (double) t.n_elements();
+            ++n_done;
+            if (p.progress) {
+                const double el = since(t_start);
+                const double eta = work_done > 0 ? el * (work_total - work_done) / work_done : 0.0;
+                fprintf(stderr, "quantize: [%3d/%d] %-28s %6lld x %-6lld %-8s %7.2f s  %s | %s elapsed, ETA %s\n", n_done, n_linear, name.c_str(),
+                        (long long) rows, (long long) cols, gl_type_name(plan[i].type), ti.seconds, res.note.c_str(), hms(el).c_str(), hms(eta).c_str());
+            }
+        }
+        for (Hessian & h : hs.h) h.release();
+        if (method->needs_calibration && l + 1 < hp.n_layer) {
+            const Clock::time_point t0 = Clock::now();
+            block_forward(hp, model.rope_freqs, bw, X.data(), cd.n_seq, cd.seq_len, BlockRecorder(), true);
+            rep.calib_seconds += since(t0);
+        }
+        resident -= bw.n_floats();
+    }
+    writer.finish();
+    rep.seconds = since(t_start);
+    return rep;
+}
+
+}  // namespace quill

@@ -1,0 +1,77 @@
+// `quill quantize`: a model in, a quantized .quill file out, one transformer block at a time.
+//
+// For each block: widen its weights to float; for methods that use calibration, record the Hessians of its linear
+// inputs over the calibration activations (quantize/calibration.h); quantize its seven linear layers with the
+// method; write them (QuillWriter streams tensors to their final offsets); dequantize them and run the
+// activations through the quantized block for the next block. Tensors other than the block linears — the token
+// embedding, the output, the norms — are written first, at the types the keep rules give.
+//
+// Methods are rows of one table (k_methods in quantize.cpp): a name, its defaults for --help, whether it needs
+// calibration, how it picks a layer's stored type, and the function that quantizes one layer. Adding a method
+// (gptvq) is one row plus its options.
+#pragma once
+
+#include "ggml-lite/types.h"
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace quill {
+
+struct QuantizeParams {
+    std::string input, output, tokenizer;
+    std::string method = "gptq";
+    int         bits = 4;
+    int         group = 128;
+    bool        act_order = false;
+    double      damp = 0.01;
+    int64_t     block = 128;          // GPTQ lazy-update block
+    std::string calib_file;
+    int64_t     calib_tokens = 16384;
+    int64_t     seq_len = 512;        // clipped to the model's training context
+    // Tensors kept at a stated type (rounded to nearest): name (or fnmatch pattern) -> type name, checked in order;
+    // the first match wins. Defaults: see default_keep_rules().
+    std::vector<std::pair<std::string, std::string>> keep;
+    bool        progress = true;      // a line per layer on stderr
+};
+
+// token_embd.weight=q8_0, output.weight=q8_0.
+std::vector<std::pair<std::string, std::string>> default_keep_rules();
+// Parses "NAME=TYPE[,NAME=TYPE...]"; throws quill::Error on a malformed rule or an unknown type.
+std::vector<std::pair<std::string, std::string>> parse_keep_rules(const std::string & list);
+
+struct QuantizedTensorInfo {
+    std::string name;
+    gl_type     type = GL_TYPE_F32;
+    int64_t     n_elements = 0;
+    size_t      nbytes = 0;
+    bool        linear = false;  // one of the blocks' seven linear layers
+    std::string origin;
+    double      seconds = 0;
+    double      loss = 0;        // the method's own objective, when it has one
+};
+
+struct QuantizeReport {
+    std::vector<QuantizedTensorInfo> tensors;
+    double  seconds = 0, calib_seconds = 0;
+    int64_t calib_tokens = 0;
+    uint64_t calib_xxh3 = 0;
+    // Memory accounting: the most float weights the quantizer held at once, and the largest single block's float
+    // weights. The design keeps the first equal to the second (one block at a time).
+    size_t peak_weight_floats = 0, max_block_floats = 0;
+    size_t peak_hessian_bytes = 0, activation_bytes = 0;
+    double bpw_linear() const;  // bits per weight over the block linears (every byte of scales and codes)
+    double bpw_file() const;    // over every tensor of the file
+};
+
+QuantizeReport quantize_model(const QuantizeParams & p);
+
+// The --help text listing every method with its defaults.
+std::string quantize_methods_help();
+
+// The CLI entry point (cli/commands/quantize.cpp).
+int cmd_quantize(int argc, char ** argv);
+
+}  // namespace quill
