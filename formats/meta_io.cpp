@@ -44,7 +44,8 @@ MetaValue read_meta_value(ByteReader & r, const std::string & key) {
     v.elem = (MetaType) et;
     uint64_t n = r.read<uint64_t>("array length");
     if (n > r.remaining() / min_elem_size(v.elem))
-        throw_error("%s: metadata key '%s' claims %llu array elements, more than the file holds", r.what().c_str(), key.c_str(), (unsigned long long) n);
+        throw_error("%s: truncated or corrupt file: metadata key '%s' claims %llu array elements, more than the file holds", r.what().c_str(),
+                    key.c_str(), (unsigned long long) n);
     MetaValue e;
     for (uint64_t k = 0; k < n; ++k) {
         read_scalar(r, v.elem, e, key.c_str());
