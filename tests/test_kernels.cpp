@@ -314,7 +314,10 @@ TEST_CASE("kernels: gemm tiles match looping the scalar vec_dot, and write nothi
             CAPTURE(type_name);
             const gl_type_traits * tr = gl_get_type_traits(t);
             const gl_type vt = tr->vec_dot_type;
-            const std::vector<int64_t> sizes = tr->block_size > 1 ? std::vector<int64_t>{32, 96, 224} : std::vector<int64_t>{1, 7, 33, 64};
+            // quantized: 1, 3, 7 blocks, and 129 and 301 blocks (kernels that prepare the activations in chunks of
+            // K get a chunk of one odd block at the end)
+            const std::vector<int64_t> sizes = tr->block_size > 1 ? std::vector<int64_t>{32, 96, 224, 129 * 32, 301 * 32}
+                                                                  : std::vector<int64_t>{1, 7, 33, 64, 1001};
             for (int64_t n : sizes) {
                 CAPTURE(n);
                 // rows with a gap between them (strides larger than a row) to check the strides are used
@@ -477,7 +480,7 @@ TEST_CASE("kernels: gl_mul_mat and gl_attention match the scalar level") {
     LevelGuard guard;
     std::mt19937 rng(77);
     struct Shape { int64_t ne0, ne1, n_tok; };
-    const Shape shapes[] = {{32, 1, 1}, {32, 17, 3}, {64, 16, 1}, {96, 33, 5}, {256, 100, 9}, {128, 45, 64}, {512, 300, 2}};
+    const Shape shapes[] = {{32, 1, 1}, {32, 17, 3}, {64, 16, 1}, {96, 33, 5}, {256, 100, 9}, {128, 45, 64}, {512, 300, 2}, {4128, 20, 6}, {9632, 17, 1}};
     for (gl_type t : k_types) {
         const std::string type_name = gl_type_name(t);
             CAPTURE(type_name);

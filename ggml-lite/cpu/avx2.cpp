@@ -451,55 +451,287 @@ static void q4_0_vec_dot(int64_t n, float * s, const void * vx, const void * vy)
 }
 
 // ---- quantized gemm -------------------------------------------------------------------------------------------
-// R weight rows × T activation rows per tile, all blocks of the row: each weight block is loaded (and for Q4_0
-// unpacked) once and used against T activation blocks, each activation block against R weight blocks.
+// Block scales come from the fp16 table that types.cpp fills at start-up (a data array, not an inline function):
+// one load, and a broadcast load straight into a vector. Same values as F16C for every non-NaN scale.
+static inline __m256 bcast_f16(uint16_t h) { return _mm256_broadcast_ss(&gl_fp16_table[h]); }
 
+// Q4_0 × Q8_0 works on pairs of blocks. The activations of a pair are prepared once per call (and shared by every
+// weight row of the call) as
+//   lo = [y_b[0..15]  | y_b+1[0..15]],  hi = [y_b[16..31] | y_b+1[16..31]]   (matching the weights' nibbles),
+//   dy = [d_b ×4 | d_b+1 ×4],           c = -8 · dy · (partial sums of y over 8 elements, 4 per block).
+// The weights' 16 code bytes of the two blocks form one register: & 0x0f gives both blocks' low nibbles against lo,
+// >> 4 the high nibbles against hi. Codes stay unsigned (0..15) for maddubs, and the offset of 8 is applied in float
+// through c: Σ (q - 8) y = Σ q y - 8 Σ y. Per pair and token: 2 maddubs, an add, a madd, a convert and 2 FMAs.
 namespace {
-struct q8_0_w {
-    typedef gl_block_q8_0 block;
-    static inline __m256i load(const block & b) { return _mm256_loadu_si256((const __m256i *) b.qs); }
-};
-struct q4_0_w {
-    typedef gl_block_q4_0 block;
-    static inline __m256i load(const block & b) { return q4_unpack(b.qs); }
+struct q4_pair {
+    __m256i lo, hi;
+    __m256 dy, c;
 };
 }  // namespace
 
-template <typename W, int R, int T>
-static void quant_tile(int64_t n, const uint8_t * w, size_t ws, const uint8_t * a, size_t as, float * y, int64_t ys) {
-    typedef typename W::block wblock;
-    const int64_t nb = n / GL_QK8_0;
-    __m256 acc[R][T];
+#define Q4_CHUNK_PAIRS 64  // activations prepared per K chunk: 128 blocks (4096 elements), 8 KiB per token
+
+static inline void q4_prep_pair(__m256i lo, __m256i hi, __m256 dy, q4_pair * out) {
+    const __m256i ones8 = _mm256_set1_epi8(1);
+    const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(ones8, lo), _mm256_maddubs_epi16(ones8, hi));
+    const __m256i s = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
+    out->lo = lo;
+    out->hi = hi;
+    out->dy = dy;
+    out->c = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(s), dy), _mm256_set1_ps(-8.0f));
+}
+
+// Prepares blocks [0, nb) of one activation row; an odd last block gets a pair with an empty upper half.
+static void q4_prep(const gl_block_q8_0 * y, int64_t nb, q4_pair * out) {
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const __m256i lo = _mm256_loadu2_m128i((const __m128i *) y[b + 1].qs, (const __m128i *) y[b].qs);
+        const __m256i hi = _mm256_loadu2_m128i((const __m128i *) (y[b + 1].qs + 16), (const __m128i *) (y[b].qs + 16));
+        q4_prep_pair(lo, hi, _mm256_blend_ps(bcast_f16(y[b].d), bcast_f16(y[b + 1].d), 0xf0), out + b / 2);
+    }
+    if (b < nb) {
+        const __m256i lo = _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *) y[b].qs));
+        const __m256i hi = _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *) (y[b].qs + 16)));
+        q4_prep_pair(lo, hi, _mm256_blend_ps(bcast_f16(y[b].d), _mm256_setzero_ps(), 0xf0), out + b / 2);
+    }
+}
+
+// One pair of weight blocks (codes xq, scales dxp) against one prepared pair.
+static inline __m256 q4_pair_dot(__m256i xq, __m256 dxp, const q4_pair & ap, __m256 acc) {
+    const __m256i m = _mm256_set1_epi8(0x0f);
+    const __m256i xl = _mm256_and_si256(xq, m), xh = _mm256_and_si256(_mm256_srli_epi16(xq, 4), m);
+    const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(xl, ap.lo), _mm256_maddubs_epi16(xh, ap.hi));
+    const __m256i p = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+    return _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_cvtepi32_ps(p), ap.dy, ap.c), dxp, acc);
+}
+
+static inline __m256 q4_pair_dot(const gl_block_q4_0 * x, const q4_pair & ap, __m256 acc) {
+    const __m256i xq = _mm256_loadu2_m128i((const __m128i *) x[1].qs, (const __m128i *) x[0].qs);
+    return q4_pair_dot(xq, _mm256_blend_ps(bcast_f16(x[0].d), bcast_f16(x[1].d), 0xf0), ap, acc);
+}
+
+// One weight row (nb blocks from x) against one prepared activation row; two accumulators so the FMA latency
+// does not bound the loop.
+static float q4_0_row(const gl_block_q4_0 * x, int64_t nb, const q4_pair * a) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 4 <= nb; b += 4) {
+        acc0 = q4_pair_dot(x + b, a[b / 2], acc0);
+        acc1 = q4_pair_dot(x + b + 2, a[b / 2 + 1], acc1);
+    }
+    if (b + 2 <= nb) {
+        acc0 = q4_pair_dot(x + b, a[b / 2], acc0);
+        b += 2;
+    }
+    if (b < nb) {  // an odd last block: its pair has an empty upper half
+        const __m256i xq = _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *) x[b].qs));
+        acc1 = q4_pair_dot(xq, _mm256_blend_ps(bcast_f16(x[b].d), _mm256_setzero_ps(), 0xf0), a[b / 2], acc1);
+    }
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+#ifndef Q4_R
+#define Q4_R 4  // rows per batch tile (at most 4)
+#endif
+
+// Batches: 4 tokens at a time. For one pair of weight blocks and 4 tokens, the int16 products (each lane a sum of
+// 4 products, |q| <= 15, |y| <= 128: at most 7680) are summed across lanes and tokens in int16 (at most 16
+// products, 30720: no overflow) and by one madd, giving one int32 per (token, block):
+//   [t0 b, t1 b, t2 b, t3 b | t0 b+1, t1 b+1, t2 b+1, t3 b+1]
+// so one convert and two FMAs serve 4 tokens (the multiply ports are what limits this kernel). The prepared quad
+// holds dy and c in the same lane order.
+namespace {
+struct q4_quad {
+    __m256i lo[4], hi[4];
+    __m256 dy, c;
+};
+}  // namespace
+
+// Prepares blocks [0, nb) of 4 activation rows (y[t], null for a missing token: zeros).
+static void q4_prep_quad(const gl_block_q8_0 * const y[4], int64_t nb, q4_quad * out) {
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; b += 2) {
+        const bool two = b + 1 < nb;
+        q4_quad & q = out[b / 2];
+        __m256i s[4];
+        float d[8];
+        for (int t = 0; t < 4; ++t) {
+            if (!y[t]) {
+                q.lo[t] = q.hi[t] = s[t] = _mm256_setzero_si256();
+                d[t] = d[t + 4] = 0.0f;
+                continue;
+            }
+            const gl_block_q8_0 & y0 = y[t][b];
+            if (two) {
+                const gl_block_q8_0 & y1 = y[t][b + 1];
+                q.lo[t] = _mm256_loadu2_m128i((const __m128i *) y1.qs, (const __m128i *) y0.qs);
+                q.hi[t] = _mm256_loadu2_m128i((const __m128i *) (y1.qs + 16), (const __m128i *) (y0.qs + 16));
+                d[t + 4] = gl_fp16_table[y1.d];
+            } else {
+                q.lo[t] = _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *) y0.qs));
+                q.hi[t] = _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *) (y0.qs + 16)));
+                d[t + 4] = 0.0f;
+            }
+            d[t] = gl_fp16_table[y0.d];
+            s[t] = _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(ones8, q.lo[t]), _mm256_maddubs_epi16(ones8, q.hi[t])), ones16);
+        }
+        // Σ y per (token, block) in the kernel's lane order
+        const __m256i sum = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+        q.dy = _mm256_loadu_ps(d);
+        q.c = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sum), q.dy), _mm256_set1_ps(-8.0f));
+    }
+}
+
+// 4 tokens' int16 products -> one int32 per (token, block), lane order [t0 t1 t2 t3 | t0 t1 t2 t3]. Shifts, adds
+// and blends rather than hadd (which runs at one per 2 cycles): first each 32-bit pair of lanes becomes [t0 t1]
+// and [t2 t3], then each 64-bit group [t0 t1 t2 t3], a byte shuffle puts each token's two groups side by side,
+// and madd adds them into int32.
+static inline __m256i q4_reduce4(const __m256i * p) {
+    const __m256i x0 = _mm256_add_epi16(p[0], _mm256_srli_epi32(p[0], 16)), x1 = _mm256_add_epi16(p[1], _mm256_slli_epi32(p[1], 16));
+    const __m256i x2 = _mm256_add_epi16(p[2], _mm256_srli_epi32(p[2], 16)), x3 = _mm256_add_epi16(p[3], _mm256_slli_epi32(p[3], 16));
+    const __m256i q01 = _mm256_blend_epi16(x0, x1, 0xaa), q23 = _mm256_blend_epi16(x2, x3, 0xaa);
+    const __m256i z01 = _mm256_add_epi16(q01, _mm256_srli_epi64(q01, 32)), z23 = _mm256_add_epi16(q23, _mm256_slli_epi64(q23, 32));
+    const __m256i h = _mm256_blend_epi32(z01, z23, 0xaa);
+    const __m256i sh = _mm256_setr_epi8(0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15, 0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15);
+    return _mm256_madd_epi16(_mm256_shuffle_epi8(h, sh), _mm256_set1_epi16(1));
+}
+
+// R weight rows × 4 prepared tokens over blocks [b0, b0 + nb); writes nt (<= 4) tokens' results, or adds them
+// after the first K chunk.
+template <int R>
+static void q4_0_quad_tile(const uint8_t * w, size_t ws, int64_t b0, int64_t nb, const q4_quad * a, int nt, float * y, int64_t ys, bool add) {
+    const __m256i m = _mm256_set1_epi8(0x0f);
+    __m256 acc[R];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r)
-#pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-        __m256i xv[R], xa[R];
-        float dr[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b += 2) {
+        const q4_quad & q = a[b / 2];
+        const bool two = b + 1 < nb;
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r) {
-            const wblock & blk = ((const wblock *) (w + r * ws))[b];
-            xv[r] = W::load(blk);
-            xa[r] = _mm256_sign_epi8(xv[r], xv[r]);
-            dr[r] = h2f(blk.d);
+            const gl_block_q4_0 * x = (const gl_block_q4_0 *) (w + r * ws) + b0 + b;
+            __m256i xq;
+            __m256 dxp;
+            if (__builtin_expect(two, 1)) {
+                xq = _mm256_loadu2_m128i((const __m128i *) x[1].qs, (const __m128i *) x[0].qs);
+                dxp = _mm256_blend_ps(bcast_f16(x[0].d), bcast_f16(x[1].d), 0xf0);
+            } else {
+                xq = _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *) x[0].qs));
+                dxp = _mm256_blend_ps(bcast_f16(x[0].d), _mm256_setzero_ps(), 0xf0);
+            }
+            const __m256i xl = _mm256_and_si256(xq, m), xh = _mm256_and_si256(_mm256_srli_epi16(xq, 4), m);
+            __m256i p[4];
+#pragma GCC unroll 4
+            for (int t = 0; t < 4; ++t) p[t] = _mm256_add_epi16(_mm256_maddubs_epi16(xl, q.lo[t]), _mm256_maddubs_epi16(xh, q.hi[t]));
+            const __m256 v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_reduce4(p)), q.dy, q.c);
+            acc[r] = _mm256_fmadd_ps(v, dxp, acc[r]);
         }
+    }
 #pragma GCC unroll 8
-        for (int t = 0; t < T; ++t) {
-            const gl_block_q8_0 & yb = ((const gl_block_q8_0 *) (a + t * as))[b];
-            const __m256i yv = _mm256_loadu_si256((const __m256i *) yb.qs);
-            const float dt = h2f(yb.d);
+    for (int r = 0; r < R; ++r) {
+        float out[4];
+        _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(acc[r]), _mm256_extractf128_ps(acc[r], 1)));
+        for (int t = 0; t < nt; ++t) y[t * ys + r] = add ? y[t * ys + r] + out[t] : out[t];
+    }
+}
+
+typedef void (*q4_quad_fn)(const uint8_t * w, size_t ws, int64_t b0, int64_t nb, const q4_quad * a, int nt, float * y, int64_t ys, bool add);
+static const q4_quad_fn k_q4_quad[4] = {q4_0_quad_tile<1>, q4_0_quad_tile<2>, q4_0_quad_tile<3>, q4_0_quad_tile<4>};
+
+#define Q4_QUAD_CHUNK 64  // pairs of blocks prepared at a time: 128 blocks (4096 elements), 20 KiB
+
+// One token (decode) goes row after row: the weights are read as one sequential stream, which is what the
+// memory-bound case needs (interleaving rows defeats the hardware prefetcher there). Batches go 4 tokens at a
+// time (the last group padded with empty tokens), K in chunks prepared once per group, rows 4 at a time.
+static void q4_0_gemm(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * act, size_t as, float * y, int64_t ys) {
+    const int64_t nb = n / GL_QK4_0;
+    if (nt == 1) {
+        q4_pair buf[Q4_CHUNK_PAIRS];
+        for (int64_t k0 = 0; k0 < nb; k0 += 2 * Q4_CHUNK_PAIRS) {
+            const int64_t kn = nb - k0 < 2 * Q4_CHUNK_PAIRS ? nb - k0 : 2 * Q4_CHUNK_PAIRS;
+            q4_prep((const gl_block_q8_0 *) act + k0, kn, buf);
+            for (int64_t r = 0; r < nr; ++r) {
+                const float v = q4_0_row((const gl_block_q4_0 *) ((const uint8_t *) w + r * ws) + k0, kn, buf);
+                y[r] = k0 > 0 ? y[r] + v : v;
+            }
+        }
+        return;
+    }
+    q4_quad buf[Q4_QUAD_CHUNK];
+    for (int64_t t0 = 0; t0 < nt; t0 += 4) {
+        const int tt = nt - t0 < 4 ? (int) (nt - t0) : 4;
+        for (int64_t k0 = 0; k0 < nb; k0 += 2 * Q4_QUAD_CHUNK) {
+            const int64_t kn = nb - k0 < 2 * Q4_QUAD_CHUNK ? nb - k0 : 2 * Q4_QUAD_CHUNK;
+            const gl_block_q8_0 * ys4[4];
+            for (int t = 0; t < 4; ++t) ys4[t] = t < tt ? (const gl_block_q8_0 *) ((const uint8_t *) act + (t0 + t) * as) + k0 : nullptr;
+            q4_prep_quad(ys4, kn, buf);
+            for (int64_t r0 = 0; r0 < nr; r0 += Q4_R) {
+                const int64_t rr = nr - r0 < Q4_R ? nr - r0 : Q4_R;
+                k_q4_quad[rr - 1]((const uint8_t *) w + r0 * ws, ws, k0, kn, buf, tt, y + t0 * ys + r0, ys, k0 > 0);
+            }
+        }
+    }
+}
+
+#ifndef Q8_R
+#define Q8_R 4
+#endif
+#ifndef Q8_T
+#define Q8_T 2
+#endif
+
+// Q8_0 × Q8_0: R rows × T tokens per tile, all blocks; the sign trick per (row, token, block), the scale product
+// from two broadcast table loads.
+template <int R, int T>
+static void q8_0_tile(int64_t n, const uint8_t * w, size_t ws, const uint8_t * a, size_t as, float * y, int64_t ys) {
+    const int64_t nb = n / GL_QK8_0;
+    enum { S = R * T < 4 ? 2 : 1 };  // accumulator sets, as in q4_0_tile
+    __m256 acc[S][R][T];
+#pragma GCC unroll 8
+    for (int k = 0; k < S; ++k)
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+            for (int t = 0; t < T; ++t) acc[k][r][t] = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + S <= nb; b += S) {
+#pragma GCC unroll 8
+        for (int k = 0; k < S; ++k)
 #pragma GCC unroll 8
             for (int r = 0; r < R; ++r) {
-                const __m256i p = dot_i8_abs(xa[r], xv[r], yv);
-                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dr[r] * dt), acc[r][t]);
+                const gl_block_q8_0 & xb = ((const gl_block_q8_0 *) (w + r * ws))[b + k];
+                const __m256i x = _mm256_loadu_si256((const __m256i *) xb.qs);
+                const __m256i ax = _mm256_sign_epi8(x, x);
+                const __m256 dx = bcast_f16(xb.d);
+#pragma GCC unroll 8
+                for (int t = 0; t < T; ++t) {
+                    const gl_block_q8_0 & yb = ((const gl_block_q8_0 *) (a + t * as))[b + k];
+                    const __m256i p = dot_i8_abs(ax, x, _mm256_loadu_si256((const __m256i *) yb.qs));
+                    acc[k][r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dx, bcast_f16(yb.d)), acc[k][r][t]);
+                }
+            }
+    }
+    for (; b < nb; ++b) {
+        for (int r = 0; r < R; ++r) {
+            const gl_block_q8_0 & xb = ((const gl_block_q8_0 *) (w + r * ws))[b];
+            const __m256i x = _mm256_loadu_si256((const __m256i *) xb.qs);
+            const __m256i ax = _mm256_sign_epi8(x, x);
+            const __m256 dx = bcast_f16(xb.d);
+            for (int t = 0; t < T; ++t) {
+                const gl_block_q8_0 & yb = ((const gl_block_q8_0 *) (a + t * as))[b];
+                const __m256i p = dot_i8_abs(ax, x, _mm256_loadu_si256((const __m256i *) yb.qs));
+                acc[0][r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dx, bcast_f16(yb.d)), acc[0][r][t]);
             }
         }
     }
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t)
 #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) y[t * ys + r] = hsum_ps(acc[r][t]);
+        for (int r = 0; r < R; ++r) {
+            __m256 v = acc[0][r][t];
+            if (S > 1) v = _mm256_add_ps(v, acc[S - 1][r][t]);
+            y[t * ys + r] = hsum_ps(v);
+        }
 }
 
 // ---- tile dispatch --------------------------------------------------------------------------------------------
@@ -509,17 +741,20 @@ typedef void (*tile_fn)(int64_t n, const uint8_t * w, size_t ws, const uint8_t *
 // Every tile shape up to 4 × 4, so the edges of the output get exact-size tiles of the same kernel.
 #define TILE_ROW(K, L, R) {K<L, R, 1>, K<L, R, 2>, K<L, R, 3>, K<L, R, 4>}
 #define TILES(K, L) {TILE_ROW(K, L, 1), TILE_ROW(K, L, 2), TILE_ROW(K, L, 3), TILE_ROW(K, L, 4)}
+#define QTILE_ROW(K, R) {K<R, 1>, K<R, 2>, K<R, 3>, K<R, 4>}
+#define QTILES(K) {QTILE_ROW(K, 1), QTILE_ROW(K, 2), QTILE_ROW(K, 3), QTILE_ROW(K, 4)}
 
 static const tile_fn k_tiles_f32[4][4] = TILES(float_tile, f32_row);
 static const tile_fn k_tiles_f16[4][4] = TILES(float_tile, f16_row);
 static const tile_fn k_tiles_bf16[4][4] = TILES(float_tile, bf16_row);
-static const tile_fn k_tiles_q8_0[4][4] = TILES(quant_tile, q8_0_w);
-static const tile_fn k_tiles_q4_0[4][4] = TILES(quant_tile, q4_0_w);
+static const tile_fn k_tiles_q8_0[4][4] = QTILES(q8_0_tile);
 
 // Walks the nr × nt output in tiles of at most R × T: tokens outside, rows inside, so the T activation rows stay
-// in L1 while the chunk's weight rows (ops.cpp hands out 16 at a time) pass by.
+// in L1 while the chunk's weight rows (ops.cpp hands out 16 at a time) pass by. One token goes row by row (one
+// sequential stream of weights; see q4_0_gemm).
 static inline void gemm_tiled(const tile_fn (*tiles)[4], int64_t R, int64_t T, int64_t n, int64_t nr, int64_t nt, const void * w,
                               size_t ws, const void * act, size_t as, float * y, int64_t ys) {
+    if (nt == 1) R = 1;
     for (int64_t t0 = 0; t0 < nt; t0 += T) {
         const int64_t tt = nt - t0 < T ? nt - t0 : T;
         for (int64_t r0 = 0; r0 < nr; r0 += R) {
@@ -539,10 +774,7 @@ static void bf16_gemm(int64_t n, int64_t nr, int64_t nt, const void * w, size_t 
     gemm_tiled(k_tiles_bf16, 4, 3, n, nr, nt, w, ws, act, as, y, ys);
 }
 static void q8_0_gemm(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * act, size_t as, float * y, int64_t ys) {
-    gemm_tiled(k_tiles_q8_0, 4, 2, n, nr, nt, w, ws, act, as, y, ys);
-}
-static void q4_0_gemm(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * act, size_t as, float * y, int64_t ys) {
-    gemm_tiled(k_tiles_q4_0, 4, 2, n, nr, nt, w, ws, act, as, y, ys);
+    gemm_tiled(k_tiles_q8_0, Q8_R, Q8_T, n, nr, nt, w, ws, act, as, y, ys);
 }
 
 // ---- float ops ------------------------------------------------------------------------------------------------
@@ -628,6 +860,7 @@ static void swiglu(const float * gate, const float * up, int64_t n, float * out)
 
 // ---- the tables -----------------------------------------------------------------------------------------------
 
+// Types without an entry here (zero-initialised) use the scalar reference (ggml-lite/cpu.cpp fills the gaps).
 const gl_type_kernels gl_kernels_avx2[GL_TYPE_COUNT] = {
     /* F32  */ {f32_vec_dot, nullptr, nullptr, f32_gemm, f32_axpy},
     /* F16  */ {f16_vec_dot, f16_from_float, f16_to_float, f16_gemm, f16_axpy},
@@ -635,6 +868,5 @@ const gl_type_kernels gl_kernels_avx2[GL_TYPE_COUNT] = {
     /* Q8_0 */ {q8_0_vec_dot, q8_0_from_float, q8_0_to_float, q8_0_gemm, nullptr},
     /* Q4_0 */ {q4_0_vec_dot, nullptr, q4_0_to_float, q4_0_gemm, nullptr},
 };
-static_assert(GL_TYPE_COUNT == 5, "add the new type's AVX2 kernels");
 
 const gl_float_kernels gl_float_avx2 = {dot_f32, rms_norm, softmax, swiglu};
