@@ -18,6 +18,10 @@
 // but any product with it is the same quiet NaN as in the scalar code.
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
+// A block scale in all 8 lanes, from the fp16 table that types.cpp fills at start-up (a data array, not an inline
+// function): a broadcast load, no conversion. Same values as F16C for every non-NaN scale.
+static inline __m256 bcast_f16(uint16_t h) { return _mm256_broadcast_ss(&gl_fp16_table[h]); }
+
 static inline float hsum_ps(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -405,12 +409,12 @@ static void q8_0_vec_dot(int64_t n, float * s, const void * vx, const void * vy)
     for (; b + 2 <= nb; b += 2) {
         const __m256i p0 = dot_i8(_mm256_loadu_si256((const __m256i *) x[b].qs), _mm256_loadu_si256((const __m256i *) y[b].qs));
         const __m256i p1 = dot_i8(_mm256_loadu_si256((const __m256i *) x[b + 1].qs), _mm256_loadu_si256((const __m256i *) y[b + 1].qs));
-        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(h2f(x[b].d) * h2f(y[b].d)), a0);
-        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(h2f(x[b + 1].d) * h2f(y[b + 1].d)), a1);
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_mul_ps(bcast_f16(x[b].d), bcast_f16(y[b].d)), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_mul_ps(bcast_f16(x[b + 1].d), bcast_f16(y[b + 1].d)), a1);
     }
     if (b < nb) {
         const __m256i p0 = dot_i8(_mm256_loadu_si256((const __m256i *) x[b].qs), _mm256_loadu_si256((const __m256i *) y[b].qs));
-        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(h2f(x[b].d) * h2f(y[b].d)), a0);
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_mul_ps(bcast_f16(x[b].d), bcast_f16(y[b].d)), a0);
     }
     *s = hsum_ps(_mm256_add_ps(a0, a1));
 }
@@ -440,20 +444,17 @@ static void q4_0_vec_dot(int64_t n, float * s, const void * vx, const void * vy)
     for (; b + 2 <= nb; b += 2) {
         const __m256i p0 = dot_i8(q4_unpack(x[b].qs), _mm256_loadu_si256((const __m256i *) y[b].qs));
         const __m256i p1 = dot_i8(q4_unpack(x[b + 1].qs), _mm256_loadu_si256((const __m256i *) y[b + 1].qs));
-        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(h2f(x[b].d) * h2f(y[b].d)), a0);
-        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(h2f(x[b + 1].d) * h2f(y[b + 1].d)), a1);
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_mul_ps(bcast_f16(x[b].d), bcast_f16(y[b].d)), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_mul_ps(bcast_f16(x[b + 1].d), bcast_f16(y[b + 1].d)), a1);
     }
     if (b < nb) {
         const __m256i p0 = dot_i8(q4_unpack(x[b].qs), _mm256_loadu_si256((const __m256i *) y[b].qs));
-        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(h2f(x[b].d) * h2f(y[b].d)), a0);
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_mul_ps(bcast_f16(x[b].d), bcast_f16(y[b].d)), a0);
     }
     *s = hsum_ps(_mm256_add_ps(a0, a1));
 }
 
 // ---- quantized gemm -------------------------------------------------------------------------------------------
-// Block scales come from the fp16 table that types.cpp fills at start-up (a data array, not an inline function):
-// one load, and a broadcast load straight into a vector. Same values as F16C for every non-NaN scale.
-static inline __m256 bcast_f16(uint16_t h) { return _mm256_broadcast_ss(&gl_fp16_table[h]); }
 
 // Q4_0 × Q8_0 works on pairs of blocks. The activations of a pair are prepared once per call (and shared by every
 // weight row of the call) as
@@ -750,11 +751,14 @@ static const tile_fn k_tiles_bf16[4][4] = TILES(float_tile, bf16_row);
 static const tile_fn k_tiles_q8_0[4][4] = QTILES(q8_0_tile);
 
 // Walks the nr × nt output in tiles of at most R × T: tokens outside, rows inside, so the T activation rows stay
-// in L1 while the chunk's weight rows (ops.cpp hands out 16 at a time) pass by. One token goes row by row (one
-// sequential stream of weights; see q4_0_gemm).
-static inline void gemm_tiled(const tile_fn (*tiles)[4], int64_t R, int64_t T, int64_t n, int64_t nr, int64_t nt, const void * w,
-                              size_t ws, const void * act, size_t as, float * y, int64_t ys) {
-    if (nt == 1) R = 1;
+// in L1 while the chunk's weight rows (ops.cpp hands out 16 at a time) pass by. One token goes row by row through
+// the vec_dot (one sequential stream of weights, several accumulators; see q4_0_gemm).
+static inline void gemm_tiled(const tile_fn (*tiles)[4], gl_vec_dot_fn dot, int64_t R, int64_t T, int64_t n, int64_t nr, int64_t nt,
+                              const void * w, size_t ws, const void * act, size_t as, float * y, int64_t ys) {
+    if (nt == 1) {
+        for (int64_t r = 0; r < nr; ++r) dot(n, y + r, (const uint8_t *) w + r * ws, act);
+        return;
+    }
     for (int64_t t0 = 0; t0 < nt; t0 += T) {
         const int64_t tt = nt - t0 < T ? nt - t0 : T;
         for (int64_t r0 = 0; r0 < nr; r0 += R) {
@@ -765,16 +769,16 @@ static inline void gemm_tiled(const tile_fn (*tiles)[4], int64_t R, int64_t T, i
 }
 
 static void f32_gemm(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * act, size_t as, float * y, int64_t ys) {
-    gemm_tiled(k_tiles_f32, 4, 3, n, nr, nt, w, ws, act, as, y, ys);
+    gemm_tiled(k_tiles_f32, f32_vec_dot, 4, 3, n, nr, nt, w, ws, act, as, y, ys);
 }
 static void f16_gemm(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * act, size_t as, float * y, int64_t ys) {
-    gemm_tiled(k_tiles_f16, 4, 3, n, nr, nt, w, ws, act, as, y, ys);
+    gemm_tiled(k_tiles_f16, f16_vec_dot, 4, 3, n, nr, nt, w, ws, act, as, y, ys);
 }
 static void bf16_gemm(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * act, size_t as, float * y, int64_t ys) {
-    gemm_tiled(k_tiles_bf16, 4, 3, n, nr, nt, w, ws, act, as, y, ys);
+    gemm_tiled(k_tiles_bf16, bf16_vec_dot, 4, 3, n, nr, nt, w, ws, act, as, y, ys);
 }
 static void q8_0_gemm(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * act, size_t as, float * y, int64_t ys) {
-    gemm_tiled(k_tiles_q8_0, Q8_R, Q8_T, n, nr, nt, w, ws, act, as, y, ys);
+    gemm_tiled(k_tiles_q8_0, q8_0_vec_dot, Q8_R, Q8_T, n, nr, nt, w, ws, act, as, y, ys);
 }
 
 // ---- float ops ------------------------------------------------------------------------------------------------
