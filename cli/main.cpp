@@ -1,6 +1,7 @@
 // quill: one binary, subcommands. Everything but dispatch lives in the quill_core library.
 #include "cli/commands/args.h"
 #include "ggml-lite/common.h"
+#include "server/server.h"
 #include "quantize/quantize.h"
 
 #include <cstdio>
@@ -15,7 +16,8 @@ static void usage() {
            "  perplexity   perplexity of a model on a text file (llama.cpp's method)\n"
            "  quantize     quantize a model to 2/3/4-bit integer types with GPTQ or round-to-nearest\n"
            "  info         print a model's metadata and tensors; --verify checks every checksum\n"
-           "  bench        prompt and generation speed (like llama-bench), with the memory-bandwidth share\n");
+           "  bench        prompt and generation speed (like llama-bench), with the memory-bandwidth share\n"
+           "  serve        OpenAI-compatible HTTP server with continuous batching and a chat page (server/README.md)\n");
 }
 
 int main(int argc, char ** argv) {
@@ -31,6 +33,7 @@ int main(int argc, char ** argv) {
         if (!strcmp(cmd, "quantize")) return quill::cmd_quantize(argc - 2, argv + 2);
         if (!strcmp(cmd, "info")) return quill::cmd_info(argc - 2, argv + 2);
         if (!strcmp(cmd, "bench")) return quill::cmd_bench(argc - 2, argv + 2);
+        if (!strcmp(cmd, "serve")) return quill::cmd_serve(argc - 2, argv + 2);
         fprintf(stderr, "quill: unknown command '%s' (run 'quill --help' for the list)\n", cmd);
         return 2;
     } catch (const quill::Error & e) {
