@@ -28,6 +28,15 @@
 
 // Full unrolling of the small fixed-count loops over registers (GCC does not always do it at -O2).
 #define GL_UNROLL _Pragma("GCC unroll 16")
+#ifndef GL_STREAM_G1
+#define GL_STREAM_G1 2
+#endif
+#ifndef GL_STREAM_G2
+#define GL_STREAM_G2 2
+#endif
+#ifndef GL_STREAM_MAX_T
+#define GL_STREAM_MAX_T 4
+#endif
 
 namespace {
 
@@ -175,7 +184,11 @@ template <class R> inline __m512 scales16(const R & rows, size_t off) {
     return _mm512_load_ps(d);
 }
 
+struct Q4s;
+struct Q8s;
+
 struct Q4 {
+    using S = Q4s;
     static constexpr size_t bs = sizeof(gl_block_q4_0);
     static constexpr int shift = 3;  // codes are value + 8
     template <bool LAST, class R> static inline void unpack(const R & rows, size_t off, __m512i W[8], __m512 * dx_next) {
@@ -191,6 +204,7 @@ struct Q4 {
 };
 
 struct Q8 {
+    using S = Q8s;
     static constexpr size_t bs = sizeof(gl_block_q8_0);
     static constexpr int shift = 7;  // codes stored as q + 128
     template <bool LAST, class R> static inline void unpack(const R & rows, size_t off, __m512i W[8], __m512 * dx_next) {
@@ -340,6 +354,176 @@ void tile_buffered(int64_t nb, int64_t nt, const R & rows, const uint8_t * act, 
     }
 }
 
+// ---- few tokens: 4 rows at a time, each row read from start to end ------------------------------------------------
+//
+// Decode reads every weight once, from DRAM. The 16-row tile above touches 16 rows at once, 18 bytes each per block:
+// 16 slow streams per thread that the hardware prefetchers follow badly (measured: half the DRAM bandwidth of a
+// 4-row walk). So for a few tokens the rows go 4 at a time, each group walking its rows to the end: 4 fast streams.
+//
+// Layout: one register holds 4 rows × 16 code bytes (128-bit lane = row); the activation's 16 matching bytes are
+// broadcast to every lane, so vpdpbusd leaves 4 partial sums per row (lane = row × dword) with no shuffles on the
+// activation side. Blocks go 4 at a time: their partial sums are folded by in-lane transposes into one register
+// whose lane (row r, j) is the integer dot of block j of row r, then scaled by the 4×4 (row, block) weight scales
+// and the blocks' activation scales in one multiply and one FMA. Both types share it: a Q4_0 row's 16 bytes are
+// codes 0..15 (low nibbles) and 16..31 (high nibbles), a Q8_0 row's 32 codes are two 16-byte halves (+128).
+
+constexpr int64_t ASEG = 512;  // blocks of activation setup per pass (16384 elements: one pass for usual rows)
+
+struct Q4s {
+    static constexpr size_t bs = sizeof(gl_block_q4_0);
+    static constexpr int shift = 3;
+    // Codes of block b of 4 rows: W[0] pairs with activation bytes 0..15, W[1] with 16..31.
+    static inline void load(const uint8_t * const rp[4], size_t off, __m512i W[2]) {
+        __m512i x = _mm512_zextsi128_si512(_mm_loadu_si128((const __m128i *) (rp[0] + off + 2)));
+        x = _mm512_inserti32x4(x, _mm_loadu_si128((const __m128i *) (rp[1] + off + 2)), 1);
+        x = _mm512_inserti32x4(x, _mm_loadu_si128((const __m128i *) (rp[2] + off + 2)), 2);
+        x = _mm512_inserti32x4(x, _mm_loadu_si128((const __m128i *) (rp[3] + off + 2)), 3);
+        const __m512i m4 = _mm512_set1_epi8(0x0F);
+        W[0] = _mm512_and_si512(x, m4);
+        W[1] = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
+    }
+    // Scales of blocks b..b+v-1 (v <= 4) of 4 rows, lane (row r, block j) = 4r + j, as fp32; 0 past v.
+    static inline __m512 scales(const uint8_t * const rp[4], size_t off, int v) {
+        // A row's 4 scales are words 0, 9, 18, 27 of its 64 bytes from block b (72 bytes when v = 4).
+        const __mmask64 m = v >= 4 ? ~(__mmask64) 0 : (((__mmask64) 1 << (18 * v)) - 1);
+        static const uint16_t k_idx[32] = {0, 9, 18, 27, 32, 41, 50, 59, 0, 9, 18, 27, 32, 41, 50, 59,
+                                           0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+        const __m512i idx = _mm512_loadu_si512(k_idx);
+        const __m512i v01 = _mm512_maskz_permutex2var_epi16(0x00FF, _mm512_maskz_loadu_epi8(m, rp[0] + off), idx, _mm512_maskz_loadu_epi8(m, rp[1] + off));
+        const __m512i v23 = _mm512_maskz_permutex2var_epi16(0xFF00, _mm512_maskz_loadu_epi8(m, rp[2] + off), idx, _mm512_maskz_loadu_epi8(m, rp[3] + off));
+        return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_or_si512(v01, v23)));
+    }
+};
+
+struct Q8s {
+    static constexpr size_t bs = sizeof(gl_block_q8_0);
+    static constexpr int shift = 7;
+    static inline __m512i load16x4(const uint8_t * const rp[4], size_t off) {
+        __m512i x = _mm512_zextsi128_si512(_mm_loadu_si128((const __m128i *) (rp[0] + off)));
+        x = _mm512_inserti32x4(x, _mm_loadu_si128((const __m128i *) (rp[1] + off)), 1);
+        x = _mm512_inserti32x4(x, _mm_loadu_si128((const __m128i *) (rp[2] + off)), 2);
+        x = _mm512_inserti32x4(x, _mm_loadu_si128((const __m128i *) (rp[3] + off)), 3);
+        return _mm512_xor_si512(x, _mm512_set1_epi8((char) 0x80));
+    }
+    static inline void load(const uint8_t * const rp[4], size_t off, __m512i W[2]) {
+        W[0] = load16x4(rp, off + 2);
+        W[1] = load16x4(rp, off + 18);
+    }
+    static inline __m512 scales(const uint8_t * const rp[4], size_t off, int v) {
+        // A row's scales: words 0 and 17 of 64 bytes from block b, and of 64 bytes from block b + 2.
+        const __mmask64 m0 = v >= 2 ? ~(__mmask64) 0 : (((__mmask64) 1 << (34 * v)) - 1);
+        const __mmask64 m1 = v >= 4 ? ~(__mmask64) 0 : v <= 2 ? 0 : (((__mmask64) 1 << (34 * (v - 2))) - 1);
+        alignas(64) static const uint16_t k_idx[4][32] = {
+            {0, 17, 32, 49},
+            {0, 0, 0, 0, 0, 17, 32, 49},
+            {0, 0, 0, 0, 0, 0, 0, 0, 0, 17, 32, 49},
+            {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 17, 32, 49},
+        };
+        __m512i acc = _mm512_setzero_si512();
+        GL_UNROLL
+        for (int r = 0; r < 4; ++r) {
+            const __m512i lo = _mm512_maskz_loadu_epi8(m0, rp[r] + off), hi = _mm512_maskz_loadu_epi8(m1, rp[r] + off + 2 * bs);
+            acc = _mm512_or_si512(acc, _mm512_maskz_permutex2var_epi16((__mmask32) (0xFu << (4 * r)), lo, _mm512_load_si512(k_idx[r]), hi));
+        }
+        return _mm512_cvtph_ps(_mm512_castsi512_si256(acc));
+    }
+};
+
+// P[0..3]: lane (row r, dword k) partial sums of 4 blocks  ->  lane (row r, j) = full sum of block j.
+inline __m512i fold4(const __m512i P[4]) {
+    const __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(P[0], P[1]), _mm512_unpackhi_epi32(P[0], P[1]));
+    const __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(P[2], P[3]), _mm512_unpackhi_epi32(P[2], P[3]));
+    return _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
+}
+
+// Blocks [b, b + V) (V <= 4; b relative to the setup segment starting at block s0) of G groups of 4 rows × T
+// tokens (G = 2: 8 rows share each activation load).
+template <class Q, int T, int V, int G>
+inline void stream_step(const uint8_t * const rp[4 * G], int64_t s0, int64_t b, const int8_t * const aq[T], const int32_t * ncorr,
+                        const float * dy, __m512 facc[T * G]) {
+    __m512i P[T * G][4];
+    GL_UNROLL
+    for (int j = 0; j < 4; ++j) {
+        if (j >= V) {
+            GL_UNROLL
+            for (int i = 0; i < T * G; ++i) P[i][j] = _mm512_setzero_si512();
+            continue;
+        }
+        __m512i W[G][2];
+        GL_UNROLL
+        for (int g = 0; g < G; ++g) Q::load(rp + 4 * g, (size_t) (s0 + b + j) * Q::bs, W[g]);
+        GL_UNROLL
+        for (int t = 0; t < T; ++t) {
+            const int8_t * q = aq[t] + (b + j) * 34;
+            const __m512i a0 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) q));
+            const __m512i a1 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) (q + 16)));
+            GL_UNROLL
+            for (int g = 0; g < G; ++g)
+                P[t * G + g][j] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), W[g][0], a0), W[g][1], a1);
+        }
+    }
+    GL_UNROLL
+    for (int g = 0; g < G; ++g) {
+        const __m512 DX = Q::scales(rp + 4 * g, (size_t) (s0 + b) * Q::bs, V);
+        GL_UNROLL
+        for (int t = 0; t < T; ++t) {
+            // The blocks' offset corrections, lane (row, j) += ncorr[b + j], then the scales.
+            const __m512i C = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) (ncorr + t * (ASEG + 16) + b)));
+            const __m512 DY = _mm512_broadcast_f32x4(_mm_loadu_ps(dy + t * (ASEG + 16) + b));
+            const __m512i R = _mm512_add_epi32(fold4(P[t * G + g]), C);
+            facc[t * G + g] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(R), DX), DY, facc[t * G + g]);
+        }
+    }
+}
+
+template <class Q, int T, int G>
+void gemm_stream(int64_t nb, int64_t nr, const uint8_t * w, size_t w_stride, const uint8_t * act, size_t act_stride, float * y,
+                 int64_t y_stride) {
+    // Per token: the blocks' negated offset corrections and scales, zero past the last block (the last step reads
+    // 4 at a time; the vector setup writes 16 at a time).
+    alignas(64) int32_t ncorr[T * (ASEG + 16)];
+    alignas(64) float dy[T * (ASEG + 16)];
+    for (int64_t s0 = 0; s0 < nb; s0 += ASEG) {
+        const int64_t ns = min_i64(ASEG, nb - s0);
+        const int8_t * aq[T];
+        GL_UNROLL
+        for (int t = 0; t < T; ++t) {
+            const gl_block_q8_0 * a = (const gl_block_q8_0 *) (act + (size_t) t * act_stride) + s0;
+            act_sums(a, ns, Q::shift, ncorr + t * (ASEG + 16), dy + t * (ASEG + 16));
+            for (int64_t b = ns; b < ns + 4; ++b) ncorr[t * (ASEG + 16) + b] = 0, dy[t * (ASEG + 16) + b] = 0.0f;
+            aq[t] = (const int8_t *) a->qs;
+        }
+        for (int64_t r0 = 0; r0 < nr; r0 += 4 * G) {
+            const int64_t nrr = min_i64(4 * G, nr - r0);
+            const uint8_t * rp[4 * G];
+            for (int r = 0; r < 4 * G; ++r) rp[r] = w + (size_t) (r0 + (r < nrr ? r : nrr - 1)) * w_stride;
+            __m512 facc[T * G];
+            GL_UNROLL
+            for (int i = 0; i < T * G; ++i) facc[i] = _mm512_setzero_ps();
+            int64_t b = 0;
+            for (; b + 4 <= ns; b += 4) stream_step<Q, T, 4, G>(rp, s0, b, aq, ncorr, dy, facc);
+            switch (ns - b) {
+                case 1: stream_step<Q, T, 1, G>(rp, s0, b, aq, ncorr, dy, facc); break;
+                case 2: stream_step<Q, T, 2, G>(rp, s0, b, aq, ncorr, dy, facc); break;
+                case 3: stream_step<Q, T, 3, G>(rp, s0, b, aq, ncorr, dy, facc); break;
+                default: break;
+            }
+            // Lane (row r, j) -> sum over j, one float per row; the first segment stores, later ones add.
+            GL_UNROLL
+            for (int t = 0; t < T; ++t) {
+                GL_UNROLL
+                for (int g = 0; g < G; ++g) {
+                    const int64_t rows_here = min_i64(4, nrr - 4 * g);
+                    if (rows_here <= 0) continue;
+                    __m512 h = _mm512_add_ps(facc[t * G + g], _mm512_permute_ps(facc[t * G + g], 0x4E));
+                    h = _mm512_add_ps(h, _mm512_permute_ps(h, 0xB1));
+                    store_rows(y + t * y_stride + r0 + 4 * g, _mm512_maskz_compress_ps(0x1111, h), (__mmask16) ((1u << rows_here) - 1), s0 > 0);
+                }
+            }
+        }
+    }
+}
+
 template <class Q, class R>
 void tile16(int64_t nb, int64_t nt, const R & rows, const uint8_t * act, size_t act_stride, float * y, int64_t y_stride, __mmask16 m) {
     switch (nt) {
@@ -363,6 +547,14 @@ void gemm_q(int64_t n, int64_t nr, int64_t nt, const void * w, size_t w_stride, 
     if (nt <= 0) return;
     const uint8_t * wb = (const uint8_t *) w;
     const uint8_t * ab = (const uint8_t *) act;
+    if (nt <= GL_STREAM_MAX_T) {
+        switch (nt) {
+            case 1: gemm_stream<typename Q::S, 1, GL_STREAM_G1>(nb, nr, wb, w_stride, ab, act_stride, y, y_stride); return;
+            case 2: gemm_stream<typename Q::S, 2, GL_STREAM_G2>(nb, nr, wb, w_stride, ab, act_stride, y, y_stride); return;
+            case 3: gemm_stream<typename Q::S, 3, 1>(nb, nr, wb, w_stride, ab, act_stride, y, y_stride); return;
+            default: gemm_stream<typename Q::S, 4, 1>(nb, nr, wb, w_stride, ab, act_stride, y, y_stride); return;
+        }
+    }
     for (int64_t r0 = 0; r0 < nr; r0 += 16) {
         const int64_t nrr = min_i64(16, nr - r0);
         const uint8_t * base = wb + (size_t) r0 * w_stride;
