@@ -747,6 +747,91 @@ void bf16_vec_dot(int64_t n, float * s, const void * x, const void * y) {
     else bf16_vec_dot_plain(n, s, x, y);
 }
 
+// ---- float types: gemm ------------------------------------------------------------------------------------------
+// R weight rows × T activation rows (both in the weight's type), 16 elements at a time: each widened weight vector
+// is used T times, each activation vector R times. One token (decode): 8 rows, each read from start to end.
+
+struct F32v {
+    static inline __m512 load(const void * p, int64_t i) { return _mm512_loadu_ps((const float *) p + i); }
+    static inline __m512 tail(const void * p, int64_t i, __mmask16 m) { return _mm512_maskz_loadu_ps(m, (const float *) p + i); }
+};
+struct F16v {
+    static inline __m512 load(const void * p, int64_t i) { return f16x16((const uint16_t *) p + i); }
+    static inline __m512 tail(const void * p, int64_t i, __mmask16 m) { return f16x16_tail((const uint16_t *) p + i, m); }
+};
+struct BF16v {
+    static inline __m512 load(const void * p, int64_t i) {
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *) ((const uint16_t *) p + i))), 16));
+    }
+    static inline __m512 tail(const void * p, int64_t i, __mmask16 m) {
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *) p + i)), 16));
+    }
+};
+
+template <class L, int R, int T>
+void float_tile(int64_t n, const uint8_t * w, size_t ws, const uint8_t * a, size_t as, float * y, int64_t ys) {
+    __m512 acc[R][T];
+    GL_UNROLL
+    for (int r = 0; r < R; ++r)
+        GL_UNROLL
+        for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 wv[R];
+        GL_UNROLL
+        for (int r = 0; r < R; ++r) wv[r] = L::load(w + r * ws, i);
+        GL_UNROLL
+        for (int t = 0; t < T; ++t) {
+            const __m512 av = L::load(a + t * as, i);
+            GL_UNROLL
+            for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], av, acc[r][t]);
+        }
+    }
+    if (i < n) {
+        const __mmask16 m = tail16(n - i);
+        __m512 wv[R];
+        GL_UNROLL
+        for (int r = 0; r < R; ++r) wv[r] = L::tail(w + r * ws, i, m);
+        GL_UNROLL
+        for (int t = 0; t < T; ++t) {
+            const __m512 av = L::tail(a + t * as, i, m);
+            GL_UNROLL
+            for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wv[r], av, acc[r][t]);
+        }
+    }
+    GL_UNROLL
+    for (int t = 0; t < T; ++t)
+        GL_UNROLL
+        for (int r = 0; r < R; ++r) y[t * ys + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+typedef void (*float_tile_fn)(int64_t n, const uint8_t * w, size_t ws, const uint8_t * a, size_t as, float * y, int64_t ys);
+
+// Tiles of up to 4 rows × 4 tokens for batches, 8 rows × 1 token for decode; edges get exact-size tiles.
+template <class L>
+void float_gemm(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * act, size_t as, float * y, int64_t ys) {
+    static const float_tile_fn k_tiles[4][4] = {
+        {float_tile<L, 1, 1>, float_tile<L, 1, 2>, float_tile<L, 1, 3>, float_tile<L, 1, 4>},
+        {float_tile<L, 2, 1>, float_tile<L, 2, 2>, float_tile<L, 2, 3>, float_tile<L, 2, 4>},
+        {float_tile<L, 3, 1>, float_tile<L, 3, 2>, float_tile<L, 3, 3>, float_tile<L, 3, 4>},
+        {float_tile<L, 4, 1>, float_tile<L, 4, 2>, float_tile<L, 4, 3>, float_tile<L, 4, 4>},
+    };
+    const uint8_t * wb = (const uint8_t *) w;
+    const uint8_t * ab = (const uint8_t *) act;
+    int64_t t0 = 0;
+    if (nt == 1) {
+        int64_t r0 = 0;
+        for (; r0 + 8 <= nr; r0 += 8) float_tile<L, 8, 1>(n, wb + r0 * ws, ws, ab, as, y + r0, ys);
+        for (; r0 < nr; r0 += 4) k_tiles[min_i64(4, nr - r0) - 1][0](n, wb + r0 * ws, ws, ab, as, y + r0, ys);
+        return;
+    }
+    for (; t0 < nt; t0 += 4) {
+        const int64_t tt = min_i64(4, nt - t0);
+        for (int64_t r0 = 0; r0 < nr; r0 += 4)
+            k_tiles[min_i64(4, nr - r0) - 1][tt - 1](n, wb + r0 * ws, ws, ab + t0 * as, as, y + t0 * ys + r0, ys);
+    }
+}
+
 // ---- conversions (bit-identical with the scalar reference) --------------------------------------------------------
 
 // fp16 -> fp32 for 16 values, exactly as gl_fp16_to_fp32_ref: F16C, except that a signalling NaN keeps its payload
@@ -996,11 +1081,11 @@ void swiglu(const float * gate, const float * up, int64_t n, float * out) {
 }  // namespace
 
 // Null entries fall back to the level below: F32 row copies (memcpy), the Q4_0 quantizer (never an activation
-// format), the float types' gemm (AVX2 tiles) and any type not listed here.
+// format) and any type not listed here.
 const gl_type_kernels gl_kernels_avx512[GL_TYPE_COUNT] = {
-    /* F32  */ {f32_vec_dot, nullptr, nullptr, nullptr, f32_axpy},
-    /* F16  */ {f16_vec_dot, f16_from_float, f16_to_float, nullptr, f16_axpy},
-    /* BF16 */ {bf16_vec_dot, bf16_from_float, bf16_to_float, nullptr, bf16_axpy},
+    /* F32  */ {f32_vec_dot, nullptr, nullptr, float_gemm<F32v>, f32_axpy},
+    /* F16  */ {f16_vec_dot, f16_from_float, f16_to_float, float_gemm<F16v>, f16_axpy},
+    /* BF16 */ {bf16_vec_dot, bf16_from_float, bf16_to_float, float_gemm<BF16v>, bf16_axpy},
     /* Q8_0 */ {q8_0_vec_dot, q8_0_from_float, q8_0_to_float, q8_0_gemm, nullptr},
     /* Q4_0 */ {q4_0_vec_dot, nullptr, q4_0_to_float, q4_0_gemm, nullptr},
 };
