@@ -1,6 +1,7 @@
 #include "model/block_forward.h"
 
 #include "ggml-lite/common.h"
+#include "ggml-lite/cpu.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,8 +11,9 @@
 namespace quill {
 
 // ---- float A·Bᵀ -------------------------------------------------------------------------------------------------
-// A 4×4 register tile of dot products along contiguous rows, in GCC vector extensions: built twice (AVX2+FMA and
-// baseline x86-64) by target_clones and picked at load time, so it needs no per-file -m flags.
+// A 4×4 register tile of dot products along contiguous rows, in GCC vector extensions: compiled twice (AVX2+FMA and
+// baseline x86-64) from one body, and picked per call by the CPU dispatch level (ggml-lite/cpu.h; QUILL_CPU applies),
+// so the file needs no per-file -m flags. (target_clones("arch=...") would not do: its resolver tests the CPU model.)
 
 // The vectors never cross a function boundary (every helper is always_inline), so the ABI note does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -62,8 +64,7 @@ __attribute__((always_inline)) static inline void tile_row(int NR, int64_t k, co
 }
 
 // One block of C (mb × nb) over one slice of k.
-__attribute__((target_clones("arch=haswell", "default")))
-static void gemm_block(int64_t mb, int64_t nb, int64_t k, const float * A, int64_t lda, const float * B, int64_t ldb, float * C, int64_t ldc,
+__attribute__((always_inline)) static inline void gemm_block_impl(int64_t mb, int64_t nb, int64_t k, const float * A, int64_t lda, const float * B, int64_t ldb, float * C, int64_t ldc,
                        bool add) {
     for (int64_t i = 0; i < mb; i += 4) {
         const int MR = (int) std::min<int64_t>(4, mb - i);
@@ -80,6 +81,20 @@ static void gemm_block(int64_t mb, int64_t nb, int64_t k, const float * A, int64
             }
         }
     }
+}
+
+__attribute__((target("avx2,fma"))) static void gemm_block_avx2(int64_t mb, int64_t nb, int64_t k, const float * A, int64_t lda,
+                                                                 const float * B, int64_t ldb, float * C, int64_t ldc, bool add) {
+    gemm_block_impl(mb, nb, k, A, lda, B, ldb, C, ldc, add);
+}
+static void gemm_block_base(int64_t mb, int64_t nb, int64_t k, const float * A, int64_t lda, const float * B, int64_t ldb, float * C,
+                            int64_t ldc, bool add) {
+    gemm_block_impl(mb, nb, k, A, lda, B, ldb, C, ldc, add);
+}
+static void gemm_block(int64_t mb, int64_t nb, int64_t k, const float * A, int64_t lda, const float * B, int64_t ldb, float * C, int64_t ldc,
+                       bool add) {
+    if (gl_cpu_level_get() >= GL_CPU_AVX2) gemm_block_avx2(mb, nb, k, A, lda, B, ldb, C, ldc, add);
+    else gemm_block_base(mb, nb, k, A, lda, B, ldb, C, ldc, add);
 }
 
 void gemm_nt_f32(int64_t m, int64_t n, int64_t k, const float * A, int64_t lda, const float * B, int64_t ldb, float * C, int64_t ldc,
