@@ -38,7 +38,7 @@ std::string http_dump(const nlohmann::json & j);  // invalid UTF-8 replaced, nev
 void http_send_json(httplib::Response & res, int status, const nlohmann::json & j);
 void http_send_error(httplib::Response & res, const ApiError & e);
 // Reads the body through the content reader, at most `limit` bytes (ApiError 413 beyond, 400 when it breaks off).
-std::string http_read_body(const httplib::ContentReader & reader, const httplib::Response & res, size_t limit);
+std::string http_read_body(const httplib::Request & req, const httplib::ContentReader & reader, const httplib::Response & res, size_t limit);
 // ApiError 401 unless the request carries "Authorization: Bearer <key>" (when a key is set).
 void http_check_auth(const App & app, const httplib::Request & req);
 // Counts body bytes written by streaming responses, for the access log.

@@ -76,20 +76,25 @@ void http_send_error(Response & res, const ApiError & e) {
     http_send_json(res, e.status, api_error_json(e));
 }
 
-std::string http_read_body(const httplib::ContentReader & reader, const Response & res, size_t limit) {
+std::string http_read_body(const Request & req, const httplib::ContentReader & reader, const Response & res, size_t limit) {
     std::string body;
     bool too_big = false;
-    const bool ok = reader([&](const char * data, size_t n) {
+    auto receive = [&](const char * data, size_t n) {
         if (body.size() + n > limit) {
             too_big = true;
             return false;
         }
         body.append(data, n);
         return true;
-    });
+    };
+    // Multipart bodies must be read through httplib's multipart reader (the plain one is not set up for them).
+    const bool multipart = req.is_multipart_form_data();
+    const bool ok = multipart ? reader([](const httplib::MultipartFormData &) { return true; }, receive) : reader(receive);
     // httplib refuses a Content-Length over the limit itself (status 413, body skipped); chunked bodies are
     // counted here.
-    if (too_big || (!ok && res.status == 413)) throw ApiError(413, strfmt("the request body is larger than the limit of %zu bytes", limit), "", "request_too_large");
+    if (too_big || (!ok && res.status == 413))
+        throw ApiError(413, strfmt("the request body is larger than the limit of %zu bytes", limit), "", "request_too_large");
+    if (multipart) throw ApiError(400, "the request body must be JSON, not multipart/form-data", "", "invalid_json");
     if (!ok) throw ApiError(400, "the request body could not be read", "", "invalid_body");
     return body;
 }
@@ -192,7 +197,7 @@ void http_setup(httplib::Server & svr, App & app) {
     }));
 
     svr.Post("/tokenize", http_guarded_body([&app](const Request & req, Response & res, const httplib::ContentReader & reader) {
-        const json body = parse_json_body(http_read_body(reader, res, app.params.max_body));
+        const json body = parse_json_body(http_read_body(req, reader, res, app.params.max_body));
         http_check_auth(app, req);
         if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
         auto it = body.find("content");
@@ -213,7 +218,7 @@ void http_setup(httplib::Server & svr, App & app) {
         http_send_json(res, 200, {{"tokens", out}});
     }));
     svr.Post("/detokenize", http_guarded_body([&app](const Request & req, Response & res, const httplib::ContentReader & reader) {
-        const json body = parse_json_body(http_read_body(reader, res, app.params.max_body));
+        const json body = parse_json_body(http_read_body(req, reader, res, app.params.max_body));
         http_check_auth(app, req);
         if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
         auto it = body.find("tokens");

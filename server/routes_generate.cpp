@@ -153,7 +153,7 @@ private:
 
 void handle_generate(App & app, const httplib::Request & req, httplib::Response & res, const httplib::ContentReader & reader, bool chat) {
     // The body is read first, whatever happens next, so that the connection stays usable for the next request.
-    const std::string body = http_read_body(reader, res, app.params.max_body);
+    const std::string body = http_read_body(req, reader, res, app.params.max_body);
     http_check_auth(app, req);
     if (app.draining) throw ApiError(503, "the server is shutting down", "", "shutting_down");
     const json j = parse_json_body(body);

@@ -136,6 +136,12 @@ TEST_CASE("server: every error case gets its status and the OpenAI error shape a
             CHECK(is_error_shape(r->body));
         }
     }
+    // A multipart form instead of JSON.
+    httplib::MultipartFormDataItems form = {{"messages", "hi", "", ""}};
+    auto mp = c.Post("/v1/chat/completions", form);
+    REQUIRE(mp);
+    CHECK(mp->status == 400);
+    CHECK(is_error_shape(mp->body));
     // Wrong method on a known route, and GET of an unknown one.
     HttpResult gm = get(c, "/v1/chat/completions");
     CHECK(gm.status == 404);
