@@ -158,6 +158,7 @@ void handle_generate(App & app, const httplib::Request & req, httplib::Response 
     if (app.draining) throw ApiError(503, "the server is shutting down", "", "shutting_down");
     const json j = parse_json_body(body);
     auto job = std::make_shared<Job>(chat ? parse_chat_request(j, app.pc) : parse_completion_request(j, app.pc));
+    auto writer = std::make_shared<ResponseWriter>(app, job);
     switch (app.sched->submit(job)) {
         case Scheduler::Submit::ok: break;
         case Scheduler::Submit::full:
@@ -165,8 +166,7 @@ void handle_generate(App & app, const httplib::Request & req, httplib::Response 
             throw ApiError(503, "all slots are busy and the queue is full; retry later", "", "server_busy");
         case Scheduler::Submit::closed: throw ApiError(503, "the server is shutting down", "", "shutting_down");
     }
-    app.open_responses++;
-    auto writer = std::make_shared<ResponseWriter>(app, job);
+    app.open_responses++;  // from here on the writer's release() runs whatever happens to the response
     const bool stream = job->req.stream;
     if (stream) {
         res.set_header("Cache-Control", "no-cache");
