@@ -208,6 +208,8 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
     if (p.block < 1 || p.block > 4096) throw_error("quantize: --block-size must be 1..4096 (got %lld)", (long long) p.block);
     if (method->needs_calibration && p.calib_file.empty()) throw_error("quantize: method %s needs calibration text (--calib FILE)", method->name);
     if (p.output.empty()) throw_error("quantize: missing -o OUT.quill");
+    if (!method->needs_calibration && !p.calib_file.empty() && p.progress)
+        fprintf(stderr, "quantize: method %s uses no calibration; ignoring --calib\n", method->name);
 
     LoadOptions lo;
     lo.tokenizer_path = p.tokenizer;
