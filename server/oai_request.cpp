@@ -123,8 +123,12 @@ void check_unsupported(const json & body, bool chat) {
     }
 }
 
-// Fields shared by both endpoints.
-void parse_common(const json & body, const PromptContext & pc, GenRequest & r) {
+// Fields shared by both endpoints (after checking the body is an object without unsupported fields).
+GenRequest parse_common(const json & body, const PromptContext & pc, bool chat) {
+    require_object(body);
+    check_unsupported(body, chat);
+    GenRequest r;
+    r.chat = chat;
     if (const json * v = field(body, "model")) {
         if (!v->is_string()) fail_type("model", "a string", *v);
     }
@@ -169,6 +173,7 @@ void parse_common(const json & body, const PromptContext & pc, GenRequest & r) {
             fail_type("stop", "a string or an array of strings", *v);
         }
     }
+    return r;
 }
 
 // Every prompt must fit the context with room for max_tokens (or at least one token when max_tokens is not given).
@@ -243,11 +248,7 @@ json parse_json_body(const std::string & body, int max_depth) {
 }
 
 GenRequest parse_chat_request(const json & body, const PromptContext & pc) {
-    require_object(body);
-    check_unsupported(body, true);
-    GenRequest r;
-    r.chat = true;
-    parse_common(body, pc, r);
+    GenRequest r = parse_common(body, pc, true);
 
     const json * m = field(body, "messages");
     if (!m) throw ApiError(400, "missing required parameter 'messages'", "messages", "missing_required_parameter");
@@ -284,11 +285,7 @@ GenRequest parse_chat_request(const json & body, const PromptContext & pc) {
 }
 
 GenRequest parse_completion_request(const json & body, const PromptContext & pc) {
-    require_object(body);
-    check_unsupported(body, false);
-    GenRequest r;
-    r.chat = false;
-    parse_common(body, pc, r);
+    GenRequest r = parse_common(body, pc, false);
     const int64_t best_of = get_int(body, "best_of", r.n, 1, pc.max_choices);
     if (best_of != 1 && best_of != r.n) fail_unsupported("best_of", "best_of other than 1 or n is not supported");
     r.logprobs = (int32_t) get_int(body, "logprobs", -1, 0, 5);

@@ -99,6 +99,28 @@ std::vector<ErrorCase> error_cases() {
     };
 }
 
+// A streamed greedy completion read on its own thread (joined on destruction, also when a check fails).
+struct BackgroundStream {
+    std::atomic<bool> started{false};  // the first text delta arrived
+    HttpResult result;
+    std::thread thread;
+
+    BackgroundStream(const ServerProcess & srv, int max_tokens) {
+        thread = std::thread([this, &srv, max_tokens] {
+            httplib::Client c = srv.client();
+            const json b = {{"prompt", "Once upon a time"}, {"max_tokens", max_tokens}, {"temperature", 0}, {"stream", true}};
+            result = post_stream(c, "/v1/completions", b.dump(), [this](const std::string & all) {
+                if (all.find("\"text\"") != std::string::npos) started = true;
+                return true;
+            });
+        });
+    }
+    ~BackgroundStream() { join(); }
+    void join() {
+        if (thread.joinable()) thread.join();
+    }
+};
+
 }  // namespace
 
 TEST_CASE("server: every error case gets its status and the OpenAI error shape and the server stays healthy") {
@@ -244,8 +266,8 @@ TEST_CASE("server: a client that disconnects frees its slot, a full queue gives 
         CHECK(metric(c, "quill_slots_busy") == 2);
         HttpResult busy = post(c, "/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 4}}.dump());
         CHECK(busy.status == 503);
-        CHECK(is_error_shape(busy.body));
-        CHECK(json::parse(busy.body)["error"]["code"] == "server_busy");
+        CHECK(is_error_shape(busy.body));  // (no json::parse that could throw while the holder threads run)
+        CHECK(busy.body.find("\"server_busy\"") != std::string::npos);
         auto ra = busy.headers.find("Retry-After");
         CHECK((ra != busy.headers.end() && ra->second == "1"));
         CHECK(post(c, "/v1/chat/completions", chat("Hi", {{"stream", true}}).dump()).status == 503);
@@ -283,17 +305,8 @@ TEST_CASE("server: SIGTERM lets accepted requests finish, refuses new ones and e
     REQUIRE_SHARED();
     {
         ServerProcess srv({"-c", "4096"});
-        std::atomic<bool> started{false};
-        HttpResult streamed;
-        std::thread t([&] {
-            httplib::Client cs = srv.client();
-            json b = {{"prompt", "Once upon a time"}, {"max_tokens", 1500}, {"temperature", 0}, {"stream", true}};
-            streamed = post_stream(cs, "/v1/completions", b.dump(), [&](const std::string & all) {
-                if (all.find("\"text\"") != std::string::npos) started = true;
-                return true;
-            });
-        });
-        REQUIRE(eventually([&] { return started.load(); }, 10.0));
+        BackgroundStream stream(srv, 1500);
+        REQUIRE(eventually([&] { return stream.started.load(); }, 10.0));
         srv.signal(SIGTERM);
         httplib::Client c = srv.client();
         // While draining: /health and new requests answer 503 (or the server is already gone).
@@ -301,9 +314,9 @@ TEST_CASE("server: SIGTERM lets accepted requests finish, refuses new ones and e
         HttpResult late = post(c, "/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 4}}.dump());
         CHECK((late.status == 503 || late.status == 0));
         if (late.status == 503) CHECK(json::parse(late.body)["error"]["code"] == "shutting_down");
-        t.join();
-        CHECK(streamed.status == 200);
-        Sse s = parse_sse(streamed.body);
+        stream.join();
+        CHECK(stream.result.status == 200);
+        Sse s = parse_sse(stream.result.body);
         CHECK(s.done);
         CHECK(sse_finish(s) == "length");
         CHECK(srv.wait_exit(20.0) == 0);
@@ -311,23 +324,14 @@ TEST_CASE("server: SIGTERM lets accepted requests finish, refuses new ones and e
     }
     {
         ServerProcess srv({"-c", "4096"});
-        std::atomic<bool> started{false};
-        HttpResult streamed;
-        std::thread t([&] {
-            httplib::Client cs = srv.client();
-            json b = {{"prompt", "Once upon a time"}, {"max_tokens", 4000}, {"temperature", 0}, {"stream", true}};
-            streamed = post_stream(cs, "/v1/completions", b.dump(), [&](const std::string & all) {
-                if (all.find("\"text\"") != std::string::npos) started = true;
-                return true;
-            });
-        });
-        REQUIRE(eventually([&] { return started.load(); }, 10.0));
+        BackgroundStream stream(srv, 4000);
+        REQUIRE(eventually([&] { return stream.started.load(); }, 10.0));
         srv.signal(SIGTERM);
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
         srv.signal(SIGINT);
-        t.join();
+        stream.join();
         // The stream ends early with an error event and [DONE].
-        Sse s = parse_sse(streamed.body);
+        Sse s = parse_sse(stream.result.body);
         CHECK(s.done);
         bool error_event = false;
         for (const json & e : s.events) error_event |= e.contains("error");
