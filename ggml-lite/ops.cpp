@@ -44,7 +44,9 @@ void gl_mul_mat(const gl_tensor & w, const float * x, int64_t n_tok, float * y, 
     // n_tok >= 1 rows of 16 floats); each chunk runs the tiled kernel over all tokens.
     const int64_t chunk = 16;
     const int64_t n_chunks = (ne1 + chunk - 1) / chunk;
-    const bool parallel = ne1 * n_tok * ne0 >= (1 << 15);
+    // Threads only pay off on enough work: waking them costs microseconds, and small decode-time products (a
+    // 512x64 output layer) would spend more on the fork/join than on the arithmetic.
+    const bool parallel = ne1 * n_tok * ne0 >= (1 << 18) && n_chunks > 1;
 #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t c = 0; c < n_chunks; ++c) {
         const int64_t r0 = c * chunk, nr = std::min(chunk, ne1 - r0);

@@ -155,7 +155,8 @@ void Context::decode(const Batch & b) {
         throw_error("malformed batch");
     // Validate everything before touching the cache, so a bad batch changes nothing.
     std::vector<int32_t> & len = kv_.len;
-    std::vector<int32_t> new_len = len;
+    std::vector<int32_t> & new_len = new_len_;  // sized once; no allocation per decode
+    new_len = len;
     for (int64_t t = 0; t < n; ++t) {
         if (b.token[t] < 0 || b.token[t] >= hp.n_vocab) throw_error("token id %d out of range (vocabulary of %lld)", b.token[t], (long long) hp.n_vocab);
         if (b.seq[t] < 0 || b.seq[t] >= kv_.n_seq) throw_error("sequence %d out of range (%d sequences)", b.seq[t], kv_.n_seq);
@@ -198,7 +199,7 @@ void Context::decode(const Batch & b) {
         gl_mul_mat(L.w_down, hb_.data(), n, xb_.data(), wdata_.data());
         for (int64_t i = 0; i < n * E; ++i) x_[i] += xb_[i];
     }
-    len = new_len;
+    len.swap(new_len);
 
     // Final norm and output projection for the tokens that asked for logits, gathered into consecutive rows.
     n_out_ = 0;

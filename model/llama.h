@@ -105,6 +105,7 @@ private:
     std::vector<float> x_, xb_, q_, k_, v_, att_, hb_, hb2_, logits_, att_scratch_;
     std::vector<uint8_t> wdata_;
     std::vector<int32_t> out_rows_;
+    std::vector<int32_t> new_len_;  // decode's staging copy of the per-sequence lengths
     size_t n_out_ = 0;
 };
 
