@@ -2,19 +2,24 @@
 // has them (ggml-lite/cpu.cpp). Same rule as avx2.cpp: no inline functions from shared headers, no std::
 // templates; everything here has internal linkage and the two tables at the bottom are the only exported symbols.
 //
-// Quantized matrix products (Q4_0 and Q8_0 weights, Q8_0 activations) put 16 weight ROWS in the 16 int32 lanes
-// of a register. For one block, the 16 rows' 32 codes are transposed into 8 registers W[k] (lane r = bytes
-// 4k..4k+3 of row r), and each token then costs 8 VNNI dot products, the activation's dword k broadcast from
-// memory: acc[r] += sum of 4 products. After 8 of them lane r holds the block's integer dot product of row r,
-// with no horizontal sums and no per-row scale shuffles: the 16 row scales are one vector, the token's scale a
-// broadcast. The transpose costs ~40 instructions per 16 rows and block and is shared by every token, so the
-// same kernel serves decode (one token: weights streamed once) and prompt batches (weights unpacked once per
-// 64-block segment into a buffer that stays in L1, then reused by every group of 8 tokens).
+// Quantized matrix products (Q4_0 and Q8_0 weights, Q8_0 activations) have two kernels:
 //
-// vpdpbusd multiplies unsigned by signed bytes. The activations are the signed (broadcast) side, so weights
-// must be unsigned: Q4_0 codes are 0..15 (value = code - 8), Q8_0 codes are stored as q + 128. Both offsets are
-// removed with the activation block's byte sum: dot = sum(u * a) - off * sum(a), off = 8 or 128, computed once
-// per token and block and subtracted in integers, so every block's integer dot is exact, as in the scalar code.
+// - Batches (more than 4 tokens) put 16 weight ROWS in the 16 int32 lanes of a register. For one block, the 16
+//   rows' 32 codes are transposed into 8 registers W[k] (lane r = bytes 4k..4k+3 of row r), and each token then
+//   costs 8 VNNI dot products, the activation's dword k broadcast from memory: after 8 of them lane r holds the
+//   block's integer dot product of row r, with no horizontal sums and no per-row scale shuffles (the 16 row scales
+//   are one vector, the token's scale a broadcast). The transpose (~40 instructions per 16 rows and block) is done
+//   once per 64-block segment into a buffer that stays in L1, and shared by every group of 8 tokens.
+// - Decode (up to 4 tokens) walks 8 rows from start to end, 4 rows × 16 code bytes per register, the activation's
+//   16 matching bytes broadcast to each 128-bit lane; partial sums of 4 blocks are folded by in-lane transposes.
+//   It reads each weight once, in 8 sequential streams, which the hardware prefetchers follow at full DRAM speed
+//   (the 16-row tile's 16 slow streams got half the bandwidth).
+//
+// vpdpbusd multiplies unsigned by signed bytes. The activations are the signed side, so weights must be unsigned:
+// Q4_0 codes are 0..15 (value = code - 8), Q8_0 codes are used as q + 128. Both offsets are removed with the
+// activation block's byte sum: dot = sum(u * a) - off * sum(a), off = 8 or 128, computed per token and block and
+// subtracted in integers, so every block's integer dot is exact, as in the scalar code; the float scaling and
+// the sum over blocks differ from it only in order.
 #include "ggml-lite/cpu.h"
 
 #include <immintrin.h>
@@ -28,15 +33,6 @@
 
 // Full unrolling of the small fixed-count loops over registers (GCC does not always do it at -O2).
 #define GL_UNROLL _Pragma("GCC unroll 16")
-#ifndef GL_STREAM_G1
-#define GL_STREAM_G1 2
-#endif
-#ifndef GL_STREAM_G2
-#define GL_STREAM_G2 2
-#endif
-#ifndef GL_STREAM_MAX_T
-#define GL_STREAM_MAX_T 4
-#endif
 
 namespace {
 
@@ -115,12 +111,38 @@ void act_sums(const gl_block_q8_0 * a, int64_t nb, int shift, int32_t * ncorr, f
 struct Rows16 {
     const uint8_t * p[16];
     const uint8_t * operator()(int r) const { return p[r]; }
+    static constexpr bool uniform = false;
 };
-// Full tile with a uniform stride: the addresses are computed, no table lookups.
+// Full tile with a uniform stride: the addresses are computed, no table lookups. Rows 16..31 are the next tile
+// (the next chunk of the same thread in gl_mul_mat), only ever prefetched.
 struct RowsUniform {
     const uint8_t * base;
     size_t stride;
     const uint8_t * operator()(int r) const { return base + (size_t) r * stride; }
+    static constexpr bool uniform = true;
+};
+
+// Prefetch of the weights a tile will need next, spread over the work in between. The tile reads 16 rows at once
+// block by block, a pattern the hardware prefetchers follow badly from DRAM; while one segment is computed (many
+// tokens), the next segment of the 16 rows (or the next tile's first segment) is brought in, row by row.
+struct Prefetcher {
+    const uint8_t * rows[16];
+    int64_t per_row = 0;          // lines per row, from rows[i] (already offset to the range's start)
+    int64_t row = 16, line = 0;   // the next line to fetch
+    int64_t step = 0;             // lines per run()
+    template <class R> void plan(const R & r, int first_row, size_t byte_lo, size_t byte_hi, int64_t n_steps) {
+        for (int i = 0; i < 16; ++i) rows[i] = r(first_row + i) + byte_lo;
+        per_row = (int64_t) ((byte_hi - byte_lo + 63) / 64) + 1;
+        row = 0;
+        line = 0;
+        step = (16 * per_row + n_steps - 1) / (n_steps > 0 ? n_steps : 1);
+    }
+    void run() {
+        for (int64_t k = 0; k < step && row < 16; ++k) {
+            _mm_prefetch((const char *) rows[row] + 64 * line, _MM_HINT_T1);
+            if (++line == per_row) line = 0, ++row;
+        }
+    }
 };
 
 // Per 128-bit lane, a 4×4 transpose of dwords: X[i] lane l = 16 bytes of row 4l + i  ->  D[k] lane l element i =
@@ -267,34 +289,7 @@ inline void act_segment(const uint8_t * act, size_t act_stride, int T, int64_t b
     }
 }
 
-// Few tokens (T <= TT): unpack each block into registers and use it at once; weights are read exactly once.
-template <class Q, int T, class R>
-void tile_direct(int64_t nb, const R & rows, const uint8_t * act, size_t act_stride, float * y, int64_t y_stride, __mmask16 m) {
-    __m512 facc[T];
-    GL_UNROLL
-    for (int t = 0; t < T; ++t) facc[t] = _mm512_setzero_ps();
-    alignas(64) int32_t ncorr[T * SEG];
-    alignas(64) float dy[T * SEG];
-    __m512 DX = scales16(rows, 0);
-    for (int64_t b0 = 0; b0 < nb; b0 += SEG) {
-        const int64_t nbs = min_i64(SEG, nb - b0);
-        act_segment<Q>(act, act_stride, T, b0, nbs, ncorr, dy);
-        for (int64_t b = 0; b < nbs; ++b) {
-            __m512i W[8];
-            __m512 DXn = DX;
-            unpack_block<Q>(rows, b0 + b, nb, W, &DXn);
-            const int8_t * a[T];
-            GL_UNROLL
-            for (int t = 0; t < T; ++t) a[t] = (const int8_t *) (act + (size_t) t * act_stride + (size_t) (b0 + b) * 34 + 2);
-            block_dot<T>(W, DX, a, ncorr + b, SEG, dy + b, facc);
-            DX = DXn;
-        }
-    }
-    GL_UNROLL
-    for (int t = 0; t < T; ++t) store_rows(y + t * y_stride, facc[t], m, false);
-}
-
-// Many tokens: per segment, unpack the 16 rows once into a buffer, then run groups of TT tokens over it.
+// Batches: per segment, unpack the 16 rows once into a buffer, then run groups of TT tokens over it.
 template <class Q, int T>
 inline void tile_buffered_tokens(const __m512i * wbuf, int64_t nbs, int64_t b0, const uint8_t * act, size_t act_stride,
                                  float * y, int64_t y_stride, __mmask16 m, bool add) {
@@ -324,8 +319,13 @@ void tile_buffered(int64_t nb, int64_t nt, const R & rows, const uint8_t * act, 
                    __mmask16 m) {
     alignas(64) __m512i wbuf[SEG * 9];
     __m512 DX = scales16(rows, 0);
+    Prefetcher pf;
+    const int64_t n_tiles = (nt + TT - 1) / TT;
     for (int64_t b0 = 0; b0 < nb; b0 += SEG) {
         const int64_t nbs = min_i64(SEG, nb - b0);
+        if (b0 + SEG < nb) pf.plan(rows, 0, (size_t) (b0 + SEG) * Q::bs, (size_t) min_i64(nb, b0 + 2 * SEG) * Q::bs, n_tiles);
+        else if (R::uniform) pf.plan(rows, 16, 0, (size_t) min_i64(nb, SEG) * Q::bs, n_tiles);
+        else pf.row = 16;
         for (int64_t b = 0; b < nbs; ++b) {
             __m512i W[8];
             __m512 DXn = DX;
@@ -337,8 +337,11 @@ void tile_buffered(int64_t nb, int64_t nt, const R & rows, const uint8_t * act, 
         }
         const bool add = b0 > 0;
         int64_t t = 0;
-        for (; t + TT <= nt; t += TT)
+        for (; t + TT <= nt; t += TT) {
+            pf.run();
             tile_buffered_tokens<Q, TT>(wbuf, nbs, b0, act + (size_t) t * act_stride, act_stride, y + t * y_stride, y_stride, m, add);
+        }
+        pf.run();
         const uint8_t * at = act + (size_t) t * act_stride;
         float * yt = y + t * y_stride;
         switch (nt - t) {
@@ -524,17 +527,6 @@ void gemm_stream(int64_t nb, int64_t nr, const uint8_t * w, size_t w_stride, con
     }
 }
 
-template <class Q, class R>
-void tile16(int64_t nb, int64_t nt, const R & rows, const uint8_t * act, size_t act_stride, float * y, int64_t y_stride, __mmask16 m) {
-    switch (nt) {
-        case 1: tile_direct<Q, 1>(nb, rows, act, act_stride, y, y_stride, m); return;
-        case 2: tile_direct<Q, 2>(nb, rows, act, act_stride, y, y_stride, m); return;
-        case 3: tile_direct<Q, 3>(nb, rows, act, act_stride, y, y_stride, m); return;
-        case 4: tile_direct<Q, 4>(nb, rows, act, act_stride, y, y_stride, m); return;
-        default: tile_buffered<Q>(nb, nt, rows, act, act_stride, y, y_stride, m); return;
-    }
-}
-
 template <class Q>
 void gemm_q(int64_t n, int64_t nr, int64_t nt, const void * w, size_t w_stride, const void * act, size_t act_stride, float * y,
             int64_t y_stride) {
@@ -547,10 +539,11 @@ void gemm_q(int64_t n, int64_t nr, int64_t nt, const void * w, size_t w_stride, 
     if (nt <= 0) return;
     const uint8_t * wb = (const uint8_t *) w;
     const uint8_t * ab = (const uint8_t *) act;
-    if (nt <= GL_STREAM_MAX_T) {
+    // Up to 4 tokens: the row-walking kernel (8 rows per pass for 1 or 2 tokens, 4 for 3 or 4: registers).
+    if (nt <= 4) {
         switch (nt) {
-            case 1: gemm_stream<typename Q::S, 1, GL_STREAM_G1>(nb, nr, wb, w_stride, ab, act_stride, y, y_stride); return;
-            case 2: gemm_stream<typename Q::S, 2, GL_STREAM_G2>(nb, nr, wb, w_stride, ab, act_stride, y, y_stride); return;
+            case 1: gemm_stream<typename Q::S, 1, 2>(nb, nr, wb, w_stride, ab, act_stride, y, y_stride); return;
+            case 2: gemm_stream<typename Q::S, 2, 2>(nb, nr, wb, w_stride, ab, act_stride, y, y_stride); return;
             case 3: gemm_stream<typename Q::S, 3, 1>(nb, nr, wb, w_stride, ab, act_stride, y, y_stride); return;
             default: gemm_stream<typename Q::S, 4, 1>(nb, nr, wb, w_stride, ab, act_stride, y, y_stride); return;
         }
@@ -559,11 +552,11 @@ void gemm_q(int64_t n, int64_t nr, int64_t nt, const void * w, size_t w_stride, 
         const int64_t nrr = min_i64(16, nr - r0);
         const uint8_t * base = wb + (size_t) r0 * w_stride;
         if (nrr == 16) {
-            tile16<Q>(nb, nt, RowsUniform{base, w_stride}, ab, act_stride, y + r0, y_stride, 0xFFFF);
+            tile_buffered<Q>(nb, nt, RowsUniform{base, w_stride}, ab, act_stride, y + r0, y_stride, 0xFFFF);
         } else {
             Rows16 rows;
             for (int r = 0; r < 16; ++r) rows.p[r] = base + (size_t) (r < nrr ? r : nrr - 1) * w_stride;
-            tile16<Q>(nb, nt, rows, ab, act_stride, y + r0, y_stride, (__mmask16) ((1u << nrr) - 1));
+            tile_buffered<Q>(nb, nt, rows, ab, act_stride, y + r0, y_stride, (__mmask16) ((1u << nrr) - 1));
         }
     }
 }
