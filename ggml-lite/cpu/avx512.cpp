@@ -105,6 +105,26 @@ void act_sums(const gl_block_q8_0 * a, int64_t nb, int shift, int32_t * ncorr, f
     }
 }
 
+// Only the scales: dy[b] = fp32 scale of block b.
+void act_scales(const gl_block_q8_0 * a, int64_t nb, float * dy) {
+    const uint8_t * p = (const uint8_t *) a;
+    static const uint16_t k_didx[32] = {0, 17, 34, 51, 0, 17, 34, 51, 0, 17, 34, 51, 0, 17, 34, 51,
+                                        0, 17, 34, 51, 0, 17, 34, 51, 0, 17, 34, 51, 0, 17, 34, 51};
+    const __m512i didx = _mm512_loadu_si512(k_didx);
+    int64_t b = 0;
+    for (; b + 16 <= nb; b += 16) {
+        __m512i dw = _mm512_setzero_si512();
+        GL_UNROLL
+        for (int j = 0; j < 4; ++j) {
+            const uint8_t * d = p + (b + 4 * j) * 34;
+            dw = _mm512_or_si512(dw, _mm512_maskz_permutex2var_epi16((__mmask32) (0xFu << (4 * j)), _mm512_loadu_si512(d), didx,
+                                                                     _mm512_loadu_si512(d + 64)));
+        }
+        _mm512_storeu_ps(dy + b, _mm512_cvtph_ps(_mm512_castsi512_si256(dw)));
+    }
+    for (; b < nb; ++b) dy[b] = h2f(a[b].d);
+}
+
 // ---- 16 weight rows × one block -> 8 registers (lane r = dword k of row r) --------------------------------------
 
 // Rows of a partial tile (or any stride): rows past nr repeat the last row (loaded, never stored).
@@ -209,18 +229,18 @@ template <class R> inline __m512 scales16(const R & rows, size_t off) {
 struct Q4s;
 struct Q8s;
 
+// Weight values as signed bytes (the batch kernel's signed operand): Q4_0 code - 8, Q8_0 as stored.
 struct Q4 {
     using S = Q4s;
     static constexpr size_t bs = sizeof(gl_block_q4_0);
-    static constexpr int shift = 3;  // codes are value + 8
     template <bool LAST, class R> static inline void unpack(const R & rows, size_t off, __m512i W[8], __m512 * dx_next) {
         __m512i D[4];
         load_rows32<LAST>(rows, off + 2, D, dx_next);
-        const __m512i m4 = _mm512_set1_epi8(0x0F);
+        const __m512i m4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
         GL_UNROLL
         for (int k = 0; k < 4; ++k) {
-            W[k] = _mm512_and_si512(D[k], m4);                            // codes 4k..4k+3 (low nibbles)
-            W[k + 4] = _mm512_and_si512(_mm512_srli_epi16(D[k], 4), m4);  // codes 16+4k.. (high nibbles)
+            W[k] = _mm512_sub_epi8(_mm512_and_si512(D[k], m4), eight);                            // values 4k..4k+3
+            W[k + 4] = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(D[k], 4), m4), eight);  // values 16+4k..
         }
     }
 };
@@ -228,16 +248,14 @@ struct Q4 {
 struct Q8 {
     using S = Q8s;
     static constexpr size_t bs = sizeof(gl_block_q8_0);
-    static constexpr int shift = 7;  // codes stored as q + 128
     template <bool LAST, class R> static inline void unpack(const R & rows, size_t off, __m512i W[8], __m512 * dx_next) {
         __m512i D[4];
-        const __m512i x80 = _mm512_set1_epi8((char) 0x80);
         load_rows16(rows, off + 2, D);
         GL_UNROLL
-        for (int k = 0; k < 4; ++k) W[k] = _mm512_xor_si512(D[k], x80);
+        for (int k = 0; k < 4; ++k) W[k] = D[k];
         load_rows32<LAST>(rows, off + 18, D, dx_next);
         GL_UNROLL
-        for (int k = 0; k < 4; ++k) W[k + 4] = _mm512_xor_si512(D[k], x80);
+        for (int k = 0; k < 4; ++k) W[k + 4] = D[k];
     }
 };
 
@@ -246,33 +264,37 @@ template <class Q, class R> inline void unpack_block(const R & rows, int64_t b, 
     else Q::template unpack<true>(rows, (size_t) b * Q::bs, W, dx_next);
 }
 
-// One block, 16 rows (W, DX) × T tokens: facc[t] += DX * dy[t] * (sum_k dpbusd(W[k], a_t dword k) + ncorr[t]).
-// a[t]: the tokens' code bytes (qs) of this block. With few tokens the 8 dependent dot products of a token are
-// split into independent chains, so that their latency does not serialize the block.
+// One block, 16 rows (W, CW, DX) × T tokens: facc[t] += DX * dy[t] * (CW + sum_k dpbusd(a_t dword k + 128, W[k])).
+// The activation bytes are the unsigned operand, made unsigned by +128 (xor 0x80) as they are broadcast; the
+// weights' correction CW = -128 * (sum of the row's block values) comes with the unpacked weights. a[t]: the
+// tokens' code bytes (qs) of this block. With few tokens the 8 dependent dot products of a token are split into
+// independent chains, so that their latency does not serialize the block.
 template <int T>
-inline void block_dot(const __m512i W[8], __m512 DX, const int8_t * const a[T], const int32_t * ncorr, size_t cstride,
-                      const float * dy, __m512 facc[T]) {
+inline void block_dot(const __m512i W[8], __m512i CW, __m512 DX, const int8_t * const a[T], const float * dy, size_t dstride,
+                      __m512 facc[T]) {
     constexpr int C = T == 1 ? 4 : T == 2 ? 2 : 1;  // chains per token
+    const __m512i x80 = _mm512_set1_epi32((int) 0x80808080u);
     GL_UNROLL
     for (int t = 0; t < T; ++t) {
         const int8_t * q = a[t];
         __m512i acc[C];
-        acc[0] = _mm512_set1_epi32(ncorr[t * cstride]);
+        acc[0] = CW;
         GL_UNROLL
         for (int c = 1; c < C; ++c) acc[c] = _mm512_setzero_si512();
         GL_UNROLL
-        for (int k = 0; k < 8; ++k) acc[k % C] = _mm512_dpbusd_epi32(acc[k % C], W[k], _mm512_set1_epi32(load_i32(q + 4 * k)));
+        for (int k = 0; k < 8; ++k)
+            acc[k % C] = _mm512_dpbusd_epi32(acc[k % C], _mm512_xor_si512(_mm512_set1_epi32(load_i32(q + 4 * k)), x80), W[k]);
         if (C == 4) {
             acc[0] = _mm512_add_epi32(acc[0], acc[2]);
             acc[1] = _mm512_add_epi32(acc[1], acc[3]);
         }
         if (C >= 2) acc[0] = _mm512_add_epi32(acc[0], acc[1]);
         const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[0]), DX);
-        facc[t] = _mm512_fmadd_ps(f, _mm512_set1_ps(dy[t * cstride]), facc[t]);
+        facc[t] = _mm512_fmadd_ps(f, _mm512_set1_ps(dy[t * dstride]), facc[t]);
     }
 }
 
-constexpr int64_t SEG = 64;  // blocks per segment: the unpacked weights of one segment (36 KiB) stay in L1
+constexpr int64_t SEG = 64;  // blocks per segment: the unpacked weights of one segment (40 KiB) stay in L1/L2
 constexpr int TT = 8;        // tokens per register tile
 
 inline void store_rows(float * y, __m512 v, __mmask16 m, bool add) {
@@ -280,35 +302,27 @@ inline void store_rows(float * y, __m512 v, __mmask16 m, bool add) {
     _mm512_mask_storeu_ps(y, m, v);
 }
 
-// Token setup for one segment: negated corrections and scales of T tokens, blocks [b0, b0 + nbs).
-template <class Q>
-inline void act_segment(const uint8_t * act, size_t act_stride, int T, int64_t b0, int64_t nbs, int32_t * ncorr, float * dy) {
-    for (int t = 0; t < T; ++t) {
-        const gl_block_q8_0 * a = (const gl_block_q8_0 *) (act + (size_t) t * act_stride) + b0;
-        act_sums(a, nbs, Q::shift, ncorr + t * SEG, dy + t * SEG);
-    }
-}
-
 // Batches: per segment, unpack the 16 rows once into a buffer, then run groups of TT tokens over it.
-template <class Q, int T>
+template <int T>
 inline void tile_buffered_tokens(const __m512i * wbuf, int64_t nbs, int64_t b0, const uint8_t * act, size_t act_stride,
                                  float * y, int64_t y_stride, __mmask16 m, bool add) {
-    alignas(64) int32_t ncorr[T * SEG];
     alignas(64) float dy[T * SEG];
-    act_segment<Q>(act, act_stride, T, b0, nbs, ncorr, dy);
+    GL_UNROLL
+    for (int t = 0; t < T; ++t) act_scales((const gl_block_q8_0 *) (act + (size_t) t * act_stride) + b0, nbs, dy + t * SEG);
     __m512 facc[T];
     GL_UNROLL
     for (int t = 0; t < T; ++t) facc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nbs; ++b) {
-        const __m512i * wb = wbuf + b * 9;
+        const __m512i * wb = wbuf + b * 10;
         __m512i W[8];
         GL_UNROLL
         for (int k = 0; k < 8; ++k) W[k] = _mm512_load_si512(wb + k);
         const __m512 DX = _mm512_castsi512_ps(_mm512_load_si512(wb + 8));
+        const __m512i CW = _mm512_load_si512(wb + 9);
         const int8_t * a[T];
         GL_UNROLL
         for (int t = 0; t < T; ++t) a[t] = (const int8_t *) (act + (size_t) t * act_stride + (size_t) (b0 + b) * 34 + 2);
-        block_dot<T>(W, DX, a, ncorr + b, SEG, dy + b, facc);
+        block_dot<T>(W, CW, DX, a, dy + b, SEG, facc);
     }
     GL_UNROLL
     for (int t = 0; t < T; ++t) store_rows(y + t * y_stride, facc[t], m, add);
@@ -317,7 +331,7 @@ inline void tile_buffered_tokens(const __m512i * wbuf, int64_t nbs, int64_t b0, 
 template <class Q, class R>
 void tile_buffered(int64_t nb, int64_t nt, const R & rows, const uint8_t * act, size_t act_stride, float * y, int64_t y_stride,
                    __mmask16 m) {
-    alignas(64) __m512i wbuf[SEG * 9];
+    alignas(64) __m512i wbuf[SEG * 10];  // per block: W[0..7], DX, CW
     __m512 DX = scales16(rows, 0);
     Prefetcher pf;
     const int64_t n_tiles = (nt + TT - 1) / TT;
@@ -330,29 +344,36 @@ void tile_buffered(int64_t nb, int64_t nt, const R & rows, const uint8_t * act, 
             __m512i W[8];
             __m512 DXn = DX;
             unpack_block<Q>(rows, b0 + b, nb, W, &DXn);
+            // CW = -128 * sum of the block's 32 values, per row.
+            const __m512i ones = _mm512_set1_epi8(1);
+            __m512i sw = _mm512_setzero_si512();
             GL_UNROLL
-            for (int k = 0; k < 8; ++k) _mm512_store_si512(wbuf + b * 9 + k, W[k]);
-            _mm512_store_si512(wbuf + b * 9 + 8, _mm512_castps_si512(DX));
+            for (int k = 0; k < 8; ++k) {
+                _mm512_store_si512(wbuf + b * 10 + k, W[k]);
+                sw = _mm512_dpbusd_epi32(sw, ones, W[k]);
+            }
+            _mm512_store_si512(wbuf + b * 10 + 8, _mm512_castps_si512(DX));
+            _mm512_store_si512(wbuf + b * 10 + 9, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sw, 7)));
             DX = DXn;
         }
         const bool add = b0 > 0;
         int64_t t = 0;
         for (; t + TT <= nt; t += TT) {
             pf.run();
-            tile_buffered_tokens<Q, TT>(wbuf, nbs, b0, act + (size_t) t * act_stride, act_stride, y + t * y_stride, y_stride, m, add);
+            tile_buffered_tokens<TT>(wbuf, nbs, b0, act + (size_t) t * act_stride, act_stride, y + t * y_stride, y_stride, m, add);
         }
         pf.run();
         const uint8_t * at = act + (size_t) t * act_stride;
         float * yt = y + t * y_stride;
         switch (nt - t) {
             case 0: break;
-            case 1: tile_buffered_tokens<Q, 1>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
-            case 2: tile_buffered_tokens<Q, 2>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
-            case 3: tile_buffered_tokens<Q, 3>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
-            case 4: tile_buffered_tokens<Q, 4>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
-            case 5: tile_buffered_tokens<Q, 5>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
-            case 6: tile_buffered_tokens<Q, 6>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
-            default: tile_buffered_tokens<Q, 7>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
+            case 1: tile_buffered_tokens<1>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
+            case 2: tile_buffered_tokens<2>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
+            case 3: tile_buffered_tokens<3>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
+            case 4: tile_buffered_tokens<4>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
+            case 5: tile_buffered_tokens<5>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
+            case 6: tile_buffered_tokens<6>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
+            default: tile_buffered_tokens<7>(wbuf, nbs, b0, at, act_stride, yt, y_stride, m, add); break;
         }
     }
 }
