@@ -15,11 +15,13 @@
 //   It reads each weight once, in 8 sequential streams, which the hardware prefetchers follow at full DRAM speed
 //   (the 16-row tile's 16 slow streams got half the bandwidth).
 //
-// vpdpbusd multiplies unsigned by signed bytes. The activations are the signed side, so weights must be unsigned:
-// Q4_0 codes are 0..15 (value = code - 8), Q8_0 codes are used as q + 128. Both offsets are removed with the
-// activation block's byte sum: dot = sum(u * a) - off * sum(a), off = 8 or 128, computed per token and block and
-// subtracted in integers, so every block's integer dot is exact, as in the scalar code; the float scaling and
-// the sum over blocks differ from it only in order.
+// vpdpbusd multiplies unsigned by signed bytes, so one side carries an offset that is subtracted again in
+// integers (every block's integer dot is exact, as in the scalar code; the float scaling and the sum over blocks
+// differ from it only in order):
+// - batches: activations + 128 (unsigned), weights signed (Q4_0 code - 8, Q8_0 as stored); the correction
+//   -128 * sum(weights) is per weight block, computed with the unpack and shared by every token;
+// - decode: activations signed, weights unsigned (Q4_0 codes 0..15, Q8_0 q + 128); the correction
+//   -off * sum(activation block), off = 8 or 128, is per token and block.
 #include "ggml-lite/cpu.h"
 
 #include <immintrin.h>
@@ -548,6 +550,145 @@ void gemm_stream(int64_t nb, int64_t nr, const uint8_t * w, size_t w_stride, con
     }
 }
 
+// Q8_0 decode, wider: 2 rows × 32 code bytes per register (one 32-byte load per row and block, half the loads
+// and inserts of the 4-row layout), the activation block broadcast to both halves. A row's partial sums then sit
+// in 8 dword lanes; 8 blocks are folded together: two fold4 (in-lane) and one cross-lane step leave lane (q, j)
+// = block 4 (q >> 1) + j of row q & 1 of the pair.
+inline __m512i q8w_fold8(__m512i H0, __m512i H1) {
+    return _mm512_add_epi32(_mm512_shuffle_i64x2(H0, H1, 0x88), _mm512_shuffle_i64x2(H0, H1, 0xDD));
+}
+
+// 8 values v[0..7] in the fold's lane order: [v0..3, v0..3, v4..7, v4..7].
+inline __m512i q8w_spread(const void * v) {
+    static const int32_t k_idx[16] = {0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7, 4, 5, 6, 7};
+    return _mm512_permutexvar_epi32(_mm512_loadu_si512(k_idx), _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *) v)));
+}
+
+// Scales of blocks [b, b + v) (v <= 8) of the pair (r0, r1), in the fold's lane order; 0 past v.
+inline __m512 q8w_scales(const uint8_t * r0, const uint8_t * r1, size_t off, int v) {
+    alignas(64) static const uint16_t k_idx[4][32] = {
+        {0, 17, 32, 49},
+        {0, 0, 0, 0, 0, 17, 32, 49},
+        {0, 0, 0, 0, 0, 0, 0, 0, 0, 17, 32, 49},
+        {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 17, 32, 49},
+    };
+    const size_t bs = sizeof(gl_block_q8_0);
+    __m512i acc = _mm512_setzero_si512();
+    GL_UNROLL
+    for (int q = 0; q < 4; ++q) {
+        // lane q: row q & 1, blocks b + 4 (q >> 1) .. +3; each 64-byte load holds the scales of 2 blocks (words 0, 17).
+        const uint8_t * r = (q & 1) ? r1 : r0;
+        const int first = 4 * (q >> 1);
+        const int n0 = v - first, n1 = v - first - 2;
+        const __mmask64 m0 = n0 >= 2 ? ~(__mmask64) 0 : n0 == 1 ? (((__mmask64) 1 << 34) - 1) : 0;
+        const __mmask64 m1 = n1 >= 2 ? ~(__mmask64) 0 : n1 == 1 ? (((__mmask64) 1 << 34) - 1) : 0;
+        const __m512i lo = _mm512_maskz_loadu_epi8(m0, r + off + first * bs), hi = _mm512_maskz_loadu_epi8(m1, r + off + (first + 2) * bs);
+        acc = _mm512_or_si512(acc, _mm512_maskz_permutex2var_epi16((__mmask32) (0xFu << (4 * q)), lo, _mm512_load_si512(k_idx[q]), hi));
+    }
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(acc));
+}
+
+// Blocks [b, b + V) (V <= 8) of G row pairs × T tokens.
+template <int T, int V, int G>
+inline void q8w_step(const uint8_t * const rp[2 * G], int64_t s0, int64_t b, const int8_t * const aq[T], const int32_t * ncorr,
+                     const float * dy, __m512 facc[T * G]) {
+    const size_t bs = sizeof(gl_block_q8_0);
+    const __m512i x80 = _mm512_set1_epi8((char) 0x80);
+    __m512i H[2][T * G];
+    GL_UNROLL
+    for (int half = 0; half < 2; ++half) {
+        __m512i P[T * G][4];
+        GL_UNROLL
+        for (int j = 0; j < 4; ++j) {
+            const int blk = 4 * half + j;
+            if (blk >= V) {
+                GL_UNROLL
+                for (int i = 0; i < T * G; ++i) P[i][j] = _mm512_setzero_si512();
+                continue;
+            }
+            const size_t off = (size_t) (s0 + b + blk) * bs + 2;
+            __m512i W[G];
+            GL_UNROLL
+            for (int g = 0; g < G; ++g) {
+                const __m512i x = _mm512_inserti64x4(_mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *) (rp[2 * g] + off))),
+                                                     _mm256_loadu_si256((const __m256i *) (rp[2 * g + 1] + off)), 1);
+                W[g] = _mm512_xor_si512(x, x80);
+            }
+            GL_UNROLL
+            for (int t = 0; t < T; ++t) {
+                const __m512i a = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *) (aq[t] + (b + blk) * 34)));
+                GL_UNROLL
+                for (int g = 0; g < G; ++g) P[t * G + g][j] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), W[g], a);
+            }
+        }
+        GL_UNROLL
+        for (int i = 0; i < T * G; ++i) H[half][i] = fold4(P[i]);
+    }
+    GL_UNROLL
+    for (int g = 0; g < G; ++g) {
+        const __m512 DX = q8w_scales(rp[2 * g], rp[2 * g + 1], (size_t) (s0 + b) * bs, V);
+        GL_UNROLL
+        for (int t = 0; t < T; ++t) {
+            const __m512i C = q8w_spread(ncorr + t * (ASEG + 16) + b);
+            const __m512 DY = _mm512_castsi512_ps(q8w_spread(dy + t * (ASEG + 16) + b));
+            const __m512i R = _mm512_add_epi32(q8w_fold8(H[0][t * G + g], H[1][t * G + g]), C);
+            facc[t * G + g] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(R), DX), DY, facc[t * G + g]);
+        }
+    }
+}
+
+template <int T, int G>
+void gemm_q8w(int64_t nb, int64_t nr, const uint8_t * w, size_t w_stride, const uint8_t * act, size_t act_stride, float * y,
+              int64_t y_stride) {
+    alignas(64) int32_t ncorr[T * (ASEG + 16)];
+    alignas(64) float dy[T * (ASEG + 16)];
+    for (int64_t s0 = 0; s0 < nb; s0 += ASEG) {
+        const int64_t ns = min_i64(ASEG, nb - s0);
+        const int8_t * aq[T];
+        GL_UNROLL
+        for (int t = 0; t < T; ++t) {
+            const gl_block_q8_0 * a = (const gl_block_q8_0 *) (act + (size_t) t * act_stride) + s0;
+            act_sums(a, ns, 7, ncorr + t * (ASEG + 16), dy + t * (ASEG + 16));
+            for (int64_t b = ns; b < ns + 8; ++b) ncorr[t * (ASEG + 16) + b] = 0, dy[t * (ASEG + 16) + b] = 0.0f;
+            aq[t] = (const int8_t *) a->qs;
+        }
+        for (int64_t r0 = 0; r0 < nr; r0 += 2 * G) {
+            const int64_t nrr = min_i64(2 * G, nr - r0);
+            const uint8_t * rp[2 * G];
+            for (int r = 0; r < 2 * G; ++r) rp[r] = w + (size_t) (r0 + (r < nrr ? r : nrr - 1)) * w_stride;
+            __m512 facc[T * G];
+            GL_UNROLL
+            for (int i = 0; i < T * G; ++i) facc[i] = _mm512_setzero_ps();
+            int64_t b = 0;
+            for (; b + 8 <= ns; b += 8) q8w_step<T, 8, G>(rp, s0, b, aq, ncorr, dy, facc);
+            switch (ns - b) {
+                case 1: q8w_step<T, 1, G>(rp, s0, b, aq, ncorr, dy, facc); break;
+                case 2: q8w_step<T, 2, G>(rp, s0, b, aq, ncorr, dy, facc); break;
+                case 3: q8w_step<T, 3, G>(rp, s0, b, aq, ncorr, dy, facc); break;
+                case 4: q8w_step<T, 4, G>(rp, s0, b, aq, ncorr, dy, facc); break;
+                case 5: q8w_step<T, 5, G>(rp, s0, b, aq, ncorr, dy, facc); break;
+                case 6: q8w_step<T, 6, G>(rp, s0, b, aq, ncorr, dy, facc); break;
+                case 7: q8w_step<T, 7, G>(rp, s0, b, aq, ncorr, dy, facc); break;
+                default: break;
+            }
+            // Lane (q, j): row q & 1, block 4 (q >> 1) + j -> one float per row.
+            GL_UNROLL
+            for (int t = 0; t < T; ++t) {
+                GL_UNROLL
+                for (int g = 0; g < G; ++g) {
+                    const int64_t rows_here = min_i64(2, nrr - 2 * g);
+                    if (rows_here <= 0) continue;
+                    __m512 h = facc[t * G + g];
+                    h = _mm512_add_ps(h, _mm512_shuffle_f32x4(h, h, 0x4E));  // + the other half's blocks
+                    h = _mm512_add_ps(h, _mm512_permute_ps(h, 0x4E));
+                    h = _mm512_add_ps(h, _mm512_permute_ps(h, 0xB1));
+                    store_rows(y + t * y_stride + r0 + 2 * g, _mm512_maskz_compress_ps(0x0011, h), (__mmask16) ((1u << rows_here) - 1), s0 > 0);
+                }
+            }
+        }
+    }
+}
+
 template <class Q>
 void gemm_q(int64_t n, int64_t nr, int64_t nt, const void * w, size_t w_stride, const void * act, size_t act_stride, float * y,
             int64_t y_stride) {
@@ -561,6 +702,11 @@ void gemm_q(int64_t n, int64_t nr, int64_t nt, const void * w, size_t w_stride, 
     const uint8_t * wb = (const uint8_t *) w;
     const uint8_t * ab = (const uint8_t *) act;
     // Up to 4 tokens: the row-walking kernel (8 rows per pass for 1 or 2 tokens, 4 for 3 or 4: registers).
+    if (Q::bs == sizeof(gl_block_q8_0) && nt <= 2) {
+        if (nt == 1) gemm_q8w<1, 2>(nb, nr, wb, w_stride, ab, act_stride, y, y_stride);
+        else gemm_q8w<2, 2>(nb, nr, wb, w_stride, ab, act_stride, y, y_stride);
+        return;
+    }
     if (nt <= 4) {
         switch (nt) {
             case 1: gemm_stream<typename Q::S, 1, 2>(nb, nr, wb, w_stride, ab, act_stride, y, y_stride); return;
