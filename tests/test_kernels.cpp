@@ -335,7 +335,7 @@ TEST_CASE("kernels: gemm tiles match looping the scalar vec_dot, and write nothi
                     memcpy(a.data() + k * a_stride, row.data(), row.size());
                 }
                 for (int64_t nr : {1, 3, 4, 5, 16}) {
-                    for (int64_t nt : {1, 2, 3, 4, 5, 7, 8}) {
+                    for (int64_t nt : {1, 2, 3, 4, 5, 6, 7, 8}) {
                         CAPTURE(nr);
                         CAPTURE(nt);
                         const int64_t ys = nr + 3;

@@ -293,23 +293,20 @@ static void bf16_axpy(int64_t n, float a, const void * vx, float * y) {
 // R weight rows × T activation rows, 8 elements at a time; every loaded and widened vector is used R or T times.
 // The last n % 8 elements go through zero-padded buffers.
 
-// Row loaders and weight-block loaders are types (template arguments); the anonymous namespace keeps their member
-// functions out of the linker's view (another file may use the same names with other instruction sets).
+// Row loaders are types (template arguments); the anonymous namespace keeps their member functions out of the
+// linker's view (another file may use the same names with other instruction sets).
 namespace {
 struct f32_row {
     static inline __m256 load(const void * p, int64_t i) { return _mm256_loadu_ps((const float *) p + i); }
     static inline __m256 tail(const void * p, int64_t i, int64_t k) { return load_f32_tail((const float *) p + i, k); }
-    static const size_t size = 4;
 };
 struct f16_row {
     static inline __m256 load(const void * p, int64_t i) { return ld_f16((const uint16_t *) p + i); }
     static inline __m256 tail(const void * p, int64_t i, int64_t k) { return _mm256_cvtph_ps(load_u16_tail((const uint16_t *) p + i, k)); }
-    static const size_t size = 2;
 };
 struct bf16_row {
     static inline __m256 load(const void * p, int64_t i) { return ld_bf16((const uint16_t *) p + i); }
     static inline __m256 tail(const void * p, int64_t i, int64_t k) { return bf16x8_to_f32(load_u16_tail((const uint16_t *) p + i, k)); }
-    static const size_t size = 2;
 };
 }  // namespace
 
@@ -498,44 +495,53 @@ static void q4_prep(const gl_block_q8_0 * y, int64_t nb, q4_pair * out) {
 }
 
 // One pair of weight blocks (codes xq, scales dxp) against one prepared pair.
-static inline __m256 q4_pair_dot(__m256i xq, __m256 dxp, const q4_pair & ap, __m256 acc) {
-    const __m256i m = _mm256_set1_epi8(0x0f);
-    const __m256i xl = _mm256_and_si256(xq, m), xh = _mm256_and_si256(_mm256_srli_epi16(xq, 4), m);
+static inline __m256 q4_pair_dot(__m256i xl, __m256i xh, __m256 dxp, const q4_pair & ap, __m256 acc) {
     const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(xl, ap.lo), _mm256_maddubs_epi16(xh, ap.hi));
     const __m256i p = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
     return _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_cvtepi32_ps(p), ap.dy, ap.c), dxp, acc);
 }
 
-static inline __m256 q4_pair_dot(const gl_block_q4_0 * x, const q4_pair & ap, __m256 acc) {
-    const __m256i xq = _mm256_loadu2_m128i((const __m128i *) x[1].qs, (const __m128i *) x[0].qs);
-    return q4_pair_dot(xq, _mm256_blend_ps(bcast_f16(x[0].d), bcast_f16(x[1].d), 0xf0), ap, acc);
-}
-
-// One weight row (nb blocks from x) against one prepared activation row; two accumulators so the FMA latency
-// does not bound the loop.
-static float q4_0_row(const gl_block_q4_0 * x, int64_t nb, const q4_pair * a) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+// T (1 or 2) activation rows, prepared (a[t], chunk-relative), against one weight row of nb blocks from x; writes
+// the T dot products. The weights' codes are unpacked once for the T rows; one row alternates two accumulators so
+// the FMA latency does not bound the loop.
+template <int T>
+static void q4_0_row(const gl_block_q4_0 * x, int64_t nb, const q4_pair * const a[T], float * out) {
+    enum { S = T == 1 ? 2 : 1 };
+    const __m256i m = _mm256_set1_epi8(0x0f);
+    __m256 acc[S][T];
+    for (int k = 0; k < S; ++k)
+        for (int t = 0; t < T; ++t) acc[k][t] = _mm256_setzero_ps();
     int64_t b = 0;
-    for (; b + 4 <= nb; b += 4) {
+    for (; b + 2 * S <= nb; b += 2 * S) {
         // 4 KiB ahead (two lines per 72 bytes of weights): the hardware prefetcher alone leaves this loop stalled
         // on memory, 15 -> 20 GB/s from DRAM on one core; no cost when the weights are in cache
         _mm_prefetch((const char *) (x + b) + 4096, _MM_HINT_T0);
         _mm_prefetch((const char *) (x + b) + 4096 + 64, _MM_HINT_T0);
-        acc0 = q4_pair_dot(x + b, a[b / 2], acc0);
-        acc1 = q4_pair_dot(x + b + 2, a[b / 2 + 1], acc1);
+#pragma GCC unroll 2
+        for (int k = 0; k < S; ++k) {
+            const gl_block_q4_0 * xb = x + b + 2 * k;
+            const __m256i xq = _mm256_loadu2_m128i((const __m128i *) xb[1].qs, (const __m128i *) xb[0].qs);
+            const __m256i xl = _mm256_and_si256(xq, m), xh = _mm256_and_si256(_mm256_srli_epi16(xq, 4), m);
+            const __m256 dxp = _mm256_blend_ps(bcast_f16(xb[0].d), bcast_f16(xb[1].d), 0xf0);
+#pragma GCC unroll 2
+            for (int t = 0; t < T; ++t) acc[k][t] = q4_pair_dot(xl, xh, dxp, a[t][b / 2 + k], acc[k][t]);
+        }
     }
-    if (b + 2 <= nb) {
-        acc0 = q4_pair_dot(x + b, a[b / 2], acc0);
-        b += 2;
+    for (; b < nb; b += 2) {  // at most one pair left, or one odd last block (its pair has an empty upper half)
+        __m256i xq;
+        __m256 dxp;
+        if (b + 1 < nb) {
+            xq = _mm256_loadu2_m128i((const __m128i *) x[b + 1].qs, (const __m128i *) x[b].qs);
+            dxp = _mm256_blend_ps(bcast_f16(x[b].d), bcast_f16(x[b + 1].d), 0xf0);
+        } else {
+            xq = _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *) x[b].qs));
+            dxp = _mm256_blend_ps(bcast_f16(x[b].d), _mm256_setzero_ps(), 0xf0);
+        }
+        const __m256i xl = _mm256_and_si256(xq, m), xh = _mm256_and_si256(_mm256_srli_epi16(xq, 4), m);
+        for (int t = 0; t < T; ++t) acc[0][t] = q4_pair_dot(xl, xh, dxp, a[t][b / 2], acc[0][t]);
     }
-    if (b < nb) {  // an odd last block: its pair has an empty upper half
-        const __m256i xq = _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *) x[b].qs));
-        acc1 = q4_pair_dot(xq, _mm256_blend_ps(bcast_f16(x[b].d), _mm256_setzero_ps(), 0xf0), a[b / 2], acc1);
-    }
-    return hsum_ps(_mm256_add_ps(acc0, acc1));
+    for (int t = 0; t < T; ++t) out[t] = hsum_ps(S > 1 ? _mm256_add_ps(acc[0][t], acc[S - 1][t]) : acc[0][t]);
 }
-
-#define Q4_R 4  // weight rows per batch tile (1..4 measured within 2%: the per-token work dominates)
 
 // Batches: 4 tokens at a time. For one pair of weight blocks and 4 tokens, the int16 products (each lane a sum of
 // 4 products, |q| <= 15, |y| <= 128: at most 7680) are summed across lanes and tokens in int16 (at most 16
@@ -599,81 +605,78 @@ static inline __m256i q4_reduce4(const __m256i * p) {
     return _mm256_madd_epi16(_mm256_shuffle_epi8(h, sh), _mm256_set1_epi16(1));
 }
 
-// R weight rows × 4 prepared tokens over blocks [b0, b0 + nb); writes nt (<= 4) tokens' results, or adds them
-// after the first K chunk.
-template <int R>
-static void q4_0_quad_tile(const uint8_t * w, size_t ws, int64_t b0, int64_t nb, const q4_quad * a, int nt, float * y, int64_t ys, bool add) {
+// One weight row (nb blocks from x) against 4 prepared tokens: the 4 dot products.
+static __m128 q4_0_quad_row(const gl_block_q4_0 * x, int64_t nb, const q4_quad * a) {
     const __m256i m = _mm256_set1_epi8(0x0f);
-    __m256 acc[R];
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b += 2) {
         const q4_quad & q = a[b / 2];
-        const bool two = b + 1 < nb;
-#pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) {
-            const gl_block_q4_0 * x = (const gl_block_q4_0 *) (w + r * ws) + b0 + b;
-            __m256i xq;
-            __m256 dxp;
-            if (__builtin_expect(two, 1)) {
-                xq = _mm256_loadu2_m128i((const __m128i *) x[1].qs, (const __m128i *) x[0].qs);
-                dxp = _mm256_blend_ps(bcast_f16(x[0].d), bcast_f16(x[1].d), 0xf0);
-            } else {
-                xq = _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *) x[0].qs));
-                dxp = _mm256_blend_ps(bcast_f16(x[0].d), _mm256_setzero_ps(), 0xf0);
-            }
-            const __m256i xl = _mm256_and_si256(xq, m), xh = _mm256_and_si256(_mm256_srli_epi16(xq, 4), m);
-            __m256i p[4];
-#pragma GCC unroll 4
-            for (int t = 0; t < 4; ++t) p[t] = _mm256_add_epi16(_mm256_maddubs_epi16(xl, q.lo[t]), _mm256_maddubs_epi16(xh, q.hi[t]));
-            const __m256 v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_reduce4(p)), q.dy, q.c);
-            acc[r] = _mm256_fmadd_ps(v, dxp, acc[r]);
+        __m256i xq;
+        __m256 dxp;
+        if (__builtin_expect(b + 1 < nb, 1)) {
+            xq = _mm256_loadu2_m128i((const __m128i *) x[b + 1].qs, (const __m128i *) x[b].qs);
+            dxp = _mm256_blend_ps(bcast_f16(x[b].d), bcast_f16(x[b + 1].d), 0xf0);
+        } else {
+            xq = _mm256_zextsi128_si256(_mm_loadu_si128((const __m128i *) x[b].qs));
+            dxp = _mm256_blend_ps(bcast_f16(x[b].d), _mm256_setzero_ps(), 0xf0);
         }
+        const __m256i xl = _mm256_and_si256(xq, m), xh = _mm256_and_si256(_mm256_srli_epi16(xq, 4), m);
+        __m256i p[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; ++t) p[t] = _mm256_add_epi16(_mm256_maddubs_epi16(xl, q.lo[t]), _mm256_maddubs_epi16(xh, q.hi[t]));
+        const __m256 v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q4_reduce4(p)), q.dy, q.c);
+        acc = _mm256_fmadd_ps(v, dxp, acc);
     }
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-        float out[4];
-        _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(acc[r]), _mm256_extractf128_ps(acc[r], 1)));
-        for (int t = 0; t < nt; ++t) y[t * ys + r] = add ? y[t * ys + r] + out[t] : out[t];
-    }
+    return _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));  // lanes t and t + 4: token t
 }
-
-typedef void (*q4_quad_fn)(const uint8_t * w, size_t ws, int64_t b0, int64_t nb, const q4_quad * a, int nt, float * y, int64_t ys, bool add);
-static const q4_quad_fn k_q4_quad[4] = {q4_0_quad_tile<1>, q4_0_quad_tile<2>, q4_0_quad_tile<3>, q4_0_quad_tile<4>};
 
 #define Q4_QUAD_CHUNK 64  // pairs of blocks prepared at a time: 128 blocks (4096 elements), 20 KiB
 
-// One token (decode) goes row after row: the weights are read as one sequential stream, which is what the
-// memory-bound case needs (interleaving rows defeats the hardware prefetcher there). Batches go 4 tokens at a
-// time (the last group padded with empty tokens), K in chunks prepared once per group, rows 4 at a time.
+// T (1 or 2) activation rows against nr weight rows, row after row: the weights are read once, as one sequential
+// stream, which is what the memory-bound case (decode, small batches) needs; interleaving rows defeats the
+// hardware prefetcher there.
+template <int T>
+static void q4_0_gemv(int64_t nb, int64_t nr, const uint8_t * w, size_t ws, const uint8_t * act, size_t as, float * y, int64_t ys) {
+    q4_pair buf[T][Q4_CHUNK_PAIRS];
+    const q4_pair * bufs[T];
+    for (int t = 0; t < T; ++t) bufs[t] = buf[t];
+    for (int64_t k0 = 0; k0 < nb; k0 += 2 * Q4_CHUNK_PAIRS) {
+        const int64_t kn = nb - k0 < 2 * Q4_CHUNK_PAIRS ? nb - k0 : 2 * Q4_CHUNK_PAIRS;
+        for (int t = 0; t < T; ++t) q4_prep((const gl_block_q8_0 *) (act + t * as) + k0, kn, buf[t]);
+        for (int64_t r = 0; r < nr; ++r) {
+            float v[T];
+            q4_0_row<T>((const gl_block_q4_0 *) (w + r * ws) + k0, kn, bufs, v);
+            for (int t = 0; t < T; ++t) y[t * ys + r] = k0 > 0 ? y[t * ys + r] + v[t] : v[t];
+        }
+    }
+}
+
+// Batches go 4 tokens at a time (K in chunks prepared once per group, then row after row: tiles of several rows
+// measured no faster, the per-token work dominates). A last group of 3 is padded with an empty token; 1 or 2
+// left-over tokens go through q4_0_gemv, which costs less per token than a mostly empty group.
 static void q4_0_gemm(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * act, size_t as, float * y, int64_t ys) {
     const int64_t nb = n / GL_QK4_0;
-    if (nt == 1) {
-        q4_pair buf[Q4_CHUNK_PAIRS];
-        for (int64_t k0 = 0; k0 < nb; k0 += 2 * Q4_CHUNK_PAIRS) {
-            const int64_t kn = nb - k0 < 2 * Q4_CHUNK_PAIRS ? nb - k0 : 2 * Q4_CHUNK_PAIRS;
-            q4_prep((const gl_block_q8_0 *) act + k0, kn, buf);
-            for (int64_t r = 0; r < nr; ++r) {
-                const float v = q4_0_row((const gl_block_q4_0 *) ((const uint8_t *) w + r * ws) + k0, kn, buf);
-                y[r] = k0 > 0 ? y[r] + v : v;
-            }
-        }
-        return;
-    }
-    q4_quad buf[Q4_QUAD_CHUNK];
-    for (int64_t t0 = 0; t0 < nt; t0 += 4) {
-        const int tt = nt - t0 < 4 ? (int) (nt - t0) : 4;
-        for (int64_t k0 = 0; k0 < nb; k0 += 2 * Q4_QUAD_CHUNK) {
-            const int64_t kn = nb - k0 < 2 * Q4_QUAD_CHUNK ? nb - k0 : 2 * Q4_QUAD_CHUNK;
-            const gl_block_q8_0 * ys4[4];
-            for (int t = 0; t < 4; ++t) ys4[t] = t < tt ? (const gl_block_q8_0 *) ((const uint8_t *) act + (t0 + t) * as) + k0 : nullptr;
-            q4_prep_quad(ys4, kn, buf);
-            for (int64_t r0 = 0; r0 < nr; r0 += Q4_R) {
-                const int64_t rr = nr - r0 < Q4_R ? nr - r0 : Q4_R;
-                k_q4_quad[rr - 1]((const uint8_t *) w + r0 * ws, ws, k0, kn, buf, tt, y + t0 * ys + r0, ys, k0 > 0);
+    const int64_t n_quad = nt % 4 == 3 ? nt : nt - nt % 4;  // tokens that go in groups of 4
+    if (n_quad > 0) {
+        q4_quad buf[Q4_QUAD_CHUNK];
+        for (int64_t t0 = 0; t0 < n_quad; t0 += 4) {
+            const int tt = n_quad - t0 < 4 ? (int) (n_quad - t0) : 4;
+            for (int64_t k0 = 0; k0 < nb; k0 += 2 * Q4_QUAD_CHUNK) {
+                const int64_t kn = nb - k0 < 2 * Q4_QUAD_CHUNK ? nb - k0 : 2 * Q4_QUAD_CHUNK;
+                const gl_block_q8_0 * ys4[4];
+                for (int t = 0; t < 4; ++t) ys4[t] = t < tt ? (const gl_block_q8_0 *) ((const uint8_t *) act + (t0 + t) * as) + k0 : nullptr;
+                q4_prep_quad(ys4, kn, buf);
+                for (int64_t r = 0; r < nr; ++r) {
+                    float v[4];
+                    _mm_storeu_ps(v, q4_0_quad_row((const gl_block_q4_0 *) ((const uint8_t *) w + r * ws) + k0, kn, buf));
+                    for (int t = 0; t < tt; ++t) y[(t0 + t) * ys + r] = k0 > 0 ? y[(t0 + t) * ys + r] + v[t] : v[t];
+                }
             }
         }
     }
+    const uint8_t * rest = (const uint8_t *) act + n_quad * as;
+    if (nt - n_quad == 1) q4_0_gemv<1>(nb, nr, (const uint8_t *) w, ws, rest, as, y + n_quad * ys, ys);
+    if (nt - n_quad == 2) q4_0_gemv<2>(nb, nr, (const uint8_t *) w, ws, rest, as, y + n_quad * ys, ys);
 }
 
 // Tile of 4 rows × 2 tokens (2×4 .. 4×4 measured within 5% of each other). A 4-token variant folding the tokens
