@@ -494,7 +494,7 @@ static void q4_prep(const gl_block_q8_0 * y, int64_t nb, q4_pair * out) {
     }
 }
 
-// One pair of weight blocks (codes xq, scales dxp) against one prepared pair.
+// One pair of weight blocks (unpacked codes xl/xh, scales dxp) against one prepared pair.
 static inline __m256 q4_pair_dot(__m256i xl, __m256i xh, __m256 dxp, const q4_pair & ap, __m256 acc) {
     const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(xl, ap.lo), _mm256_maddubs_epi16(xh, ap.hi));
     const __m256i p = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
@@ -690,7 +690,7 @@ static void q4_0_gemm(int64_t n, int64_t nr, int64_t nt, const void * w, size_t 
 template <int R, int T>
 static void q8_0_tile(int64_t n, const uint8_t * w, size_t ws, const uint8_t * a, size_t as, float * y, int64_t ys) {
     const int64_t nb = n / GL_QK8_0;
-    enum { S = R * T < 4 ? 2 : 1 };  // accumulator sets, as in q4_0_tile
+    enum { S = R * T < 4 ? 2 : 1 };  // small tiles alternate two accumulator sets (FMA latency)
     __m256 acc[S][R][T];
 #pragma GCC unroll 8
     for (int k = 0; k < S; ++k)
