@@ -1,6 +1,7 @@
 #include "model/llama.h"
 
 #include "ggml-lite/common.h"
+#include "ggml-lite/cpu.h"
 
 #include <algorithm>
 #include <cmath>
@@ -169,7 +170,7 @@ void Context::decode(const Batch & b) {
     const int64_t E = hp.n_embd, q_dim = hp.n_head * hp.head_dim, kv_dim = hp.kv_dim(), F = hp.n_ff;
     for (int64_t t = 0; t < n; ++t) gl_get_row(model_.tok_embd, b.token[t], &x_[t * E]);
     const float kq_scale = 1.0f / sqrtf((float) hp.head_dim);
-    const gl_type_traits * kvt = gl_get_type_traits(kv_.type);
+    const gl_from_float_fn kv_store = gl_kernels(kv_.type).quantize_act;  // the dispatched converter
 
     for (int64_t l = 0; l < hp.n_layer; ++l) {
         const LlamaLayer & L = model_.layers[(size_t) l];
@@ -180,8 +181,8 @@ void Context::decode(const Batch & b) {
         for (int64_t t = 0; t < n; ++t) {
             gl_rope(&q_[t * q_dim], hp.n_head, hp.head_dim, hp.n_rot, b.pos[t], hp.rope_base, hp.rope_freq_scale, model_.rope_freqs, GL_ROPE_NORM);
             gl_rope(&k_[t * kv_dim], hp.n_head_kv, hp.head_dim, hp.n_rot, b.pos[t], hp.rope_base, hp.rope_freq_scale, model_.rope_freqs, GL_ROPE_NORM);
-            kvt->from_float(&k_[t * kv_dim], kv_.k_row(l, b.seq[t], b.pos[t]), kv_dim);
-            kvt->from_float(&v_[t * kv_dim], kv_.v_row(l, b.seq[t], b.pos[t]), kv_dim);
+            kv_store(&k_[t * kv_dim], kv_.k_row(l, b.seq[t], b.pos[t]), kv_dim);
+            kv_store(&v_[t * kv_dim], kv_.v_row(l, b.seq[t], b.pos[t]), kv_dim);
         }
 #pragma omp parallel for schedule(dynamic) if (n > 1)
         for (int64_t t = 0; t < n; ++t) {
