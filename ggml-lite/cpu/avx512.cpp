@@ -10,10 +10,10 @@
 //   block's integer dot product of row r, with no horizontal sums and no per-row scale shuffles (the 16 row scales
 //   are one vector, the token's scale a broadcast). The transpose (~40 instructions per 16 rows and block) is done
 //   once per 64-block segment into a buffer that stays in L1, and shared by every group of 8 tokens.
-// - Decode (up to 4 tokens) walks 8 rows from start to end, 4 rows × 16 code bytes per register, the activation's
-//   16 matching bytes broadcast to each 128-bit lane; partial sums of 4 blocks are folded by in-lane transposes.
-//   It reads each weight once, in 8 sequential streams, which the hardware prefetchers follow at full DRAM speed
-//   (the 16-row tile's 16 slow streams got half the bandwidth).
+// - Decode (up to 4 tokens) walks a few rows from start to end: 4 rows × 16 code bytes per register, the
+//   activation's 16 matching bytes broadcast to each 128-bit lane (Q8_0 with 1-2 tokens: 2 rows × 32 bytes), and
+//   partial sums of 4 (8) blocks folded by transposes. It reads each weight once, in 4-8 sequential streams, which
+//   the hardware prefetchers follow at DRAM speed (the 16-row tile's 16 slow streams got half the bandwidth).
 //
 // vpdpbusd multiplies unsigned by signed bytes, so one side carries an offset that is subtracted again in
 // integers (every block's integer dot is exact, as in the scalar code; the float scaling and the sum over blocks
