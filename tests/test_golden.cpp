@@ -85,7 +85,7 @@ TEST_CASE("golden greedy: llama.cpp's GGUF files run directly (F32, F16, Q8_0 ex
             std::string prefix = "Once upon a time";
             for (int i = 0; i < 50; ++i) prefix += g.pieces[(size_t) i];
             CHECK(want.rfind(prefix, 0) == 0);
-            MESSAGE("Q4_0: all 100 tokens match llama.cpp: " << (g.text == want ? "yes" : "no"));
+            MESSAGE("Q4_0: all 100 tokens match llama.cpp: " << std::string(g.text == want ? "yes" : "no"));
         }
     }
 }
