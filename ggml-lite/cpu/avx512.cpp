@@ -455,6 +455,20 @@ struct Q8s {
     }
 };
 
+// The decode passes read their rows a few blocks at a time; on their own the hardware prefetchers then keep too
+// few lines in flight to use the DRAM bandwidth (one thread: 27 of 34 GB/s, two: 41 of 73). So each pass also
+// prefetches the rows of the next pass (or the next chunk's first rows: the same thread's next call in
+// gl_mul_mat), as one linear region spread evenly over its steps (Q4_0, two threads: 41 -> 67 GB/s).
+struct LinearPrefetch {
+    const char * p;
+    int64_t lines, per_step, done = 0;
+    LinearPrefetch(const uint8_t * begin, size_t bytes, int64_t steps)
+        : p((const char *) begin), lines((int64_t) ((bytes + 63) / 64)), per_step((lines + steps - 1) / (steps > 0 ? steps : 1)) {}
+    void step() {
+        for (const int64_t e = min_i64(done + per_step, lines); done < e; ++done) _mm_prefetch(p + 64 * done, _MM_HINT_T0);
+    }
+};
+
 // P[0..3]: lane (row r, dword k) partial sums of 4 blocks  ->  lane (row r, j) = full sum of block j.
 inline __m512i fold4(const __m512i P[4]) {
     const __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(P[0], P[1]), _mm512_unpackhi_epi32(P[0], P[1]));
@@ -526,8 +540,12 @@ void gemm_stream(int64_t nb, int64_t nr, const uint8_t * w, size_t w_stride, con
             __m512 facc[T * G];
             GL_UNROLL
             for (int i = 0; i < T * G; ++i) facc[i] = _mm512_setzero_ps();
+            LinearPrefetch pf(w + (size_t) (r0 + 4 * G) * w_stride + (size_t) s0 * Q::bs, 4 * G * w_stride, (ns + 3) / 4);
             int64_t b = 0;
-            for (; b + 4 <= ns; b += 4) stream_step<Q, T, 4, G>(rp, s0, b, aq, ncorr, dy, facc);
+            for (; b + 4 <= ns; b += 4) {
+                pf.step();
+                stream_step<Q, T, 4, G>(rp, s0, b, aq, ncorr, dy, facc);
+            }
             switch (ns - b) {
                 case 1: stream_step<Q, T, 1, G>(rp, s0, b, aq, ncorr, dy, facc); break;
                 case 2: stream_step<Q, T, 2, G>(rp, s0, b, aq, ncorr, dy, facc); break;
@@ -659,8 +677,12 @@ void gemm_q8w(int64_t nb, int64_t nr, const uint8_t * w, size_t w_stride, const 
             __m512 facc[T * G];
             GL_UNROLL
             for (int i = 0; i < T * G; ++i) facc[i] = _mm512_setzero_ps();
+            LinearPrefetch pf(w + (size_t) (r0 + 2 * G) * w_stride + (size_t) s0 * sizeof(gl_block_q8_0), 2 * G * w_stride, (ns + 7) / 8);
             int64_t b = 0;
-            for (; b + 8 <= ns; b += 8) q8w_step<T, 8, G>(rp, s0, b, aq, ncorr, dy, facc);
+            for (; b + 8 <= ns; b += 8) {
+                pf.step();
+                q8w_step<T, 8, G>(rp, s0, b, aq, ncorr, dy, facc);
+            }
             switch (ns - b) {
                 case 1: q8w_step<T, 1, G>(rp, s0, b, aq, ncorr, dy, facc); break;
                 case 2: q8w_step<T, 2, G>(rp, s0, b, aq, ncorr, dy, facc); break;
