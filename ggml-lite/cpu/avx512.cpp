@@ -1029,8 +1029,23 @@ inline __m512 f16_to_f32_exact(__m256i h) {
     return _mm512_mask_mov_ps(f, special, _mm512_castsi512_ps(ref));
 }
 
+// One value (gl_attention rounds each probability through the value type this way): scalar, same results.
+inline float f16_to_f32_one(uint16_t h) {
+    if ((h & 0x7c00) == 0x7c00) {  // inf / nan, payload kept as the reference does
+        const uint32_t u = ((uint32_t) (h & 0x8000) << 16) | 0x7f800000u | ((uint32_t) (h & 0x3ff) << 13);
+        float f;
+        memcpy(&f, &u, 4);
+        return f;
+    }
+    return _cvtsh_ss(h);
+}
+
 void f16_to_float(const void * vx, float * y, int64_t n) {
     const uint16_t * x = (const uint16_t *) vx;
+    if (n == 1) {
+        y[0] = f16_to_f32_one(x[0]);
+        return;
+    }
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, f16_to_f32_exact(_mm256_loadu_si256((const __m256i *) (x + i))));
     if (i < n) {
@@ -1054,6 +1069,13 @@ inline __m256i f32_to_f16_exact(__m512 v) {
 
 void f16_from_float(const float * x, void * vy, int64_t n) {
     uint16_t * y = (uint16_t *) vy;
+    if (n == 1) {
+        const float f = x[0];
+        uint32_t u;
+        memcpy(&u, &f, 4);
+        y[0] = f != f ? (uint16_t) (((u >> 16) & 0x8000) | 0x7e00) : _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+        return;
+    }
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) _mm256_storeu_si256((__m256i *) (y + i), f32_to_f16_exact(_mm512_loadu_ps(x + i)));
     if (i < n) {
@@ -1074,6 +1096,12 @@ inline __m256i f32_to_bf16_exact(__m512 v) {
 
 void bf16_from_float(const float * x, void * vy, int64_t n) {
     uint16_t * y = (uint16_t *) vy;
+    if (n == 1) {
+        uint32_t u;
+        memcpy(&u, x, 4);
+        y[0] = (u & 0x7fffffff) > 0x7f800000 ? (uint16_t) ((u >> 16) | 64) : (uint16_t) ((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+        return;
+    }
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) _mm256_storeu_si256((__m256i *) (y + i), f32_to_bf16_exact(_mm512_loadu_ps(x + i)));
     if (i < n) {
@@ -1086,6 +1114,11 @@ inline __m512 bf16_to_f32(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_ep
 
 void bf16_to_float(const void * vx, float * y, int64_t n) {
     const uint16_t * x = (const uint16_t *) vx;
+    if (n == 1) {
+        const uint32_t u = (uint32_t) x[0] << 16;
+        memcpy(y, &u, 4);
+        return;
+    }
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, bf16_to_f32(_mm256_loadu_si256((const __m256i *) (x + i))));
     if (i < n) {
