@@ -107,22 +107,15 @@ void act_sums(const gl_block_q8_0 * a, int64_t nb, int shift, int32_t * ncorr, f
     }
 }
 
-// Only the scales: dy[b] = fp32 scale of block b.
+// Only the scales: dy[b] = fp32 scale of block b. Packed with scalar loads (2 bytes per block; wide loads and
+// word permutes read the whole row through the cache: pp512 173 -> 230 t/s), widened 16 at a time.
 void act_scales(const gl_block_q8_0 * a, int64_t nb, float * dy) {
-    const uint8_t * p = (const uint8_t *) a;
-    static const uint16_t k_didx[32] = {0, 17, 34, 51, 0, 17, 34, 51, 0, 17, 34, 51, 0, 17, 34, 51,
-                                        0, 17, 34, 51, 0, 17, 34, 51, 0, 17, 34, 51, 0, 17, 34, 51};
-    const __m512i didx = _mm512_loadu_si512(k_didx);
     int64_t b = 0;
     for (; b + 16 <= nb; b += 16) {
-        __m512i dw = _mm512_setzero_si512();
+        alignas(32) uint32_t h[8];
         GL_UNROLL
-        for (int j = 0; j < 4; ++j) {
-            const uint8_t * d = p + (b + 4 * j) * 34;
-            dw = _mm512_or_si512(dw, _mm512_maskz_permutex2var_epi16((__mmask32) (0xFu << (4 * j)), _mm512_loadu_si512(d), didx,
-                                                                     _mm512_loadu_si512(d + 64)));
-        }
-        _mm512_storeu_ps(dy + b, _mm512_cvtph_ps(_mm512_castsi512_si256(dw)));
+        for (int j = 0; j < 8; ++j) h[j] = (uint32_t) a[b + 2 * j].d | ((uint32_t) a[b + 2 * j + 1].d << 16);
+        _mm512_storeu_ps(dy + b, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *) h)));
     }
     for (; b < nb; ++b) dy[b] = h2f(a[b].d);
 }
