@@ -64,10 +64,6 @@ void act_sums(const gl_block_q8_0 * a, int64_t nb, int shift, int32_t * ncorr, f
     const __m512i ones = _mm512_set1_epi8(1);
     // lane 4l+i of the tree's result holds block (l & 1) + 2i + 8 (l >> 1); this puts them back in order.
     const __m512i perm = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
-    // Scales: 4 blocks (136 bytes) per pair of 64-byte loads; words 0, 17, 34, 51 of the pair are their d.
-    static const uint16_t k_didx[32] = {0, 17, 34, 51, 0, 17, 34, 51, 0, 17, 34, 51, 0, 17, 34, 51,
-                                        0, 17, 34, 51, 0, 17, 34, 51, 0, 17, 34, 51, 0, 17, 34, 51};
-    const __m512i didx = _mm512_loadu_si512(k_didx);
     int64_t b = 0;
     // 16 blocks at a time: dot with ones (4-byte sums), then a transpose-and-add tree down to one sum per lane.
     for (; b + 16 <= nb; b += 16) {
@@ -87,14 +83,10 @@ void act_sums(const gl_block_q8_0 * a, int64_t nb, int shift, int32_t * ncorr, f
         const __m512i q1 = _mm512_add_epi32(_mm512_unpacklo_epi64(pp[2], pp[3]), _mm512_unpackhi_epi64(pp[2], pp[3]));
         const __m512i r = _mm512_add_epi32(_mm512_shuffle_i64x2(q0, q1, 0x88), _mm512_shuffle_i64x2(q0, q1, 0xDD));
         _mm512_storeu_si512(ncorr + b, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(_mm512_permutexvar_epi32(perm, r), shift)));
-        __m512i dw = _mm512_setzero_si512();
+        alignas(32) uint32_t h[8];
         GL_UNROLL
-        for (int j = 0; j < 4; ++j) {
-            const uint8_t * d = p + (b + 4 * j) * 34;
-            dw = _mm512_or_si512(dw, _mm512_maskz_permutex2var_epi16((__mmask32) (0xFu << (4 * j)), _mm512_loadu_si512(d), didx,
-                                                                     _mm512_loadu_si512(d + 64)));
-        }
-        _mm512_storeu_ps(dy + b, _mm512_cvtph_ps(_mm512_castsi512_si256(dw)));
+        for (int j = 0; j < 8; ++j) h[j] = (uint32_t) a[b + 2 * j].d | ((uint32_t) a[b + 2 * j + 1].d << 16);
+        _mm512_storeu_ps(dy + b, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *) h)));
     }
     const __m256i ones8 = _mm256_set1_epi8(1);
     for (; b < nb; ++b) {
