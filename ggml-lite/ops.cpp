@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include <omp.h>
+
 gl_tensor gl_tensor_make(gl_type type, int64_t ne0, int64_t ne1, const void * data, const char * name) {
     gl_tensor t;
     t.type = type;
@@ -40,9 +42,15 @@ void gl_mul_mat(const gl_tensor & w, const float * x, int64_t n_tok, float * y, 
     const size_t act_row = gl_row_size(tr->vec_dot_type, w.ne0);
     const gl_gemm_fn gemm = gl_kernels(w.type).gemm;
     const int64_t ne0 = w.ne0, ne1 = w.ne1;
-    // Rows are split into chunks (16 rows: whole cache lines of output per thread, no false sharing of y for
-    // n_tok >= 1 rows of 16 floats); each chunk runs the tiled kernel over all tokens.
-    const int64_t chunk = 16;
+    // Rows are split into chunks of a multiple of 16 rows (whole cache lines of output per thread, no false sharing
+    // of y for n_tok >= 1 rows of 16 floats); each chunk runs the tiled kernel over all tokens. Batches take 16-row
+    // chunks. Decode (a few tokens) takes about 4 chunks per thread: every kernel call sets up the activations'
+    // block sums and scales again, which at 16 rows cost 4% of a 7B token.
+    int64_t chunk = 16;
+    if (n_tok <= 4) {
+        const int64_t per = (ne1 + 4 * omp_get_max_threads() - 1) / (4 * omp_get_max_threads());
+        chunk = std::max<int64_t>(16, (per + 15) / 16 * 16);
+    }
     const int64_t n_chunks = (ne1 + chunk - 1) / chunk;
     // Threads only pay off on enough work: waking them costs microseconds, and small decode-time products (a
     // 512x64 output layer) would spend more on the fork/join than on the arithmetic.
