@@ -30,6 +30,7 @@ static gl_cpu_features detect() {
         f.avx512bw = f.avx512f && (b & (1u << 30));
         f.avx512vl = f.avx512f && (b & (1u << 31));
         f.avx512vnni = f.avx512f && (c & (1u << 11));
+        f.avx512vbmi = f.avx512f && (c & (1u << 1));
     }
     if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) {
         f.avxvnni = f.avx2 && (a & (1u << 4));
@@ -68,6 +69,7 @@ bool gl_cpu_level_from_name(const char * name, gl_cpu_level * out) {
 // ---- resolved tables ------------------------------------------------------------------------------------------
 
 static gl_type_kernels g_kernels[GL_TYPE_COUNT];
+static gl_vq_gemm_fn g_vq[GL_TYPE_COUNT];
 static gl_float_kernels g_float;
 static gl_cpu_level g_level = GL_CPU_SCALAR;
 
@@ -88,8 +90,20 @@ static void resolve(gl_cpu_level level) {
             fill(k.gemm, s.gemm);
             fill(k.axpy, s.axpy);
         }
-        GL_ASSERT(k.vec_dot && k.quantize_act && k.to_float && k.gemm);
+        gl_vq_gemm_fn vq = nullptr;
+        const gl_cpu_features & cf = gl_cpu_get_features();
+        for (int l = level; l >= 0; --l) {
+            if (l == GL_CPU_AVX512 && !(cf.avx512vnni && cf.avx512vbmi)) continue;
+            const gl_vq_gemm_fn * vt[] = {gl_vq_gemm_scalar, gl_vq_gemm_avx2, gl_vq_gemm_avx512};
+            fill(vq, vt[l][t]);
+        }
+        if (gl_get_type_traits((gl_type) t)->vq) {
+            GL_ASSERT(vq);
+        } else {
+            GL_ASSERT(k.vec_dot && k.quantize_act && k.to_float && k.gemm);
+        }
         g_kernels[t] = k;
+        g_vq[t] = vq;
     }
     gl_float_kernels f = {};
     for (int l = level; l >= 0; --l) {
@@ -129,4 +143,5 @@ static const bool g_init = [] {
 }();
 
 const gl_type_kernels & gl_kernels(gl_type t) { return g_kernels[t]; }
+gl_vq_gemm_fn gl_vq_gemm(gl_type t) { return g_vq[t]; }
 const gl_float_kernels & gl_float_ops() { return g_float; }

@@ -21,6 +21,7 @@ enum gl_cpu_level {
 struct gl_cpu_features {
     bool avx = false, avx2 = false, fma = false, f16c = false;
     bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false, avx512bf16 = false, avxvnni = false;
+    bool avx512vbmi = false;
 };
 
 const gl_cpu_features & gl_cpu_get_features();
@@ -37,6 +38,11 @@ typedef void (*gl_gemm_fn)(int64_t n, int64_t nr, int64_t nt, const void * w, si
                            float * y, int64_t y_stride);
 // y[i] += a * x[i] for a row x of the type (used for the values in attention).
 typedef void (*gl_axpy_fn)(int64_t n, float a, const void * x, float * y);
+
+// Product of rows [r0, r0 + nr) of a codebook-type weight (geometry g, the whole tensor at data) with nt activation
+// rows (Q8_0, ceil(ne0/32) blocks each, the last one zero-padded): y[t * y_stride + r - r0] for r0 <= r < r0 + nr.
+typedef void (*gl_vq_gemm_fn)(const gl_vq_geom & g, const void * data, int64_t r0, int64_t nr, int64_t nt, const void * act,
+                              size_t act_stride, float * y, int64_t y_stride);
 
 // The hot paths of one type at one level. Null means "use the level below".
 struct gl_type_kernels {
@@ -55,14 +61,21 @@ struct gl_float_kernels {
     void  (*swiglu)(const float * gate, const float * up, int64_t n, float * out);
 };
 
-// The resolved kernels of the active level (never null: the scalar reference fills every gap).
+// The resolved kernels of the active level (never null: the scalar reference fills every gap; codebook types have
+// only gl_vq_gemm, their rows needing the tensor's side section).
 const gl_type_kernels & gl_kernels(gl_type t);
+gl_vq_gemm_fn gl_vq_gemm(gl_type t);
 const gl_float_kernels & gl_float_ops();
 
 // Per-level tables, each defined in its own file. Entries are indexed by gl_type.
 extern const gl_type_kernels gl_kernels_scalar[GL_TYPE_COUNT];
 extern const gl_type_kernels gl_kernels_avx2[GL_TYPE_COUNT];
 extern const gl_type_kernels gl_kernels_avx512[GL_TYPE_COUNT];
+// Codebook-type products per level (null: the level below), indexed by gl_type; defined in types.cpp (scalar) and
+// ggml-lite/cpu/vq_avx2.cpp, vq_avx512.cpp. The AVX-512 ones need VNNI and VBMI too (checked at resolution).
+extern const gl_vq_gemm_fn gl_vq_gemm_scalar[GL_TYPE_COUNT];
+extern const gl_vq_gemm_fn gl_vq_gemm_avx2[GL_TYPE_COUNT];
+extern const gl_vq_gemm_fn gl_vq_gemm_avx512[GL_TYPE_COUNT];
 extern const gl_float_kernels gl_float_scalar;
 extern const gl_float_kernels gl_float_avx2;
 extern const gl_float_kernels gl_float_avx512;

@@ -20,27 +20,56 @@ gl_tensor gl_tensor_make(gl_type type, int64_t ne0, int64_t ne1, const void * da
     return t;
 }
 
+// Bytes of one activation row: codebook types take Q8_0 rows padded to whole blocks (their rows may be 172 wide).
+static size_t act_row_size(const gl_tensor & w) {
+    const gl_type_traits * tr = gl_get_type_traits(w.type);
+    if (tr->vq) return gl_row_size(tr->vec_dot_type, (w.ne0 + 31) / 32 * 32);
+    return gl_row_size(tr->vec_dot_type, w.ne0);
+}
+
 size_t gl_mul_mat_scratch_size(const gl_tensor & w, int64_t n_tok) {
     const gl_type vt = gl_get_type_traits(w.type)->vec_dot_type;
     if (vt == GL_TYPE_F32) return 0;
-    return gl_row_size(vt, w.ne0) * (size_t) n_tok;
+    return act_row_size(w) * (size_t) n_tok;
 }
 
 const void * gl_quantize_activations(const gl_tensor & w, const float * x, int64_t n_tok, void * wdata) {
     const gl_type vt = gl_get_type_traits(w.type)->vec_dot_type;
     if (vt == GL_TYPE_F32) return x;
     const gl_from_float_fn quant = gl_kernels(vt).quantize_act;
-    const size_t row = gl_row_size(vt, w.ne0);
-    for (int64_t t = 0; t < n_tok; ++t) quant(x + t * w.ne0, (uint8_t *) wdata + t * row, w.ne0);
+    const size_t row = act_row_size(w);
+    const int64_t full = w.ne0 / 32 * 32, tail = w.ne0 - full;
+    if (tail == 0 || !gl_get_type_traits(w.type)->vq) {
+        for (int64_t t = 0; t < n_tok; ++t) quant(x + t * w.ne0, (uint8_t *) wdata + t * row, w.ne0);
+        return wdata;
+    }
+    // The zero-padded last block of a codebook type's row.
+    for (int64_t t = 0; t < n_tok; ++t) {
+        uint8_t * dst = (uint8_t *) wdata + t * row;
+        if (full > 0) quant(x + t * w.ne0, dst, full);
+        float last[32] = {0};
+        memcpy(last, x + t * w.ne0 + full, (size_t) tail * sizeof(float));
+        quant(last, dst + gl_row_size(vt, full), 32);
+    }
     return wdata;
+}
+
+size_t gl_tensor_nbytes(const gl_tensor & w) {
+    size_t n = 0;
+    const int64_t ne[2] = {w.ne0, w.ne1};
+    GL_ASSERT(gl_nbytes_checked(w.type, ne, 2, &n));
+    return n;
 }
 
 void gl_mul_mat(const gl_tensor & w, const float * x, int64_t n_tok, float * y, void * wdata) {
     const gl_type_traits * tr = gl_get_type_traits(w.type);
-    GL_ASSERT(tr && w.ne0 % tr->block_size == 0);
+    GL_ASSERT(tr && (tr->vq || w.ne0 % tr->block_size == 0));
     const void * act = gl_quantize_activations(w, x, n_tok, wdata);
-    const size_t act_row = gl_row_size(tr->vec_dot_type, w.ne0);
+    const size_t act_row = act_row_size(w);
     const gl_gemm_fn gemm = gl_kernels(w.type).gemm;
+    const gl_vq_gemm_fn vq_gemm = gl_vq_gemm(w.type);
+    gl_vq_geom geom;
+    if (tr->vq) GL_ASSERT(gl_vq_geometry(w.type, w.ne0, w.ne1, &geom));
     const int64_t ne0 = w.ne0, ne1 = w.ne1;
     // Rows are split into chunks of a multiple of 16 rows (whole cache lines of output per thread, no false sharing
     // of y for n_tok >= 1 rows of 16 floats); each chunk runs the tiled kernel over all tokens. Batches take 16-row
@@ -58,12 +87,22 @@ void gl_mul_mat(const gl_tensor & w, const float * x, int64_t n_tok, float * y, 
 #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t c = 0; c < n_chunks; ++c) {
         const int64_t r0 = c * chunk, nr = std::min(chunk, ne1 - r0);
-        gemm(ne0, nr, n_tok, (const uint8_t *) w.data + (size_t) r0 * w.nb1, w.nb1, act, act_row, y + r0, ne1);
+        if (tr->vq) {
+            vq_gemm(geom, w.data, r0, nr, n_tok, act, act_row, y + r0, ne1);
+        } else {
+            gemm(ne0, nr, n_tok, (const uint8_t *) w.data + (size_t) r0 * w.nb1, w.nb1, act, act_row, y + r0, ne1);
+        }
     }
 }
 
 void gl_get_row(const gl_tensor & w, int64_t row, float * out) {
     GL_ASSERT(row >= 0 && row < w.ne1);
+    if (gl_get_type_traits(w.type)->vq) {
+        gl_vq_geom g;
+        GL_ASSERT(gl_vq_geometry(w.type, w.ne0, w.ne1, &g));
+        gl_vq_row_to_float(g, w.data, row, out);
+        return;
+    }
     gl_kernels(w.type).to_float((const uint8_t *) w.data + (size_t) row * w.nb1, out, w.ne0);
 }
 

@@ -19,6 +19,9 @@ struct gl_tensor {
 
 gl_tensor gl_tensor_make(gl_type type, int64_t ne0, int64_t ne1, const void * data, const char * name = "");
 
+// Exact bytes of the whole weight (index rows plus side section for codebook types).
+size_t gl_tensor_nbytes(const gl_tensor & w);
+
 // Bytes of scratch that gl_mul_mat needs for n_tok activation rows of the weight's activation format.
 size_t gl_mul_mat_scratch_size(const gl_tensor & w, int64_t n_tok);
 
@@ -31,7 +34,7 @@ const void * gl_quantize_activations(const gl_tensor & w, const float * x, int64
 // wdata must hold gl_mul_mat_scratch_size(w, n_tok) bytes. Rows are split across OpenMP threads.
 void gl_mul_mat(const gl_tensor & w, const float * x, int64_t n_tok, float * y, void * wdata);
 
-// out = row `row` of w, widened to float (embedding lookup).
+// out = row `row` of w, widened to float (embedding lookup; any type, codebook types included).
 void gl_get_row(const gl_tensor & w, int64_t row, float * out);
 
 // y = x / sqrt(mean(x²) + eps) * weight   (weight may be null)

@@ -400,15 +400,139 @@ void gl_intq_unpack_row(gl_type t, int64_t n, const void * src, uint8_t * codes,
     d->unpack(n, src, codes, groups);
 }
 
+// ---- codebook (vector-quantized) types: vq<d>_b<b>_g<l> (layout at gl_vq_geom in types.h) ----------------------
+
+static constexpr gl_vq_layout k_vq_layouts[] = {
+    {1, 2, 256}, {1, 2, 128}, {1, 3, 512}, {1, 4, 1024}, {2, 2, 2048}, {2, 2, 1024}, {2, 3, 8192}, {2, 4, 32768}, {4, 2, 65536}, {4, 2, 32768},
+};
+static_assert(sizeof(k_vq_layouts) / sizeof(k_vq_layouts[0]) == GL_TYPE_COUNT - GL_TYPE_VQ1_B2_G256, "one layout per vq type");
+
+const gl_vq_layout * gl_vq_info(gl_type t) {
+    if ((uint32_t) t < (uint32_t) GL_TYPE_VQ1_B2_G256 || (uint32_t) t >= (uint32_t) GL_TYPE_COUNT) return nullptr;
+    return &k_vq_layouts[t - GL_TYPE_VQ1_B2_G256];
+}
+
+gl_type gl_vq_type(int dim, int bits, int64_t group) {
+    for (uint32_t t = GL_TYPE_VQ1_B2_G256; t < GL_TYPE_COUNT; ++t) {
+        const gl_vq_layout * l = gl_vq_info((gl_type) t);
+        if (l->dim == dim && l->bits == bits && l->group == group) return (gl_type) t;
+    }
+    return GL_TYPE_COUNT;
+}
+
+bool gl_vq_geometry(gl_type t, int64_t ne0, int64_t ne1, gl_vq_geom * g) {
+    const gl_vq_layout * l = gl_vq_info(t);
+    const int64_t limit = (int64_t) 1 << 40;
+    if (!l || ne0 <= 0 || ne1 <= 0 || ne0 > limit || ne1 > limit || ne0 % l->dim != 0) return false;
+    gl_vq_geom r;
+    r.dim = l->dim;
+    r.bits = l->bits;
+    r.k = 1 << (l->bits * l->dim);
+    r.ne0 = ne0;
+    r.ne1 = ne1;
+    r.C = ne0 < 256 ? ne0 : 256;
+    if (l->group < r.C) r.C = l->group;
+    r.R = l->group / r.C > 1 ? l->group / r.C : 1;
+    r.n_col_groups = (ne0 + r.C - 1) / r.C;
+    r.n_row_groups = (ne1 + r.R - 1) / r.R;
+    r.n_groups = r.n_col_groups * r.n_row_groups;
+    r.chunk_bytes = (size_t) (4 * l->bits);
+    r.row_bytes = (size_t) ((ne0 + 31) / 32) * r.chunk_bytes;
+    r.scales_offset = 0;
+    r.codebooks_offset = ((size_t) r.n_groups * 2 + 63) / 64 * 64;
+    r.side_bytes = r.codebooks_offset + (size_t) r.n_groups * (size_t) r.k * (size_t) r.dim;
+    const unsigned __int128 total = (unsigned __int128) r.row_bytes * (uint64_t) ne1 + r.side_bytes;
+    if (total > ((unsigned __int128) 1 << 48)) return false;
+    r.total_bytes = (size_t) total;
+    // Every 32-weight chunk lies in one column group: C is a multiple of 32 or the whole row.
+    if (r.C % 32 != 0 && r.C != ne0) return false;
+    *g = r;
+    return true;
+}
+
+void gl_vq_decode_chunk(int dim, int bits, const uint8_t * q, uint8_t * idx) {
+    const int ib = dim * bits;
+    if (dim == 1) {
+        if (bits == 2) intq_decode32<2>(q, idx);
+        else if (bits == 3) intq_decode32<3>(q, idx);
+        else intq_decode32<4>(q, idx);
+    } else if (ib == 8) {
+        memcpy(idx, q, (size_t) (32 / dim));
+    } else {  // dim 2, 4- or 6-bit indices of 16 pairs
+        for (int j = 0; j < 8; ++j) idx[j] = q[j] & 0x0F, idx[j + 8] = q[j] >> 4;
+        if (ib == 6) {
+            for (int j = 0; j < 4; ++j) {
+                for (int k = 0; k < 4; ++k) idx[j + 4 * k] |= (uint8_t) (((q[8 + j] >> (2 * k)) & 3) << 4);
+            }
+        }
+    }
+}
+
+void gl_vq_encode_chunk(int dim, int bits, const uint8_t * idx, uint8_t * q) {
+    const int ib = dim * bits;
+    if (dim == 1) {
+        if (bits == 2) intq_encode32<2>(idx, q);
+        else if (bits == 3) intq_encode32<3>(idx, q);
+        else intq_encode32<4>(idx, q);
+    } else if (ib == 8) {
+        memcpy(q, idx, (size_t) (32 / dim));
+    } else {
+        for (int j = 0; j < 8; ++j) q[j] = (uint8_t) ((idx[j] & 0x0F) | ((idx[j + 8] & 0x0F) << 4));
+        if (ib == 6) {
+            for (int j = 0; j < 4; ++j) {
+                uint8_t h = 0;
+                for (int k = 0; k < 4; ++k) h |= (uint8_t) (((idx[j + 4 * k] >> 4) & 3) << (2 * k));
+                q[8 + j] = h;
+            }
+        }
+    }
+}
+
+void gl_vq_pack(const gl_vq_geom & g, const uint8_t * idx, const int8_t * codebooks, const uint16_t * scales, void * dst) {
+    uint8_t * out = (uint8_t *) dst;
+    memset(out, 0, g.total_bytes);
+    const int64_t per_row = g.ne0 / g.dim, per_chunk = 32 / g.dim;
+    uint8_t tmp[32];
+    for (int64_t r = 0; r < g.ne1; ++r) {
+        uint8_t * row = out + (size_t) r * g.row_bytes;
+        for (int64_t c = 0; c * 32 < g.ne0; ++c) {
+            memset(tmp, 0, sizeof tmp);
+            const int64_t i0 = c * per_chunk, n = per_row - i0 < per_chunk ? per_row - i0 : per_chunk;
+            memcpy(tmp, idx + r * per_row + i0, (size_t) n);
+            gl_vq_encode_chunk(g.dim, g.bits, tmp, row + (size_t) c * g.chunk_bytes);
+        }
+    }
+    uint8_t * side = out + (size_t) g.ne1 * g.row_bytes;
+    for (int64_t i = 0; i < g.n_groups; ++i) {
+        side[g.scales_offset + 2 * i] = (uint8_t) (scales[i] & 0xff);
+        side[g.scales_offset + 2 * i + 1] = (uint8_t) (scales[i] >> 8);
+    }
+    memcpy(side + g.codebooks_offset, codebooks, (size_t) g.n_groups * (size_t) g.k * (size_t) g.dim);
+}
+
+void gl_vq_row_to_float(const gl_vq_geom & g, const void * data, int64_t row, float * out) {
+    const uint8_t * row_p = (const uint8_t *) data + (size_t) row * g.row_bytes;
+    const uint8_t * side = (const uint8_t *) data + (size_t) g.ne1 * g.row_bytes;
+    const int8_t * cbs = (const int8_t *) (side + g.codebooks_offset);
+    uint8_t idx[32];
+    for (int64_t c = 0; c * 32 < g.ne0; ++c) {
+        gl_vq_decode_chunk(g.dim, g.bits, row_p + (size_t) c * g.chunk_bytes, idx);
+        const int64_t grp = (row / g.R) * g.n_col_groups + (c * 32) / g.C;
+        const float s = gl_fp16_to_fp32((uint16_t) (side[g.scales_offset + 2 * grp] | (side[g.scales_offset + 2 * grp + 1] << 8)));
+        const int8_t * cb = cbs + (size_t) grp * (size_t) g.k * (size_t) g.dim;
+        for (int i = 0; i < 32 && c * 32 + i < g.ne0; ++i) out[c * 32 + i] = s * (float) cb[idx[i / g.dim] * g.dim + i % g.dim];
+    }
+}
+
 // ---- the table ------------------------------------------------------------------------------------------------
 
 static const gl_type_traits k_traits[GL_TYPE_COUNT] = {
-    /* GL_TYPE_F32  */ {"f32", 1, 4, false, GL_TYPE_F32, f32_to_float, f32_from_float, f32_vec_dot},
-    /* GL_TYPE_F16  */ {"f16", 1, 2, false, GL_TYPE_F16, f16_to_float, f16_from_float, f16_vec_dot},
-    /* GL_TYPE_BF16 */ {"bf16", 1, 2, false, GL_TYPE_BF16, bf16_to_float, bf16_from_float, bf16_vec_dot},
-    /* GL_TYPE_Q8_0 */ {"q8_0", GL_QK8_0, sizeof(gl_block_q8_0), true, GL_TYPE_Q8_0, q8_0_to_float, q8_0_from_float, q8_0_vec_dot},
-    /* GL_TYPE_Q4_0 */ {"q4_0", GL_QK4_0, sizeof(gl_block_q4_0), true, GL_TYPE_Q8_0, q4_0_to_float, q4_0_from_float, q4_0_vec_dot},
-#define INTQ_TRAITS(NAME, B, G) {NAME, G, sizeof(gl_block_intq<B, G>), true, GL_TYPE_Q8_0, intq_to_float<B, G>, intq_from_float<B, G>, intq_vec_dot<B, G>}
+    /* GL_TYPE_F32  */ {"f32", 1, 4, false, GL_TYPE_F32, f32_to_float, f32_from_float, f32_vec_dot, nullptr},
+    /* GL_TYPE_F16  */ {"f16", 1, 2, false, GL_TYPE_F16, f16_to_float, f16_from_float, f16_vec_dot, nullptr},
+    /* GL_TYPE_BF16 */ {"bf16", 1, 2, false, GL_TYPE_BF16, bf16_to_float, bf16_from_float, bf16_vec_dot, nullptr},
+    /* GL_TYPE_Q8_0 */ {"q8_0", GL_QK8_0, sizeof(gl_block_q8_0), true, GL_TYPE_Q8_0, q8_0_to_float, q8_0_from_float, q8_0_vec_dot, nullptr},
+    /* GL_TYPE_Q4_0 */ {"q4_0", GL_QK4_0, sizeof(gl_block_q4_0), true, GL_TYPE_Q8_0, q4_0_to_float, q4_0_from_float, q4_0_vec_dot, nullptr},
+#define INTQ_TRAITS(NAME, B, G) {NAME, G, sizeof(gl_block_intq<B, G>), true, GL_TYPE_Q8_0, intq_to_float<B, G>, intq_from_float<B, G>, intq_vec_dot<B, G>, nullptr}
     /* GL_TYPE_Q4_G128 */ INTQ_TRAITS("q4_g128", 4, 128),
     /* GL_TYPE_Q3_G128 */ INTQ_TRAITS("q3_g128", 3, 128),
     /* GL_TYPE_Q2_G128 */ INTQ_TRAITS("q2_g128", 2, 128),
@@ -419,8 +543,20 @@ static const gl_type_traits k_traits[GL_TYPE_COUNT] = {
     /* GL_TYPE_Q3_G32  */ INTQ_TRAITS("q3_g32", 3, 32),
     /* GL_TYPE_Q2_G32  */ INTQ_TRAITS("q2_g32", 2, 32),
 #undef INTQ_TRAITS
+#define VQ_TRAITS(NAME, T) {NAME, 32, (size_t) (4 * k_vq_layouts[T - GL_TYPE_VQ1_B2_G256].bits), true, GL_TYPE_Q8_0, nullptr, nullptr, nullptr, &k_vq_layouts[T - GL_TYPE_VQ1_B2_G256]}
+    VQ_TRAITS("vq1_b2_g256", GL_TYPE_VQ1_B2_G256),
+    VQ_TRAITS("vq1_b2_g128", GL_TYPE_VQ1_B2_G128),
+    VQ_TRAITS("vq1_b3_g512", GL_TYPE_VQ1_B3_G512),
+    VQ_TRAITS("vq1_b4_g1024", GL_TYPE_VQ1_B4_G1024),
+    VQ_TRAITS("vq2_b2_g2048", GL_TYPE_VQ2_B2_G2048),
+    VQ_TRAITS("vq2_b2_g1024", GL_TYPE_VQ2_B2_G1024),
+    VQ_TRAITS("vq2_b3_g8192", GL_TYPE_VQ2_B3_G8192),
+    VQ_TRAITS("vq2_b4_g32768", GL_TYPE_VQ2_B4_G32768),
+    VQ_TRAITS("vq4_b2_g65536", GL_TYPE_VQ4_B2_G65536),
+    VQ_TRAITS("vq4_b2_g32768", GL_TYPE_VQ4_B2_G32768),
+#undef VQ_TRAITS
 };
-static_assert(GL_TYPE_COUNT == 14, "add the new type's entry to k_traits");
+static_assert(GL_TYPE_COUNT == 24, "add the new type's entry to k_traits");
 
 const gl_type_traits * gl_get_type_traits(gl_type t) {
     return (uint32_t) t < GL_TYPE_COUNT ? &k_traits[t] : nullptr;
@@ -442,6 +578,7 @@ bool gl_type_from_name(const char * name, gl_type * out) {
 
 size_t gl_row_size(gl_type t, int64_t n) {
     const gl_type_traits * tr = gl_get_type_traits(t);
+    if (tr->vq) return (size_t) ((n + 31) / 32) * (size_t) (4 * tr->vq->bits);
     return (size_t) (n / tr->block_size) * tr->type_size;
 }
 
@@ -451,6 +588,15 @@ bool gl_nbytes_checked(gl_type t, const int64_t * ne, int n_dims, size_t * out) 
     const uint64_t limit = (uint64_t) 1 << 48;  // 256 TiB: far above any real tensor, far below overflow
     for (int d = 0; d < n_dims; ++d) {
         if (ne[d] <= 0 || (uint64_t) ne[d] > limit) return false;
+    }
+    if (tr->vq) {  // 2-D only: the side section belongs to the whole matrix
+        for (int d = 2; d < n_dims; ++d) {
+            if (ne[d] != 1) return false;
+        }
+        gl_vq_geom g;
+        if (!gl_vq_geometry(t, ne[0], n_dims > 1 ? ne[1] : 1, &g)) return false;
+        *out = g.total_bytes;
+        return true;
     }
     if (ne[0] % tr->block_size != 0) return false;
     unsigned __int128 bytes = (unsigned __int128) (ne[0] / tr->block_size) * tr->type_size;
@@ -505,4 +651,48 @@ const gl_type_kernels gl_kernels_scalar[GL_TYPE_COUNT] = {
     /* Q3_G32  */ INTQ_KERNELS(3, 32),
     /* Q2_G32  */ INTQ_KERNELS(2, 32),
 #undef INTQ_KERNELS
+};
+
+// ---- codebook types: the reference product ---------------------------------------------------------------------
+// Per row and token: for every column group, the integer dot of each 32-weight chunk (int8 centroid values × int8
+// activations) times the activation block's scale, summed in float over the group's chunks, then times the group's
+// codebook scale and summed over the groups. SIMD kernels match this up to the order of the float sums.
+static void vq_gemm_ref(const gl_vq_geom & g, const void * data, int64_t r0, int64_t nr, int64_t nt, const void * act, size_t act_stride,
+                        float * y, int64_t y_stride) {
+    const uint8_t * side = (const uint8_t *) data + (size_t) g.ne1 * g.row_bytes;
+    const int8_t * cbs = (const int8_t *) (side + g.codebooks_offset);
+    const int64_t n_chunks = (g.ne0 + 31) / 32;
+    uint8_t idx[32];
+    int8_t w[32];
+    for (int64_t r = r0; r < r0 + nr; ++r) {
+        const uint8_t * row = (const uint8_t *) data + (size_t) r * g.row_bytes;
+        for (int64_t t = 0; t < nt; ++t) {
+            const gl_block_q8_0 * a = (const gl_block_q8_0 *) ((const uint8_t *) act + (size_t) t * act_stride);
+            float sum = 0.0f, acc = 0.0f;
+            int64_t grp_prev = -1;
+            float s_prev = 0.0f;
+            for (int64_t c = 0; c < n_chunks; ++c) {
+                const int64_t grp = (r / g.R) * g.n_col_groups + (c * 32) / g.C;
+                if (grp != grp_prev) {
+                    sum += acc * s_prev;
+                    acc = 0.0f;
+                    grp_prev = grp;
+                    s_prev = gl_fp16_to_fp32((uint16_t) (side[g.scales_offset + 2 * grp] | (side[g.scales_offset + 2 * grp + 1] << 8)));
+                }
+                gl_vq_decode_chunk(g.dim, g.bits, row + (size_t) c * g.chunk_bytes, idx);
+                const int8_t * cb = cbs + (size_t) grp * (size_t) g.k * (size_t) g.dim;
+                for (int i = 0; i < 32; ++i) w[i] = c * 32 + i < g.ne0 ? cb[idx[i / g.dim] * g.dim + i % g.dim] : 0;
+                int32_t isum = 0;
+                for (int i = 0; i < 32; ++i) isum += (int32_t) w[i] * (int32_t) a[c].qs[i];
+                acc += (float) isum * gl_fp16_to_fp32(a[c].d);
+            }
+            sum += acc * s_prev;
+            y[t * y_stride + (r - r0)] = sum;
+        }
+    }
+}
+
+const gl_vq_gemm_fn gl_vq_gemm_scalar[GL_TYPE_COUNT] = {
+    nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+    vq_gemm_ref, vq_gemm_ref, vq_gemm_ref, vq_gemm_ref, vq_gemm_ref, vq_gemm_ref, vq_gemm_ref, vq_gemm_ref, vq_gemm_ref, vq_gemm_ref,
 };

@@ -29,6 +29,18 @@ enum gl_type : uint32_t {
     GL_TYPE_Q4_G32  = 11,
     GL_TYPE_Q3_G32  = 12,
     GL_TYPE_Q2_G32  = 13,
+    // Vector-quantized types (GPTVQ): d-dimensional codebooks of 2^(b·d) int8 centroids shared by groups of about l
+    // weights, named vq<d>_b<b>_g<l>. A row is NOT self-contained: see gl_vq_layout below and formats/SPEC.md.
+    GL_TYPE_VQ1_B2_G256   = 14,  // 2.125 bits per weight (+ 16 bits of scale per group)
+    GL_TYPE_VQ1_B2_G128   = 15,  // 2.25
+    GL_TYPE_VQ1_B3_G512   = 16,  // 3.125
+    GL_TYPE_VQ1_B4_G1024  = 17,  // 4.125
+    GL_TYPE_VQ2_B2_G2048  = 18,  // 2.125
+    GL_TYPE_VQ2_B2_G1024  = 19,  // 2.25
+    GL_TYPE_VQ2_B3_G8192  = 20,  // 3.125 (the paper's mobile format: 6-bit index per pair)
+    GL_TYPE_VQ2_B4_G32768 = 21,  // 4.125
+    GL_TYPE_VQ4_B2_G65536 = 22,  // 2.125
+    GL_TYPE_VQ4_B2_G32768 = 23,  // 2.25
     GL_TYPE_COUNT
 };
 
@@ -86,15 +98,27 @@ typedef void (*gl_from_float_fn)(const float * x, void * y, int64_t n);
 // s = dot(x, y) over n elements; x is a row of the weight type, y the activations in the type's vec_dot_type.
 typedef void (*gl_vec_dot_fn)(int64_t n, float * s, const void * x, const void * y);
 
+// Codebook types (GPTVQ): vectors of `dim` consecutive weights of a row are `bits·dim`-bit indices into a codebook of
+// k = 2^(bits·dim) entries of `dim` int8 values times one fp16 scale. One codebook serves a group of about
+// `group` weights: C = min(ne0, 256, group) columns × R = max(1, group / C) rows (the last row group and the last
+// column group may be partial). A tensor is its ne1 index rows followed by a side section of scales and codebooks
+// (gl_vq_geometry). Activations are Q8_0, the last block of a row zero-padded when ne0 is not a multiple of 32.
+struct gl_vq_layout {
+    int     dim, bits;
+    int64_t group;
+};
+
 struct gl_type_traits {
     const char *     name;          // lower-case, as used on the command line ("q4_0")
     int64_t          block_size;    // elements per block (1 for plain float types)
     size_t           type_size;     // bytes per block
     bool             is_quantized;
     gl_type          vec_dot_type;  // activation format the dot product takes: F32, F16, BF16 or Q8_0
-    gl_to_float_fn   to_float;      // dequantize / widen
-    gl_from_float_fn from_float;    // reference quantizer (round to nearest), bit-exact with ggml for Q8_0/Q4_0
-    gl_vec_dot_fn    vec_dot;       // scalar reference dot product
+    gl_to_float_fn   to_float;      // dequantize / widen (null for codebook types: rows need the side section)
+    gl_from_float_fn from_float;    // reference quantizer (round to nearest), bit-exact with ggml for Q8_0/Q4_0;
+                                    // null for codebook types (quantize/gptvq.h builds them)
+    gl_vec_dot_fn    vec_dot;       // scalar reference dot product (null for codebook types: gl_vq_gemm_ref)
+    const gl_vq_layout * vq;        // codebook types only; their rows are padded to whole blocks of 32
 };
 
 const gl_type_traits * gl_get_type_traits(gl_type t);
@@ -103,7 +127,8 @@ const char * gl_type_name(gl_type t);
 // Type from its name ("f32", "Q4_0", ...); returns false when unknown.
 bool        gl_type_from_name(const char * name, gl_type * out);
 
-// Bytes of one row of n elements. n must be a multiple of the block size (checked by gl_row_size_checked).
+// Bytes of one row of n elements. n must be a multiple of the block size (checked by gl_nbytes_checked), except for
+// codebook types, whose rows are padded to whole 32-weight chunks.
 size_t gl_row_size(gl_type t, int64_t n);
 // Exact storage size of a tensor; returns false when the shape is invalid for the type (row not a whole number
 // of blocks, negative or zero dims) or the size overflows. Readers use it to validate files.
@@ -131,6 +156,32 @@ inline float gl_intq_value(int code, const gl_intq_params & p) { return p.d * (f
 void gl_intq_pack_row(gl_type t, int64_t n, const uint8_t * codes, const gl_intq_params * groups, void * dst);
 // The inverse: codes and group grids of a packed row.
 void gl_intq_unpack_row(gl_type t, int64_t n, const void * src, uint8_t * codes, gl_intq_params * groups);
+
+// ---- codebook (vector-quantized) types -------------------------------------------------------------------------
+// Layout of a tensor of a codebook type with rows of ne0 weights and ne1 rows:
+//   [ne1 index rows of row_bytes] [scales: n_groups fp16, padded to a multiple of 64 bytes] [codebooks: n_groups ×
+//   k × dim int8]; group (gr, gc) = rows [gr·R, ..) × columns [gc·C, ..) has index gr·n_col_groups + gc.
+// An index row is ceil(ne0/32) chunks of 4·bits bytes (32 weights = 32/dim indices of bits·dim bits), see SPEC.md.
+struct gl_vq_geom {
+    int     dim = 0, bits = 0, k = 0;
+    int64_t ne0 = 0, ne1 = 0, C = 0, R = 0, n_col_groups = 0, n_row_groups = 0, n_groups = 0;
+    size_t  row_bytes = 0, chunk_bytes = 0;
+    size_t  scales_offset = 0, codebooks_offset = 0;  // from the start of the side section
+    size_t  side_bytes = 0, total_bytes = 0;
+};
+// False for other types or shapes a codebook type cannot hold (ne0 not a multiple of dim, non-positive sizes).
+bool gl_vq_geometry(gl_type t, int64_t ne0, int64_t ne1, gl_vq_geom * g);
+const gl_vq_layout * gl_vq_info(gl_type t);
+// The codebook type of dimension d, b bits per dimension and group l, or GL_TYPE_COUNT when there is none.
+gl_type gl_vq_type(int dim, int bits, int64_t group);
+// The indices of one 32-weight chunk (32/dim of them) from its 4·bits bytes, and the inverse.
+void gl_vq_decode_chunk(int dim, int bits, const uint8_t * src, uint8_t * idx);
+void gl_vq_encode_chunk(int dim, int bits, const uint8_t * idx, uint8_t * dst);
+// Writes a whole tensor: idx = ne1 × (ne0/dim) indices (row-major), codebooks = n_groups × k × dim int8,
+// scales = n_groups fp16 bits. dst holds g.total_bytes.
+void gl_vq_pack(const gl_vq_geom & g, const uint8_t * idx, const int8_t * codebooks, const uint16_t * scales, void * dst);
+// Row `row` of a packed tensor, widened to floats: scale(group) · int8 entry, exactly what the kernels use.
+void gl_vq_row_to_float(const gl_vq_geom & g, const void * data, int64_t row, float * out);
 
 // Scalar conversions (round to nearest even, like F16C / ggml).
 float    gl_fp16_to_fp32_ref(uint16_t h);  // bit manipulation; builds gl_fp16_table

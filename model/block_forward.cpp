@@ -127,8 +127,7 @@ size_t BlockWeightsF32::n_floats() const {
 
 static std::vector<float> widen(const gl_tensor & t) {
     std::vector<float> out((size_t) (t.ne0 * t.ne1));
-    const gl_type_traits * tr = gl_get_type_traits(t.type);
-    for (int64_t r = 0; r < t.ne1; ++r) tr->to_float((const uint8_t *) t.data + (size_t) r * t.nb1, out.data() + r * t.ne0, t.ne0);
+    for (int64_t r = 0; r < t.ne1; ++r) gl_get_row(t, r, out.data() + r * t.ne0);
     return out;
 }
 

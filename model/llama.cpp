@@ -81,7 +81,7 @@ LlamaModel::LlamaModel(const ModelFile & mf) {
         L.w_gate = weight_2d(mf, n("ffn_gate"), hp.n_embd, hp.n_ff);
         L.w_up = weight_2d(mf, n("ffn_up"), hp.n_embd, hp.n_ff);
         L.w_down = weight_2d(mf, n("ffn_down"), hp.n_ff, hp.n_embd);
-        for (const gl_tensor * w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) weight_bytes += w->nb1 * (size_t) w->ne1;
+        for (const gl_tensor * w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) weight_bytes += gl_tensor_nbytes(*w);
         weight_bytes += 2 * (size_t) hp.n_embd * sizeof(float);
         layers.push_back(L);
     }

@@ -2,6 +2,7 @@
 
 #include "formats/quill_file.h"
 #include "ggml-lite/common.h"
+#include "ggml-lite/ops.h"
 #include "model/block_forward.h"
 #include "model/llama.h"
 #include "model/tokenizer.h"
@@ -125,6 +126,7 @@ std::vector<std::pair<std::string, std::string>> parse_keep_rules(const std::str
         gl_type t;
         const std::string type = item.substr(eq + 1);
         if (!gl_type_from_name(type.c_str(), &t)) throw_error("quantize: --keep %s: unknown type '%s'", item.c_str(), type.c_str());
+        if (!gl_get_type_traits(t)->from_float) throw_error("quantize: --keep %s: %s cannot be made by rounding", item.c_str(), type.c_str());
         rules.emplace_back(item.substr(0, eq), type);
     }
     return rules;
@@ -329,11 +331,12 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
                 writer.write_tensor(i, t.data, t.nbytes);
             } else {
                 const int64_t ne0 = t.ne[0], rows = t.n_rows();
-                const size_t src_row = gl_row_size(t.type, ne0), dst_row = gl_row_size(plan[i].type, ne0);
+                const size_t dst_row = gl_row_size(plan[i].type, ne0);
                 row.resize((size_t) ne0);
                 buf.resize(dst_row * (size_t) rows);
+                const gl_tensor src = gl_tensor_make(t.type, ne0, rows, t.data);
                 for (int64_t r = 0; r < rows; ++r) {
-                    gl_get_type_traits(t.type)->to_float(t.data + (size_t) r * src_row, row.data(), ne0);
+                    gl_get_row(src, r, row.data());
                     gl_get_type_traits(plan[i].type)->from_float(row.data(), buf.data() + (size_t) r * dst_row, ne0);
                 }
                 writer.write_tensor(i, buf.data(), buf.size());

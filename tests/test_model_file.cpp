@@ -281,6 +281,16 @@ ModelFile make_tiny_model(uint32_t seed) {
         std::vector<float> x((size_t) (ne0 * ne1));
         for (float & v : x) v = 0.3f * g(rng);
         TensorData & td = mf.add_owned_uninit(name, t, {ne0, ne1});
+        gl_vq_geom vg;
+        if (gl_vq_geometry(t, ne0, ne1, &vg)) {  // a codebook type: random indices into small random codebooks
+            std::vector<uint8_t> idx((size_t) (ne1 * (ne0 / vg.dim)));
+            for (uint8_t & v : idx) v = (uint8_t) (rng() % (unsigned) vg.k);
+            std::vector<int8_t> cb((size_t) (vg.n_groups * vg.k * vg.dim));
+            for (int8_t & v : cb) v = (int8_t) ((int) (rng() % 255) - 127);
+            std::vector<uint16_t> sc((size_t) vg.n_groups, gl_fp32_to_fp16(0.3f / 127.0f));
+            gl_vq_pack(vg, idx.data(), cb.data(), sc.data(), const_cast<uint8_t *>(td.data));
+            return;
+        }
         gl_get_type_traits(t)->from_float(x.data(), const_cast<uint8_t *>(td.data), ne0 * ne1);
     };
     auto weight = [&](const std::string & name, int64_t ne0, int64_t ne1) {

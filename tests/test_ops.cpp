@@ -88,6 +88,7 @@ void check_mul_mat_all(double ref2_tol) {
     uint32_t seed = 1;
     for (uint32_t ti = 0; ti < GL_TYPE_COUNT; ++ti) {
         const gl_type t = (gl_type) ti;
+        if (gl_get_type_traits(t)->vq) continue;  // codebook types: tests/test_vq.cpp
         const gl_type vt = gl_get_type_traits(t)->vec_dot_type;
         const double tol = nmse_tol_for(t);
         for (const Shape & s : shapes) {
@@ -157,6 +158,7 @@ TEST_CASE("ops: gl_get_row widens one row of every type") {
     CpuLevel level(GL_CPU_SCALAR);
     for (uint32_t ti = 0; ti < GL_TYPE_COUNT; ++ti) {
         const gl_type t = (gl_type) ti;
+        if (gl_get_type_traits(t)->vq) continue;  // codebook types: tests/test_vq.cpp
         const std::string type = gl_type_name(t);
         CAPTURE(type);
         const int64_t ne0 = 256, ne1 = 5;

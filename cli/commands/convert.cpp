@@ -3,6 +3,7 @@
 #include "formats/gguf_writer.h"
 #include "formats/quill_file.h"
 #include "ggml-lite/common.h"
+#include "ggml-lite/ops.h"
 
 #include <cstdio>
 #include <cstring>
@@ -40,6 +41,8 @@ int cmd_convert(int argc, char ** argv) {
     gl_type target = GL_TYPE_F32;
     if (retype && !gl_type_from_name(args.str("--type").c_str(), &target))
         throw_error("convert: unknown type '%s' (f32, f16, bf16, q8_0, q4_0)", args.str("--type").c_str());
+    if (retype && !gl_get_type_traits(target)->from_float)
+        throw_error("convert: %s is a codebook type, built by `quill quantize --method gptvq`, not by rounding", gl_type_name(target));
 
     LoadOptions lo;
     lo.tokenizer_path = args.str("--tokenizer");
@@ -61,11 +64,12 @@ int cmd_convert(int argc, char ** argv) {
     std::vector<float> row;
     auto convert_tensor = [&](const TensorData & t, gl_type ty, std::vector<uint8_t> & buf) {
         const int64_t ne0 = t.ne[0], rows = t.n_rows();
-        const size_t src_row = gl_row_size(t.type, ne0), dst_row = gl_row_size(ty, ne0);
+        const size_t dst_row = gl_row_size(ty, ne0);
         row.resize((size_t) ne0);
         buf.resize(dst_row * (size_t) rows);
+        const gl_tensor src = gl_tensor_make(t.type, ne0, rows, t.data);
         for (int64_t r = 0; r < rows; ++r) {
-            gl_get_type_traits(t.type)->to_float(t.data + (size_t) r * src_row, row.data(), ne0);
+            gl_get_row(src, r, row.data());
             gl_get_type_traits(ty)->from_float(row.data(), buf.data() + (size_t) r * dst_row, ne0);
         }
     };
