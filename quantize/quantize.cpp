@@ -8,6 +8,7 @@
 #include "model/tokenizer.h"
 #include "quantize/calibration.h"
 #include "quantize/gptq.h"
+#include "quantize/gptvq.h"
 #include "quantize/rtn.h"
 
 #include <algorithm>
@@ -83,6 +84,51 @@ static void gptq_layer(const LayerJob & j, LayerResult & out) {
     if (st.retries) out.note += strfmt(", damp x%g", std::pow(10.0, st.retries));
 }
 
+static void round_trip_rows(float * x, int64_t rows, int64_t cols, gl_type type, std::vector<uint8_t> * packed);
+
+// gptvq: the codebook type of (dim, bits, group); layers whose rows are not a multiple of dim stay f16.
+static int64_t vq_group_of(const QuantizeParams & p) {
+    return p.vq_group > 0 ? p.vq_group : (int64_t) 64 * ((int64_t) 1 << (p.bits * p.vq_dim)) * p.vq_dim;
+}
+
+static gl_type vq_layer_type(const QuantizeParams & p, int64_t cols, int * group) {
+    *group = 0;
+    if (cols % p.vq_dim != 0) return GL_TYPE_F16;
+    return gl_vq_type(p.vq_dim, p.bits, vq_group_of(p));
+}
+
+static std::string vq_describe(const QuantizeParams & p) {
+    return strfmt("gptvq %dD %d-bit g%lld", p.vq_dim, p.bits, (long long) vq_group_of(p));
+}
+
+static void gptvq_layer(const LayerJob & j, LayerResult & out) {
+    gl_vq_geom g;
+    if (!gl_vq_geometry(j.type, j.cols, j.rows, &g)) {  // f16 fallback: quantize as 2D would, store the values
+        GL_ASSERT(!gl_get_type_traits(j.type)->vq);
+        out.note = "rows not a multiple of the vector dimension: kept at " + std::string(gl_type_name(j.type));
+        round_trip_rows(j.W, j.rows, j.cols, j.type, &out.data);
+        return;
+    }
+    GptvqParams gp;
+    gp.dim = g.dim;
+    gp.bits = g.bits;
+    gp.rows_per_group = g.R;
+    gp.cols_per_group = g.C;
+    gp.em_iters = j.p->em_iters;
+    gp.update_iters = j.p->update_iters;
+    gp.damp = j.p->damp;
+    gp.block = j.p->block;
+    VqLayer q;
+    GptvqStats st;
+    gptvq_quantize(j.W, j.rows, j.cols, j.H, gp, &q, &st);
+    GL_ASSERT(q.n_groups() == g.n_groups && (int64_t) q.idx.size() == j.rows * (j.cols / g.dim));
+    out.data.resize(g.total_bytes);
+    gl_vq_pack(g, q.idx.data(), q.codebooks.data(), q.scales.data(), out.data.data());
+    out.loss = st.update_loss1;
+    out.note = strfmt("%lldx%lld groups, loss %.4g, codebook update %.4g -> %.4g", (long long) g.R, (long long) g.C, st.loss, st.update_loss0,
+                      st.update_loss1);
+}
+
 static const QuantMethod k_methods[] = {
     {"rtn", "round to nearest on GPTQ's per-group min/max grid; no calibration (defaults: --bits 4 --group 128)", false, int_layer_type,
      rtn_layer, int_describe},
@@ -90,6 +136,11 @@ static const QuantMethod k_methods[] = {
      "GPTQ: Hessian-compensated rounding, one block at a time over calibration text (defaults: --bits 4 --group 128 --damp 0.01 "
      "--block-size 128, act-order off, --calib-tokens 16384 --seq-len 512)",
      true, int_layer_type, gptq_layer, int_describe},
+    {"gptvq",
+     "GPTVQ: vector quantization with Hessian-weighted EM codebooks, GPTQ error feedback and a codebook fine-tune (defaults: "
+     "--vq-dim 2 --bits 3 (per dimension) --group 64*2^(bits*dim)*dim weights per codebook = 0.125 bits of codebook per weight, "
+     "--em-iters 100 --update-iters 25 --damp 0.01 --block-size 128, --calib-tokens 16384 --seq-len 512)",
+     true, vq_layer_type, gptvq_layer, vq_describe},
 };
 
 static const QuantMethod * find_method(const std::string & name) {
@@ -103,6 +154,9 @@ std::string quantize_methods_help() {
     std::string s = "methods:\n";
     for (const QuantMethod & m : k_methods) s += strfmt("  %-8s %s\n", m.name, m.help);
     s += "\ntypes: q<b>_g<g> (b = 2, 3, 4 bits; g = 32, 64, 128): fp16 scale + integer zero per group of g weights (formats/SPEC.md).\n"
+         "gptvq types: vq<d>_b<b>_g<l>: indices of d weights into int8 codebooks of 2^(b*d) entries, one per group of ~l weights:\n"
+         "  vq1_b2_g256 vq1_b2_g128 vq1_b3_g512 vq1_b4_g1024 vq2_b2_g2048 vq2_b2_g1024 vq2_b3_g8192 vq2_b4_g32768\n"
+         "  vq4_b2_g65536 vq4_b2_g32768 (--vq-dim d --bits b --group l).\n"
          "A layer whose rows are not a multiple of the group takes the largest group that divides them (64-wide rows: g64);\n"
          "rows that are not a multiple of 32 (stories260K's 172-wide ffn_down) are quantized with the method and stored as f16.\n";
     return s;
@@ -205,7 +259,23 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
         throw_error("quantize: unknown method '%s' (%s)", p.method.c_str(), names.c_str());
     }
     if (p.bits < 2 || p.bits > 4) throw_error("quantize: --bits must be 2, 3 or 4 (got %d)", p.bits);
-    if (gl_intq_type(p.bits, p.group) == GL_TYPE_COUNT) throw_error("quantize: --group must be 32, 64 or 128 (got %d)", p.group);
+    const bool vq = std::string(method->name) == "gptvq";
+    if (vq) {
+        if (p.vq_dim != 1 && p.vq_dim != 2 && p.vq_dim != 4) throw_error("quantize: --vq-dim must be 1, 2 or 4 (got %d)", p.vq_dim);
+        if (gl_vq_type(p.vq_dim, p.bits, vq_group_of(p)) == GL_TYPE_COUNT) {
+            std::string have;
+            for (uint32_t t = 0; t < GL_TYPE_COUNT; ++t) {
+                const gl_vq_layout * l = gl_vq_info((gl_type) t);
+                if (l && l->dim == p.vq_dim) have += strfmt("%s--bits %d --group %lld", have.empty() ? "" : ", ", l->bits, (long long) l->group);
+            }
+            throw_error("quantize: gptvq has no %dD type with --bits %d --group %lld (%dD: %s)", p.vq_dim, p.bits, (long long) vq_group_of(p),
+                        p.vq_dim, have.c_str());
+        }
+        if (p.em_iters < 0 || p.em_iters > 10000) throw_error("quantize: --em-iters must be 0..10000 (got %d)", p.em_iters);
+        if (p.update_iters < 0 || p.update_iters > 10000) throw_error("quantize: --update-iters must be 0..10000 (got %d)", p.update_iters);
+    } else if (gl_intq_type(p.bits, p.group) == GL_TYPE_COUNT) {
+        throw_error("quantize: --group must be 32, 64 or 128 (got %d)", p.group);
+    }
     if (!(p.damp > 0.0 && p.damp < 10.0)) throw_error("quantize: --damp must be in (0, 10) (got %g)", p.damp);
     if (p.block < 1 || p.block > 4096) throw_error("quantize: --block-size must be 1..4096 (got %lld)", (long long) p.block);
     if (method->needs_calibration && p.calib_file.empty()) throw_error("quantize: method %s needs calibration text (--calib FILE)", method->name);
@@ -256,7 +326,12 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
         } else if (pl.linear) {
             pl.type = method->layer_type(p, t.ne[0], &pl.group);
             int qb = 0, qg = 0;
-            if (gl_intq_info(pl.type, &qb, &qg)) {
+            if (gl_get_type_traits(pl.type)->vq) {
+                gl_vq_geom g;
+                GL_ASSERT(gl_vq_geometry(pl.type, t.ne[0], t.ne[1], &g));
+                pl.origin = strfmt("%s %s from %s (%s); codebook groups %lld rows x %lld columns", gl_type_name(pl.type), desc.c_str(), src,
+                                   mf.format.c_str(), (long long) g.R, (long long) g.C);
+            } else if (gl_intq_info(pl.type, &qb, &qg)) {
                 pl.origin = strfmt("%s %s from %s (%s)", gl_type_name(pl.type), desc.c_str(), src, mf.format.c_str());
                 if (qg != p.group) pl.origin += strfmt("; g%d: rows of %lld", qg, (long long) t.ne[0]);
             } else {
@@ -273,10 +348,15 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
     Metadata meta = mf.meta;
     meta.set_str("general.source.format", mf.format);
     meta.set_str("general.source.file", p.input);
-    meta.set_str("quill.file_type", gl_type_name(gl_intq_type(p.bits, p.group)));
+    meta.set_str("quill.file_type", gl_type_name(vq ? gl_vq_type(p.vq_dim, p.bits, vq_group_of(p)) : gl_intq_type(p.bits, p.group)));
     meta.set_str("quill.quantize.method", method->name);
     meta.set_u32("quill.quantize.bits", (uint32_t) p.bits);
-    meta.set_u32("quill.quantize.group", (uint32_t) p.group);
+    meta.set_u32("quill.quantize.group", (uint32_t) (vq ? vq_group_of(p) : p.group));
+    if (vq) {
+        meta.set_u32("quill.quantize.vq_dim", (uint32_t) p.vq_dim);
+        meta.set_u32("quill.quantize.em_iters", (uint32_t) p.em_iters);
+        meta.set_u32("quill.quantize.update_iters", (uint32_t) p.update_iters);
+    }
     if (method->needs_calibration) {
         meta.set_bool("quill.quantize.act_order", p.act_order);
         meta.set_f32("quill.quantize.damp", (float) p.damp);

@@ -28,6 +28,12 @@ struct QuantizeParams {
     bool        act_order = false;
     double      damp = 0.01;
     int64_t     block = 128;          // GPTQ lazy-update block
+    // gptvq: vector dimension, weights per codebook (0: 64·k·dim, i.e. 0.125 bits of codebook per weight, the
+    // paper's 2.125 / 3.125 / 4.125 bpv configurations), EM iterations and codebook fine-tune steps.
+    int         vq_dim = 2;
+    int64_t     vq_group = 0;
+    int         em_iters = 100;
+    int         update_iters = 25;
     std::string calib_file;
     int64_t     calib_tokens = 16384;
     int64_t     seq_len = 512;        // clipped to the model's training context

@@ -87,12 +87,6 @@ std::vector<float> correlated_hessian(int64_t C, int64_t N, uint32_t seed) {
     return H;
 }
 
-double parse_after(const std::string & log, const std::string & key) {
-    const size_t p = log.find(key);
-    REQUIRE_MESSAGE(p != std::string::npos, key << " not in:\n" << log);
-    return atof(log.c_str() + p + key.size());
-}
-
 }  // namespace
 
 // ---- the types -----------------------------------------------------------------------------------------------------

@@ -43,3 +43,10 @@ std::string make_temp_dir();
 std::string quill_binary();
 // Runs a shell command, returning its exit status and capturing stdout+stderr.
 int run_command(const std::string & cmd, std::string * output);
+
+// The number printed right after `key` in a command's output (e.g. "Final estimate: PPL = "); fails when absent.
+inline double parse_after(const std::string & log, const std::string & key) {
+    const size_t p = log.find(key);
+    REQUIRE_MESSAGE(p != std::string::npos, key << " not in:\n" << log);
+    return atof(log.c_str() + p + key.size());
+}

@@ -1,4 +1,4 @@
-// quill quantize: a model to a quantized .quill file with RTN or GPTQ (quantize/quantize.h).
+// quill quantize: a model to a quantized .quill file with RTN, GPTQ or GPTVQ (quantize/quantize.h).
 #include "quantize/quantize.h"
 
 #include "cli/commands/args.h"
@@ -12,14 +12,17 @@ namespace quill {
 int cmd_quantize(int argc, char ** argv) {
     std::string keep_default;
     for (const auto & r : default_keep_rules()) keep_default += (keep_default.empty() ? "" : ",") + r.first + "=" + r.second;
-    Args args("quantize", "-m IN -o OUT.quill --method rtn|gptq [--bits 2|3|4] [--group 32|64|128] [--act-order] --calib FILE --calib-tokens N",
+    Args args("quantize", "-m IN -o OUT.quill --method rtn|gptq|gptvq [--bits 2|3|4] [--group G] [--vq-dim 1|2|4] [--act-order] --calib FILE --calib-tokens N",
               {
                   {{"-m", "--model"}, "IN", "", "input model (.quill, .gguf, llama2.c .bin with --tokenizer, Hugging Face directory)"},
                   {{"-o", "--output"}, "OUT", "", "output .quill file, written atomically"},
                   {{"--tokenizer"}, "TOK", "", "llama2.c tokenizer.bin (llama2.c checkpoints only)"},
                   {{"--method"}, "NAME", "gptq", "quantization method (see below)"},
                   {{"--bits"}, "B", "4", "bits per weight code: 2, 3 or 4"},
-                  {{"--group"}, "G", "128", "weights per scale/zero group along a row: 32, 64 or 128"},
+                  {{"--group"}, "G", "", "rtn/gptq: weights per scale/zero group along a row: 32, 64 or 128 (default 128); gptvq: weights per codebook (default 64*2^(bits*dim)*dim)"},
+                  {{"--vq-dim"}, "D", "2", "gptvq: weights per vector (1, 2 or 4); --bits is then bits per dimension"},
+                  {{"--em-iters"}, "N", "100", "gptvq: Hessian-weighted EM iterations per codebook"},
+                  {{"--update-iters"}, "N", "25", "gptvq: Adam steps of the codebook fine-tune (0: off)"},
                   {{"--act-order"}, "", "", "gptq: quantize columns in order of decreasing Hessian diagonal (static groups)"},
                   {{"--damp"}, "F", "0.01", "gptq: damping, a fraction of the Hessian's mean diagonal"},
                   {{"--block-size"}, "N", "128", "gptq: columns per lazy update block"},
@@ -47,7 +50,15 @@ int cmd_quantize(int argc, char ** argv) {
     p.tokenizer = args.str("--tokenizer");
     p.method = args.str("--method");
     p.bits = (int) args.num("--bits");
-    p.group = (int) args.num("--group");
+    if (p.method == "gptvq") {
+        p.vq_dim = (int) args.num("--vq-dim");
+        p.vq_group = args.str("--group").empty() ? 0 : args.num("--group");
+        p.em_iters = (int) args.num("--em-iters");
+        p.update_iters = (int) args.num("--update-iters");
+        if (!args.has("--bits")) p.bits = 3;
+    } else {
+        p.group = args.str("--group").empty() ? 128 : (int) args.num("--group");
+    }
     p.act_order = args.flag("--act-order");
     p.damp = args.real("--damp");
     p.block = args.num("--block-size");
