@@ -294,7 +294,8 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
     std::map<std::string, size_t> index;
     for (size_t i = 0; i < mf.tensors.size(); ++i) index[mf.tensors[i].name] = i;
     std::vector<TensorPlan> plan(mf.tensors.size());
-    for (int64_t l = 0; l < hp.n_layer; ++l) {
+    const int64_t n_blocks = p.max_blocks > 0 ? std::min<int64_t>(p.max_blocks, hp.n_layer) : hp.n_layer;
+    for (int64_t l = 0; l < n_blocks; ++l) {
         for (const LinearSlot & s : k_linears) {
             const std::string name = strfmt("blk.%lld.%s.weight", (long long) l, s.suffix);
             plan[index.at(name)].linear = true;  // LlamaModel checked that it exists
@@ -350,6 +351,7 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
     meta.set_str("general.source.file", p.input);
     meta.set_str("quill.file_type", gl_type_name(vq ? gl_vq_type(p.vq_dim, p.bits, vq_group_of(p)) : gl_intq_type(p.bits, p.group)));
     meta.set_str("quill.quantize.method", method->name);
+    if (n_blocks < hp.n_layer) meta.set_u32("quill.quantize.blocks", (uint32_t) n_blocks);  // a trial run: the rest is unquantized
     meta.set_u32("quill.quantize.bits", (uint32_t) p.bits);
     meta.set_u32("quill.quantize.group", (uint32_t) (vq ? vq_group_of(p) : p.group));
     if (vq) {
@@ -444,10 +446,10 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
     double work_total = 0, work_done = 0;
     for (size_t i = 0; i < mf.tensors.size(); ++i)
         if (plan[i].linear) work_total += (double) mf.tensors[i].n_elements();
-    const int n_linear = (int) (hp.n_layer * (int64_t) (sizeof k_linears / sizeof k_linears[0]));
+    const int n_linear = (int) (n_blocks * (int64_t) (sizeof k_linears / sizeof k_linears[0]));
     int n_done = 0;
     size_t resident = 0;
-    for (int64_t l = 0; l < hp.n_layer; ++l) {
+    for (int64_t l = 0; l < n_blocks; ++l) {
         BlockWeightsF32 bw = block_weights_f32(model, l);
         resident += bw.n_floats();
         rep.peak_weight_floats = std::max(rep.peak_weight_floats, resident);
@@ -490,7 +492,7 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
             }
         }
         for (Hessian & h : hs.h) h.release();
-        if (method->needs_calibration && l + 1 < hp.n_layer) {
+        if (method->needs_calibration && l + 1 < n_blocks) {
             const Clock::time_point t0 = Clock::now();
             block_forward(hp, model.rope_freqs, bw, X.data(), cd.n_seq, cd.seq_len, BlockRecorder(), true);
             rep.calib_seconds += since(t0);

@@ -41,6 +41,8 @@ struct QuantizeParams {
     // the first match wins. Defaults: see default_keep_rules().
     std::vector<std::pair<std::string, std::string>> keep;
     bool        progress = true;      // a line per layer on stderr
+    int64_t     max_blocks = 0;       // > 0: quantize only the first N blocks, copy the others as they are (trial
+                                      // runs on big models: time per block and memory, without the whole run)
 };
 
 // token_embd.weight=q8_0, output.weight=q8_0.

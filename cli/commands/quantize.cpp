@@ -31,6 +31,7 @@ int cmd_quantize(int argc, char ** argv) {
                   {{"--seq-len"}, "N", "512", "tokens per calibration sequence (at most the model's context)"},
                   {{"--keep"}, "LIST", keep_default,
                    "NAME=TYPE[,...]: tensors (fnmatch patterns) kept at a type, rounded to nearest; 'none' for no rule"},
+                  {{"--max-blocks"}, "N", "0", "quantize only the first N blocks and copy the rest unchanged (trial runs; 0: all)"},
                   {{"-t", "--threads"}, "N", "0", "threads (0: physical cores)"},
                   {{"-q", "--quiet"}, "", "", "no progress lines"},
               });
@@ -67,6 +68,8 @@ int cmd_quantize(int argc, char ** argv) {
     p.seq_len = args.num("--seq-len");
     p.keep = parse_keep_rules(args.str("--keep"));
     p.progress = !args.flag("-q");
+    p.max_blocks = args.num("--max-blocks");
+    if (p.max_blocks < 0) throw_error("quantize: --max-blocks must be >= 0");
 
     const QuantizeReport r = quantize_model(p);
     size_t bytes = 0;
