@@ -26,7 +26,8 @@ struct GptvqParams {
     double  update_lr = 1e-3;       // initial Adam learning rate (safeguarded: ×0.1 and restart when the loss rises)
     double  damp = 0.01;            // fraction of the mean diagonal of H added to it
     int64_t block = 128;            // GPTQ lazy-update block (columns)
-    bool    hessian_weighted = true;  // EM and assignment weighted by 1/U_jj² (false: plain k-means distances)
+    bool    hessian_weighted = true;  // EM weighted by 1/U_jj², the column loop's lookup by the exact d×d metric
+                                      // ‖(U_FFᵀ)⁻¹(w − q)‖² (gptvq.cpp); false: plain k-means distances
 };
 
 struct GptvqStats {
@@ -62,7 +63,7 @@ void gptvq_quantize(float * W, int64_t rows, int64_t cols, const float * H, cons
 
 // Test hook (tests/test_gptvq.cpp): the codebook fit gptvq_quantize runs for every group, on n vectors X (n × dim,
 // row-major) with positive per-coordinate weights w (n × dim; in the quantizer 1/U_jj² of the vector's columns):
-// Mahalanobis seeding of k centroids, then up to `iters` rounds of weighted EM, stopping early once no assignment
+// Mahalanobis seeding of k <= 256 centroids, then up to `iters` rounds of weighted EM, stopping early once no assignment
 // changes. Returns the objective Σ_i Σ_t w_it·(x_it − c_{a(i),t})² after the seeding's assignment and after each
 // round (it never increases). *centroids (k × dim), when non-null, receives the fitted float codebook (before the
 // int8 rounding). Throws quill::Error on invalid arguments.
