@@ -1,4 +1,704 @@
-// Codebook-type (GPTVQ) products at the avx512 level. Built with per-file flags (CMakeLists.txt).
+// Codebook-type (GPTVQ) products at the avx512 level (F, BW, VL, DQ, VNNI, VBMI). Built with per-file flags
+// (CMakeLists.txt) and resolved only when the CPU has VNNI and VBMI (ggml-lite/cpu.cpp). As in avx512.cpp: no
+// inline functions from shared headers, no std:: templates, internal linkage; the table at the end is the only
+// exported symbol. The scalar reference is vq_gemm_ref in ggml-lite/types.cpp; this matches it up to the order
+// of the float sums (every chunk's integer dot is exact).
+//
+// One 512-bit register holds two 32-weight chunks of a row (a "pair", 2 · 4·bits index bytes). Decoding is
+// branch-free and table-driven:
+// - the pair's index bytes are put where vpmultishiftqb can reach them (a broadcast load, or one vpermb
+//   "arrangement" of a 32-byte load), then one or two vpmultishiftqb pull every index's bits into its own byte
+//   (two plus a vpternlogd when an index's bits lie in two places: the b = 3 layouts);
+// - vpermb looks the indices up in a 64-byte table of codebook entries + 128 (unsigned). It reads only the low 6
+//   bits of an index, so a codebook of k < 64 entries is repeated 64/k times and the index bits above log2(k)
+//   need no masking. 2-D codebooks are split into one table per coordinate (a masked vpermb writes the odd
+//   bytes), or for k = 16 looked up as one 32-entry table at 2·index + coordinate; k = 256 (2-D b4, 4-D b2) takes
+//   two vpermt2b (128 entries each) per coordinate and a blend on the index's top bit (gathers are 2-3x slower).
+// - The decoded weights come out in a fixed per-type byte order (not always the natural one: whatever order the
+//   multishift reaches cheaply); the activations are permuted the same way once per call, so the dot products
+//   pair the right bytes. Every dword lane stays within one chunk.
+// The dot: vpdpbusd(unsigned weight + 128, signed activation), its accumulator starting at the exact correction
+// -128 · (the lane's 4 activation bytes summed), precomputed per token and pair; then per lane × the chunk's
+// activation scale into a float accumulator per group, × the group's fp16 scale at the group's end.
+//
+// Rows are walked NR at a time (4 for one or two tokens) over a segment of up to 64 pairs (4096 weights; every
+// usual row is one segment), every token of the call (up to 4; more are done 4 at a time) against each decoded
+// pair. Codebooks of 16 entries or fewer are set up per row and group (a broadcast load and a xor); the larger
+// ones (2-D b3/b4, 4-D) once per row group and segment into a stack cache, the rows of a block sharing them. Like
+// avx512.cpp's decode, each block prefetches the next block's bytes spread over its steps.
 #include "ggml-lite/cpu.h"
 
-const gl_vq_gemm_fn gl_vq_gemm_avx512[GL_TYPE_COUNT] = {};
+#include <immintrin.h>
+
+#include <cstring>
+
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#define GL_UNROLL _Pragma("GCC unroll 16")
+
+namespace {
+
+inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+inline uint16_t load_u16(const void * p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+inline int32_t load_i32(const void * p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+inline int64_t load_i64(const void * p) {
+    int64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+inline int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// ---- constant tables (generated; see the decoders for what they mean) -----------------------------------------
+alignas(64) const uint8_t k_b2_ms[64] = {
+    0, 8, 16, 24, 32, 40, 48, 56, 0, 8, 16, 24, 32, 40, 48, 56, 2, 10, 18, 26, 34, 42, 50, 58, 2, 10, 18, 26, 34, 42, 50, 58,
+    4, 12, 20, 28, 36, 44, 52, 60, 4, 12, 20, 28, 36, 44, 52, 60, 6, 14, 22, 30, 38, 46, 54, 62, 6, 14, 22, 30, 38, 46, 54, 62,
+};
+
+alignas(64) const uint8_t k_b2_perm[64] = {
+    0, 1, 2, 3, 4, 5, 6, 7, 32, 33, 34, 35, 36, 37, 38, 39, 8, 9, 10, 11, 12, 13, 14, 15, 40, 41, 42, 43, 44, 45, 46, 47,
+    16, 17, 18, 19, 20, 21, 22, 23, 48, 49, 50, 51, 52, 53, 54, 55, 24, 25, 26, 27, 28, 29, 30, 31, 56, 57, 58, 59, 60, 61, 62, 63,
+};
+
+alignas(64) const uint8_t k_b3_arr[64] = {
+    0, 1, 8, 9, 10, 11, 11, 11, 2, 3, 8, 9, 10, 11, 11, 11, 4, 5, 8, 9, 10, 11, 11, 11, 6, 7, 8, 9, 10, 11, 11, 11,
+    12, 13, 20, 21, 22, 23, 23, 23, 14, 15, 20, 21, 22, 23, 23, 23, 16, 17, 20, 21, 22, 23, 23, 23, 18, 19, 20, 21, 22, 23, 23, 23,
+};
+
+alignas(64) const uint8_t k_b3_msa[64] = {
+    0, 8, 2, 10, 4, 12, 6, 14, 0, 8, 2, 10, 4, 12, 6, 14, 0, 8, 2, 10, 4, 12, 6, 14, 0, 8, 2, 10, 4, 12, 6, 14,
+    0, 8, 2, 10, 4, 12, 6, 14, 0, 8, 2, 10, 4, 12, 6, 14, 0, 8, 2, 10, 4, 12, 6, 14, 0, 8, 2, 10, 4, 12, 6, 14,
+};
+
+alignas(64) const uint8_t k_b3_msb[64] = {
+    14, 15, 22, 23, 30, 31, 38, 39, 16, 17, 24, 25, 32, 33, 40, 41, 18, 19, 26, 27, 34, 35, 42, 43, 20, 21, 28, 29, 36, 37, 44, 45,
+    14, 15, 22, 23, 30, 31, 38, 39, 16, 17, 24, 25, 32, 33, 40, 41, 18, 19, 26, 27, 34, 35, 42, 43, 20, 21, 28, 29, 36, 37, 44, 45,
+};
+
+alignas(64) const uint8_t k_b3_perm[64] = {
+    0, 1, 8, 9, 16, 17, 24, 25, 2, 3, 10, 11, 18, 19, 26, 27, 4, 5, 12, 13, 20, 21, 28, 29, 6, 7, 14, 15, 22, 23, 30, 31,
+    32, 33, 40, 41, 48, 49, 56, 57, 34, 35, 42, 43, 50, 51, 58, 59, 36, 37, 44, 45, 52, 53, 60, 61, 38, 39, 46, 47, 54, 55, 62, 63,
+};
+
+alignas(64) const uint8_t k_b4_ms[64] = {
+    0, 8, 16, 24, 32, 40, 48, 56, 0, 8, 16, 24, 32, 40, 48, 56, 0, 8, 16, 24, 32, 40, 48, 56, 0, 8, 16, 24, 32, 40, 48, 56,
+    4, 12, 20, 28, 36, 44, 52, 60, 4, 12, 20, 28, 36, 44, 52, 60, 4, 12, 20, 28, 36, 44, 52, 60, 4, 12, 20, 28, 36, 44, 52, 60,
+};
+
+alignas(64) const uint8_t k_b4_perm[64] = {
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+    16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63,
+};
+
+alignas(64) const uint8_t k_p2_ms[64] = {
+    0, 0, 8, 8, 16, 16, 24, 24, 0, 0, 8, 8, 16, 16, 24, 24, 32, 32, 40, 40, 48, 48, 56, 56, 32, 32, 40, 40, 48, 48, 56, 56,
+    4, 4, 12, 12, 20, 20, 28, 28, 4, 4, 12, 12, 20, 20, 28, 28, 36, 36, 44, 44, 52, 52, 60, 60, 36, 36, 44, 44, 52, 52, 60, 60,
+};
+
+alignas(64) const uint8_t k_p2_perm[64] = {
+    0, 1, 2, 3, 4, 5, 6, 7, 32, 33, 34, 35, 36, 37, 38, 39, 8, 9, 10, 11, 12, 13, 14, 15, 40, 41, 42, 43, 44, 45, 46, 47,
+    16, 17, 18, 19, 20, 21, 22, 23, 48, 49, 50, 51, 52, 53, 54, 55, 24, 25, 26, 27, 28, 29, 30, 31, 56, 57, 58, 59, 60, 61, 62, 63,
+};
+
+alignas(64) const uint8_t k_p3_arr[64] = {
+    0, 1, 8, 9, 8, 8, 8, 8, 2, 3, 10, 11, 8, 8, 8, 8, 4, 5, 8, 9, 8, 8, 8, 8, 6, 7, 10, 11, 8, 8, 8, 8,
+    12, 13, 20, 21, 20, 20, 20, 20, 14, 15, 22, 23, 20, 20, 20, 20, 16, 17, 20, 21, 20, 20, 20, 20, 18, 19, 22, 23, 20, 20, 20, 20,
+};
+
+alignas(64) const uint8_t k_p3_msa[64] = {
+    0, 0, 8, 8, 4, 4, 12, 12, 0, 0, 8, 8, 4, 4, 12, 12, 0, 0, 8, 8, 4, 4, 12, 12, 0, 0, 8, 8, 4, 4, 12, 12,
+    0, 0, 8, 8, 4, 4, 12, 12, 0, 0, 8, 8, 4, 4, 12, 12, 0, 0, 8, 8, 4, 4, 12, 12, 0, 0, 8, 8, 4, 4, 12, 12,
+};
+
+alignas(64) const uint8_t k_p3_msb[64] = {
+    12, 12, 20, 20, 16, 16, 24, 24, 12, 12, 20, 20, 16, 16, 24, 24, 14, 14, 22, 22, 18, 18, 26, 26, 14, 14, 22, 22, 18, 18, 26, 26,
+    12, 12, 20, 20, 16, 16, 24, 24, 12, 12, 20, 20, 16, 16, 24, 24, 14, 14, 22, 22, 18, 18, 26, 26, 14, 14, 22, 22, 18, 18, 26, 26,
+};
+
+alignas(64) const uint8_t k_p3_perm[64] = {
+    0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31,
+    32, 33, 34, 35, 48, 49, 50, 51, 36, 37, 38, 39, 52, 53, 54, 55, 40, 41, 42, 43, 56, 57, 58, 59, 44, 45, 46, 47, 60, 61, 62, 63,
+};
+
+alignas(64) const uint8_t k_p4_arr[64] = {
+    0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15,
+    16, 16, 17, 17, 18, 18, 19, 19, 20, 20, 21, 21, 22, 22, 23, 23, 24, 24, 25, 25, 26, 26, 27, 27, 28, 28, 29, 29, 30, 30, 31, 31,
+};
+
+alignas(64) const uint8_t k_q2_arr[64] = {
+    0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7,
+    8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11, 12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15,
+};
+
+alignas(64) const uint8_t k_even[64] = {
+    0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40, 42, 44, 46, 48, 50, 52, 54, 56, 58, 60, 62,
+    64, 66, 68, 70, 72, 74, 76, 78, 80, 82, 84, 86, 88, 90, 92, 94, 96, 98, 100, 102, 104, 106, 108, 110, 112, 114, 116, 118, 120, 122, 124, 126,
+};
+
+alignas(64) const uint8_t k_odd[64] = {
+    1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31, 33, 35, 37, 39, 41, 43, 45, 47, 49, 51, 53, 55, 57, 59, 61, 63,
+    65, 67, 69, 71, 73, 75, 77, 79, 81, 83, 85, 87, 89, 91, 93, 95, 97, 99, 101, 103, 105, 107, 109, 111, 113, 115, 117, 119, 121, 123, 125, 127,
+};
+
+alignas(64) const uint8_t k_quad0[64] = {
+    0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60, 64, 68, 72, 76, 80, 84, 88, 92, 96, 100, 104, 108, 112, 116, 120, 124,
+    0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60, 64, 68, 72, 76, 80, 84, 88, 92, 96, 100, 104, 108, 112, 116, 120, 124,
+};
+
+alignas(64) const uint8_t k_quad1[64] = {
+    1, 5, 9, 13, 17, 21, 25, 29, 33, 37, 41, 45, 49, 53, 57, 61, 65, 69, 73, 77, 81, 85, 89, 93, 97, 101, 105, 109, 113, 117, 121, 125,
+    1, 5, 9, 13, 17, 21, 25, 29, 33, 37, 41, 45, 49, 53, 57, 61, 65, 69, 73, 77, 81, 85, 89, 93, 97, 101, 105, 109, 113, 117, 121, 125,
+};
+
+alignas(64) const uint8_t k_quad2[64] = {
+    2, 6, 10, 14, 18, 22, 26, 30, 34, 38, 42, 46, 50, 54, 58, 62, 66, 70, 74, 78, 82, 86, 90, 94, 98, 102, 106, 110, 114, 118, 122, 126,
+    2, 6, 10, 14, 18, 22, 26, 30, 34, 38, 42, 46, 50, 54, 58, 62, 66, 70, 74, 78, 82, 86, 90, 94, 98, 102, 106, 110, 114, 118, 122, 126,
+};
+
+alignas(64) const uint8_t k_quad3[64] = {
+    3, 7, 11, 15, 19, 23, 27, 31, 35, 39, 43, 47, 51, 55, 59, 63, 67, 71, 75, 79, 83, 87, 91, 95, 99, 103, 107, 111, 115, 119, 123, 127,
+    3, 7, 11, 15, 19, 23, 27, 31, 35, 39, 43, 47, 51, 55, 59, 63, 67, 71, 75, 79, 83, 87, 91, 95, 99, 103, 107, 111, 115, 119, 123, 127,
+};
+
+alignas(64) const uint8_t k_identity[64] = {
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+    32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63,
+};
+
+
+const __mmask64 ODD_BYTES = 0xAAAAAAAAAAAAAAAAull;
+
+inline __m512i ld(const uint8_t * t) { return _mm512_load_si512((const void *) t); }
+inline __m512i bias() { return _mm512_set1_epi8((char) 0x80); }
+
+// ---- decoders: D::decode(p, lut) = the pair of chunks at p (two chunks of D::BYTES; the second may lie past the
+// row's end when a row has an odd number of chunks: its activations are zero) as 64 unsigned bytes, codebook
+// entry + 128, in D's byte order: output byte i is weight perm[i] % 32 of the pair's chunk perm[i] / 32. ---------
+
+// 1-D, 2 bits: byte j, bits 2k..2k+1 = index of weight j + 8k. Qword m of the broadcast = chunk m % 2.
+struct V1B2 {
+    static constexpr int BYTES = 8;
+    static constexpr bool BIG = false;
+    static const uint8_t * perm() { return k_b2_perm; }
+    struct Lut { __m512i t; };
+    static inline void setup(const int8_t * cb, Lut & L) { L.t = _mm512_xor_si512(_mm512_set1_epi32(load_i32(cb)), bias()); }
+    static inline __m512i decode(const uint8_t * p, const Lut & L) {
+        const __m512i x = _mm512_broadcast_i64x2(_mm_loadu_si128((const __m128i *) p));
+        return _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(ld(k_b2_ms), x), L.t);
+    }
+};
+
+// 1-D, 3 bits: the 2-bit layout in bytes 0..7, bit w of the word at byte 8 = bit 2 of weight w's index. Source
+// qword m = bytes {2i, 2i+1, 8..11} of chunk m / 4 (i = m % 4): the low bits of weights 2i, 2i+1 (+ 8k) and all
+// high bits; multishift A takes the low bits to bits 0..1, B the high bit to bit 2, vpternlogd merges.
+struct V1B3 {
+    static constexpr int BYTES = 12;
+    static constexpr bool BIG = false;
+    static const uint8_t * perm() { return k_b3_perm; }
+    struct Lut { __m512i t; };
+    static inline void setup(const int8_t * cb, Lut & L) { L.t = _mm512_xor_si512(_mm512_set1_epi64(load_i64(cb)), bias()); }
+    static inline __m512i decode(const uint8_t * p, const Lut & L) {
+        const __m512i s = _mm512_permutexvar_epi8(ld(k_b3_arr), _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *) p)));
+        const __m512i a = _mm512_multishift_epi64_epi8(ld(k_b3_msa), s), b = _mm512_multishift_epi64_epi8(ld(k_b3_msb), s);
+        return _mm512_permutexvar_epi8(_mm512_ternarylogic_epi32(a, b, _mm512_set1_epi8(3), 0xE4), L.t);  // c ? a : b
+    }
+};
+
+// 1-D, 4 bits: byte j = weight j (low nibble), j + 16 (high). Lane l of the broadcast = chunk l % 2, nibble l / 2.
+struct V1B4 {
+    static constexpr int BYTES = 16;
+    static constexpr bool BIG = false;
+    static const uint8_t * perm() { return k_b4_perm; }
+    struct Lut { __m512i t; };
+    static inline void setup(const int8_t * cb, Lut & L) { L.t = _mm512_xor_si512(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) cb)), bias()); }
+    static inline __m512i decode(const uint8_t * p, const Lut & L) {
+        const __m512i x = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *) p));
+        return _mm512_permutexvar_epi8(_mm512_multishift_epi64_epi8(ld(k_b4_ms), x), L.t);
+    }
+};
+
+// 2-D, 2 bits (16 pairs of 4-bit indices): byte j = pair j (low nibble), j + 8 (high). The multishift puts a pair's
+// index in the low byte of its word; vpermw looks the word (both coordinates) up in the codebook as stored (16
+// words, repeated twice: index bit 4 is not masked).
+struct V2B2 {
+    static constexpr int BYTES = 8;
+    static constexpr bool BIG = false;
+    static const uint8_t * perm() { return k_p2_perm; }
+    struct Lut { __m512i t; };
+    static inline void setup(const int8_t * cb, Lut & L) { L.t = _mm512_xor_si512(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *) cb)), bias()); }
+    static inline __m512i decode(const uint8_t * p, const Lut & L) {
+        const __m512i x = _mm512_broadcast_i64x2(_mm_loadu_si128((const __m128i *) p));
+        return _mm512_permutexvar_epi16(_mm512_multishift_epi64_epi8(ld(k_p2_ms), x), L.t);
+    }
+};
+
+// 2-D, 3 bits (16 pairs of 6-bit indices): low nibbles as 2-D b2, bits 4..5 of pair j + 4k at bits 2k of byte 8 + j.
+// Source qword m = bytes {2i, 2i+1, 8 + 2(i%2), 9 + 2(i%2)} of chunk m / 4: everything of pairs 2i, 2i+1, 2i+8,
+// 2i+9. Multishift A takes the nibble to bits 0..3, B the high bits to 4..5, vpternlogd merges; vpermi2w looks
+// the pair up in the codebook as stored (64 words in two registers).
+struct V2B3 {
+    static constexpr int BYTES = 12;
+    static constexpr bool BIG = true;
+    static const uint8_t * perm() { return k_p3_perm; }
+    struct Lut { __m512i t0, t1; };
+    static inline void setup(const int8_t * cb, Lut & L) {
+        L.t0 = _mm512_xor_si512(_mm512_loadu_si512((const void *) cb), bias());
+        L.t1 = _mm512_xor_si512(_mm512_loadu_si512((const void *) (cb + 64)), bias());
+    }
+    static inline __m512i decode(const uint8_t * p, const Lut & L) {
+        const __m512i s = _mm512_permutexvar_epi8(ld(k_p3_arr), _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *) p)));
+        const __m512i a = _mm512_multishift_epi64_epi8(ld(k_p3_msa), s), b = _mm512_multishift_epi64_epi8(ld(k_p3_msb), s);
+        const __m512i i = _mm512_ternarylogic_epi32(a, b, _mm512_set1_epi8(0x0F), 0xE4);  // c ? a : b
+        return _mm512_permutex2var_epi16(L.t0, i, L.t1);
+    }
+};
+
+// 2-D, 4 bits: byte j = index of pair j (256 pairs, 512 bytes). Each index byte doubled (natural order); per
+// coordinate a 256-entry table in 4 registers: two vpermt2b (entries 0..127, 128..255) and a blend on bit 7.
+struct V2B4 {
+    static constexpr int BYTES = 16;
+    static constexpr bool BIG = true;
+    static const uint8_t * perm() { return k_identity; }
+    struct Lut { __m512i t[8]; };  // t[4e + q]: coordinate e, entries 64q .. 64q + 63
+    static inline void setup(const int8_t * cb, Lut & L) {
+        GL_UNROLL
+        for (int q = 0; q < 4; ++q) {
+            const __m512i a = _mm512_xor_si512(_mm512_loadu_si512((const void *) (cb + 128 * q)), bias());
+            const __m512i b = _mm512_xor_si512(_mm512_loadu_si512((const void *) (cb + 128 * q + 64)), bias());
+            L.t[q] = _mm512_permutex2var_epi8(a, ld(k_even), b);
+            L.t[4 + q] = _mm512_permutex2var_epi8(a, ld(k_odd), b);
+        }
+    }
+    static inline __m512i decode(const uint8_t * p, const Lut & L) {
+        const __m512i x = _mm512_permutexvar_epi8(ld(k_p4_arr), _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *) p)));
+        const __mmask64 hi = _mm512_movepi8_mask(x);
+        const __m512i r0 = _mm512_mask_blend_epi8(hi, _mm512_permutex2var_epi8(L.t[0], x, L.t[1]), _mm512_permutex2var_epi8(L.t[2], x, L.t[3]));
+        const __m512i r1 = _mm512_mask_blend_epi8(hi, _mm512_permutex2var_epi8(L.t[4], x, L.t[5]), _mm512_permutex2var_epi8(L.t[6], x, L.t[7]));
+        return _mm512_mask_blend_epi8(ODD_BYTES, r0, r1);
+    }
+};
+
+// 4-D, 2 bits: byte j = index of quad j (256 quads, 1 KB). As 2-D b4 with four coordinates (16 table registers).
+struct V4B2 {
+    static constexpr int BYTES = 8;
+    static constexpr bool BIG = true;
+    static const uint8_t * perm() { return k_identity; }
+    struct Lut { __m512i t[16]; };  // t[4e + q]: coordinate e, entries 64q .. 64q + 63
+    static inline void setup(const int8_t * cb, Lut & L) {
+        const uint8_t * qi[4] = {k_quad0, k_quad1, k_quad2, k_quad3};
+        GL_UNROLL
+        for (int q = 0; q < 4; ++q) {
+            __m512i r[4];
+            GL_UNROLL
+            for (int j = 0; j < 4; ++j) r[j] = _mm512_xor_si512(_mm512_loadu_si512((const void *) (cb + 256 * q + 64 * j)), bias());
+            GL_UNROLL
+            for (int e = 0; e < 4; ++e)
+                L.t[4 * e + q] = _mm512_mask_blend_epi8((__mmask64) 0xFFFFFFFF00000000ull, _mm512_permutex2var_epi8(r[0], ld(qi[e]), r[1]),
+                                                        _mm512_permutex2var_epi8(r[2], ld(qi[e]), r[3]));
+        }
+    }
+    static inline __m512i decode(const uint8_t * p, const Lut & L) {
+        const __m512i x = _mm512_permutexvar_epi8(ld(k_q2_arr), _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *) p)));
+        const __mmask64 hi = _mm512_movepi8_mask(x);
+        __m512i r[4];
+        GL_UNROLL
+        for (int e = 0; e < 4; ++e)
+            r[e] = _mm512_mask_blend_epi8(hi, _mm512_permutex2var_epi8(L.t[4 * e], x, L.t[4 * e + 1]), _mm512_permutex2var_epi8(L.t[4 * e + 2], x, L.t[4 * e + 3]));
+        __m512i w = _mm512_mask_blend_epi8((__mmask64) 0x2222222222222222ull, r[0], r[1]);
+        w = _mm512_mask_blend_epi8((__mmask64) 0x4444444444444444ull, w, r[2]);
+        return _mm512_mask_blend_epi8((__mmask64) 0x8888888888888888ull, w, r[3]);
+    }
+};
+
+// ---- activations ----------------------------------------------------------------------------------------------
+
+// One pair of Q8_0 blocks of one token in a decoder's byte order: the bytes, the exact offset correction
+// -128 · (each dword lane's 4 bytes summed) as the dot's starting value, and each lane's block scale.
+struct PairAct {
+    __m512i a, nc;
+    __m512 dy;
+};
+
+// Pairs [p0, p0 + np) of one token's row of nch blocks (the block after the last one reads as zeros).
+template <class D> void act_setup(const gl_block_q8_0 * a, int64_t p0, int64_t np, int64_t nch, PairAct * out) {
+    const __m512i perm = ld(D::perm());
+    __mmask16 second = 0;  // dword lanes of the pair's second chunk
+    for (int l = 0; l < 16; ++l) second |= (__mmask16) ((D::perm()[4 * l] >= 32 ? 1u : 0u) << l);
+    const __m512i ones80 = bias();
+    for (int64_t i = 0; i < np; ++i) {
+        const int64_t c = 2 * (p0 + i);
+        const bool two = c + 1 < nch;
+        const __m256i lo = _mm256_loadu_si256((const __m256i *) a[c].qs);
+        const __m256i hi = two ? _mm256_loadu_si256((const __m256i *) a[c + 1].qs) : _mm256_setzero_si256();
+        const __m512i A = _mm512_permutexvar_epi8(perm, _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+        out[i].a = A;
+        out[i].nc = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones80, A));
+        out[i].dy = _mm512_mask_blend_ps(second, _mm512_set1_ps(h2f(a[c].d)), _mm512_set1_ps(two ? h2f(a[c + 1].d) : 0.0f));
+    }
+}
+
+// ---- the product ----------------------------------------------------------------------------------------------
+
+struct Geo {
+    const uint8_t * data;     // index rows
+    const uint8_t * scales;   // fp16 per group
+    const int8_t * cbs;       // codebooks
+    size_t row_bytes, cb_bytes;
+    int64_t R, ncg, n_groups, nch, npair, pg;  // pg: pairs per column group (the last group may have fewer)
+};
+
+constexpr int64_t MAXG = 16;  // column groups per segment at most (their scales are converted 16 at a time)
+constexpr int64_t PFD = 2;    // blocks of rows between the one computed and the one prefetched
+
+// One pair (local index p) of NR rows × T tokens; also prefetches the same bytes of the rows fdelta bytes on.
+template <class D, int T, int NR>
+inline void pair_step(const uint8_t * const rp[NR], size_t fdelta, const typename D::Lut * const lut[NR], int64_t p, const PairAct * act,
+                      int64_t act_seg, __m512 facc[NR * T]) {
+    __m512i A[T], NC[T];
+    __m512 DY[T];
+    GL_UNROLL
+    for (int t = 0; t < T; ++t) {
+        const PairAct & x = act[t * act_seg + p];
+        A[t] = x.a;
+        NC[t] = x.nc;
+        DY[t] = x.dy;
+    }
+    GL_UNROLL
+    for (int r = 0; r < NR; ++r) {
+        _mm_prefetch((const char *) rp[r] + fdelta + (size_t) p * 2 * D::BYTES, _MM_HINT_T0);
+        const __m512i W = D::decode(rp[r] + (size_t) p * 2 * D::BYTES, *lut[r]);
+        GL_UNROLL
+        for (int t = 0; t < T; ++t)
+            facc[r * T + t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(NC[t], W, A[t])), DY[t], facc[r * T + t]);
+    }
+}
+
+// NR rows (index bytes of the segment's first pair at rp[r]) × T tokens over the column groups [cg0, cg1) of the
+// segment starting at pair p0. Rows r and r' share a row group (its codebooks and scales) when r / SUB == r' / SUB:
+// then the codebooks are set up once per group for the SUB rows (or come set up in `cache`, indexed by cg - cg0,
+// when CACHED: all NR rows in one row group), and sc[16 (r / SUB) + cg - cg0] is the scale.
+template <class D, int T, int NR, int SUB, bool CACHED>
+inline void rows_segment(const Geo & G, const uint8_t * const rp[NR], size_t fdelta, const int64_t rg[NR / SUB], const float * sc, int64_t cg0,
+                         int64_t cg1, int64_t p0, const PairAct * act, int64_t act_seg, const typename D::Lut * cache, __m512 racc[NR * T]) {
+    constexpr int NS = NR / SUB;
+    for (int64_t cg = cg0; cg < cg1; ++cg) {
+        const int64_t pa = cg * G.pg - p0, pb = min_i64((cg + 1) * G.pg, G.npair) - p0;
+        typename D::Lut own[CACHED ? 1 : NS];
+        const typename D::Lut * lut[NR];
+        if (!CACHED) {
+            GL_UNROLL
+            for (int i = 0; i < NS; ++i) D::setup(G.cbs + (size_t) (rg[i] * G.ncg + cg) * G.cb_bytes, own[i]);
+        }
+        GL_UNROLL
+        for (int r = 0; r < NR; ++r) lut[r] = CACHED ? cache + (cg - cg0) : &own[r / SUB];
+        __m512 facc[NR * T];
+        GL_UNROLL
+        for (int i = 0; i < NR * T; ++i) facc[i] = _mm512_setzero_ps();
+        if (pb - pa == 4) {  // a whole group of 256 columns: unrolled
+            GL_UNROLL
+            for (int q = 0; q < 4; ++q) pair_step<D, T, NR>(rp, fdelta, lut, pa + q, act, act_seg, facc);
+        } else {
+            for (int64_t p = pa; p < pb; ++p) pair_step<D, T, NR>(rp, fdelta, lut, p, act, act_seg, facc);
+        }
+        GL_UNROLL
+        for (int i = 0; i < NS; ++i) {
+            const __m512 s = _mm512_set1_ps(sc[MAXG * i + (cg - cg0)]);
+            GL_UNROLL
+            for (int r = i * SUB; r < (i + 1) * SUB; ++r) {
+                GL_UNROLL
+                for (int t = 0; t < T; ++t) racc[r * T + t] = _mm512_fmadd_ps(facc[r * T + t], s, racc[r * T + t]);
+            }
+        }
+    }
+}
+
+// The lane sums of v[0..3], as 4 floats.
+inline __m128 reduce4(__m512 v0, __m512 v1, __m512 v2, __m512 v3) {
+    const __m512 a = _mm512_add_ps(_mm512_shuffle_f32x4(v0, v1, 0x44), _mm512_shuffle_f32x4(v0, v1, 0xEE));  // v0 | v1, 256-bit halves added
+    const __m512 b = _mm512_add_ps(_mm512_shuffle_f32x4(v2, v3, 0x44), _mm512_shuffle_f32x4(v2, v3, 0xEE));
+    __m512 c = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88), _mm512_shuffle_f32x4(a, b, 0xDD));  // 128-bit lane i: 4 partials of v[i]
+    c = _mm512_add_ps(c, _mm512_permute_ps(c, 0x4E));
+    c = _mm512_add_ps(c, _mm512_permute_ps(c, 0xB1));
+    return _mm512_castps512_ps128(_mm512_maskz_compress_ps(0x1111, c));
+}
+
+inline void store_out(float * o, float v, bool add) { *o = add ? *o + v : v; }
+
+template <class D, int T, int NR, int SUB, bool CACHED>
+inline void rows_run(const Geo & G, int64_t row, int64_t r0, int64_t cg0, int64_t cg1, int64_t p0, const PairAct * act, int64_t act_seg,
+                     const typename D::Lut * cache, bool first_seg, float * y, int64_t y_stride, int64_t prow) {
+    constexpr int NS = NR / SUB;
+    const uint8_t * rp[NR];
+    int64_t rg[NS];
+    alignas(64) float sc[MAXG * NS];
+    const __mmask16 gm = (__mmask16) ((1u << (cg1 - cg0)) - 1);
+    GL_UNROLL
+    for (int r = 0; r < NR; ++r) rp[r] = G.data + (size_t) (row + r) * G.row_bytes + (size_t) p0 * 2 * D::BYTES;
+    GL_UNROLL
+    for (int i = 0; i < NS; ++i) {
+        rg[i] = (row + i * SUB) / G.R;
+        _mm512_store_ps(sc + MAXG * i, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, G.scales + 2 * (rg[i] * G.ncg + cg0))));
+    }
+    __m512 racc[NR * T];
+    GL_UNROLL
+    for (int i = 0; i < NR * T; ++i) racc[i] = _mm512_setzero_ps();
+    rows_segment<D, T, NR, SUB, CACHED>(G, rp, (size_t) (prow - row) * G.row_bytes, rg, sc, cg0, cg1, p0, act, act_seg, cache, racc);
+    GL_UNROLL
+    for (int t = 0; t < T; ++t) {
+        float * o = y + t * y_stride + (row - r0);
+        int r = 0;
+        GL_UNROLL
+        for (; r + 4 <= NR; r += 4) {
+            __m128 v = reduce4(racc[r * T + t], racc[(r + 1) * T + t], racc[(r + 2) * T + t], racc[(r + 3) * T + t]);
+            if (!first_seg) v = _mm_add_ps(v, _mm_loadu_ps(o + r));
+            _mm_storeu_ps(o + r, v);
+        }
+        GL_UNROLL
+        for (; r < NR; ++r) store_out(o + r, _mm512_reduce_add_ps(racc[r * T + t]), !first_seg);
+    }
+}
+
+inline void prefetch_range(const void * begin, size_t bytes) {
+    const char * p = (const char *) ((uintptr_t) begin & ~(uintptr_t) 63);
+    for (; p < (const char *) begin + bytes; p += 64) _mm_prefetch(p, _MM_HINT_T0);
+}
+
+// Rows [r0, r0 + nr) × tokens [0, T).
+template <class D, int T>
+void gemm_tokens(const Geo & G, int64_t r0, int64_t nr, const uint8_t * act, size_t act_stride, float * y, int64_t y_stride) {
+    constexpr int NR = T == 1 ? 8 : T == 2 ? 4 : 2;
+    constexpr int64_t SEGP = T <= 2 ? 64 : 32;  // pairs per segment: the activation setup (192 bytes per pair and token) stays in L1
+    alignas(64) PairAct abuf[T * SEGP];
+    // Big codebooks of one row group for the segment's column groups (BIG types have groups of 4 pairs, or one group).
+    alignas(64) typename D::Lut cache[D::BIG ? SEGP / 4 : 1];
+    const int64_t segg = G.ncg == 1 ? 1 : min_i64(MAXG, SEGP / G.pg);
+    for (int64_t cs = 0; cs < G.ncg; cs += segg) {
+        const int64_t ce = min_i64(G.ncg, cs + segg), p0 = cs * G.pg, np = min_i64(ce * G.pg, G.npair) - p0;
+        GL_UNROLL
+        for (int t = 0; t < T; ++t) act_setup<D>((const gl_block_q8_0 *) (act + (size_t) t * act_stride), p0, np, G.nch, abuf + t * SEGP);
+        int64_t cached = -1;
+        for (int64_t r = 0; r < nr;) {
+            const int64_t row = r0 + r;
+            const int64_t rg = row / G.R;
+            const bool full = r + NR <= nr;
+            // Rows sharing codebooks: SUB consecutive rows of one row group (the largest power of two <= NR that fits).
+            int sub = full ? NR : 1;
+            for (; sub > 1; sub /= 2) {
+                bool ok = true;
+                for (int64_t i = 0; i < NR; i += sub) ok = ok && (row + i) / G.R == (row + i + sub - 1) / G.R;
+                if (ok) break;
+            }
+            const bool block = full && (!D::BIG || sub == NR);
+            const int64_t n = block ? NR : 1;
+            if (D::BIG && rg != cached) {
+                for (int64_t cg = cs; cg < ce; ++cg) D::setup(G.cbs + (size_t) (rg * G.ncg + cg) * G.cb_bytes, cache[cg - cs]);
+                cached = rg;
+            }
+            // The rows PFD blocks ahead (or the next call's first rows, the same thread's next chunk in gl_mul_mat) are
+            // prefetched pair by pair; their scales and (when they change) codebooks now.
+            const int64_t fr = row + PFD * NR;
+            const int64_t fg0 = fr / G.R, fg1 = (fr + NR - 1) / G.R;
+            if (fg1 * G.ncg < G.n_groups && (!D::BIG || fg1 != (fr - NR) / G.R || r == 0)) {
+                const int64_t ga = fg0 * G.ncg + cs, gb = fg1 * G.ncg + ce;
+                prefetch_range(G.scales + 2 * ga, (size_t) (gb - ga) * 2);
+                prefetch_range(G.cbs + (size_t) ga * G.cb_bytes, (size_t) (gb - ga) * G.cb_bytes);
+            }
+            if (D::BIG) {
+                if (block) rows_run<D, T, NR, NR, true>(G, row, r0, cs, ce, p0, abuf, SEGP, cache, cs == 0, y, y_stride, fr);
+                else rows_run<D, T, 1, 1, true>(G, row, r0, cs, ce, p0, abuf, SEGP, cache, cs == 0, y, y_stride, fr);
+            } else if (!block) {
+                rows_run<D, T, 1, 1, false>(G, row, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride, fr);
+            } else {
+                switch (sub) {
+                    case 1: rows_run<D, T, NR, 1, false>(G, row, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride, fr); break;
+                    case 2: rows_run<D, T, NR, (NR >= 2 ? 2 : 1), false>(G, row, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride, fr); break;
+                    case 4: rows_run<D, T, NR, (NR >= 4 ? 4 : 1), false>(G, row, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride, fr); break;
+                    default: rows_run<D, T, NR, NR, false>(G, row, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride, fr); break;
+                }
+            }
+            r += n;
+        }
+    }
+}
+
+// ---- batches: more than 4 tokens ---------------------------------------------------------------------------------
+// Up to TB tokens per pass over the rows; a block of 4 rows decodes a column group's pairs once into registers and
+// runs every token against them (per token and row the group's float sum goes to an accumulator in memory).
+constexpr int TB = 16;
+constexpr int64_t BSEGP = 16;  // pairs per segment: the tokens' activation setup (TB × BSEGP × 192 bytes) stays in L1
+
+template <class D, int NR, int SUB, bool CACHED>
+inline void batch_rows(const Geo & G, int64_t row, int64_t r0, int64_t cg0, int64_t cg1, int64_t p0, int nt, const PairAct * act,
+                       const typename D::Lut * cache, bool first_seg, float * y, int64_t y_stride, int64_t prow) {
+    constexpr int NS = NR / SUB;
+    const uint8_t * rp[NR];
+    int64_t rg[NS];
+    alignas(64) float sc[MAXG * NS];
+    const __mmask16 gm = (__mmask16) ((1u << (cg1 - cg0)) - 1);
+    GL_UNROLL
+    for (int r = 0; r < NR; ++r) rp[r] = G.data + (size_t) (row + r) * G.row_bytes + (size_t) p0 * 2 * D::BYTES;
+    GL_UNROLL
+    for (int i = 0; i < NS; ++i) {
+        rg[i] = (row + i * SUB) / G.R;
+        _mm512_store_ps(sc + MAXG * i, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, G.scales + 2 * (rg[i] * G.ncg + cg0))));
+    }
+    const size_t fdelta = (size_t) (prow - row) * G.row_bytes;
+    alignas(64) __m512 racc[TB * NR];
+    for (int i = 0; i < nt * NR; ++i) racc[i] = _mm512_setzero_ps();
+    for (int64_t cg = cg0; cg < cg1; ++cg) {
+        const int64_t pa = cg * G.pg - p0, np = min_i64((cg + 1) * G.pg, G.npair) - p0 - pa;  // np <= 4 (groups of <= 256 columns)
+        typename D::Lut own[CACHED ? 1 : NS];
+        const typename D::Lut * lut[NR];
+        if (!CACHED) {
+            GL_UNROLL
+            for (int i = 0; i < NS; ++i) D::setup(G.cbs + (size_t) (rg[i] * G.ncg + cg) * G.cb_bytes, own[i]);
+        }
+        GL_UNROLL
+        for (int r = 0; r < NR; ++r) lut[r] = CACHED ? cache + (cg - cg0) : &own[r / SUB];
+        __m512i W[NR][4];
+        GL_UNROLL
+        for (int q = 0; q < 4; ++q) {
+            GL_UNROLL
+            for (int r = 0; r < NR; ++r) {
+                if (q < np) {
+                    _mm_prefetch((const char *) rp[r] + fdelta + (size_t) (pa + q) * 2 * D::BYTES, _MM_HINT_T0);
+                    W[r][q] = D::decode(rp[r] + (size_t) (pa + q) * 2 * D::BYTES, *lut[r]);
+                } else {
+                    W[r][q] = _mm512_setzero_si512();  // past the group: zero activations there too (the setup pads)
+                }
+            }
+        }
+        __m512 s[NS];
+        GL_UNROLL
+        for (int i = 0; i < NS; ++i) s[i] = _mm512_set1_ps(sc[MAXG * i + (cg - cg0)]);
+        for (int t = 0; t < nt; ++t) {
+            const PairAct * x = act + t * BSEGP + pa;
+            __m512 f[NR];
+            GL_UNROLL
+            for (int r = 0; r < NR; ++r) f[r] = _mm512_setzero_ps();
+            GL_UNROLL
+            for (int q = 0; q < 4; ++q) {
+                if (q >= np) break;
+                GL_UNROLL
+                for (int r = 0; r < NR; ++r) f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(x[q].nc, W[r][q], x[q].a)), x[q].dy, f[r]);
+            }
+            GL_UNROLL
+            for (int r = 0; r < NR; ++r) racc[t * NR + r] = _mm512_fmadd_ps(f[r], s[r / SUB], racc[t * NR + r]);
+        }
+    }
+    for (int t = 0; t < nt; ++t) {
+        float * o = y + t * y_stride + (row - r0);
+        int r = 0;
+        GL_UNROLL
+        for (; r + 4 <= NR; r += 4) {
+            __m128 v = reduce4(racc[t * NR + r], racc[t * NR + r + 1], racc[t * NR + r + 2], racc[t * NR + r + 3]);
+            if (!first_seg) v = _mm_add_ps(v, _mm_loadu_ps(o + r));
+            _mm_storeu_ps(o + r, v);
+        }
+        GL_UNROLL
+        for (; r < NR; ++r) store_out(o + r, _mm512_reduce_add_ps(racc[t * NR + r]), !first_seg);
+    }
+}
+
+// Rows [r0, r0 + nr) × tokens [0, nt), nt <= TB.
+template <class D>
+void gemm_batch(const Geo & G, int64_t r0, int64_t nr, int nt, const uint8_t * act, size_t act_stride, float * y, int64_t y_stride) {
+    constexpr int NR = 4;
+    alignas(64) PairAct abuf[TB * BSEGP];
+    alignas(64) typename D::Lut cache[D::BIG ? BSEGP / 4 : 1];
+    const int64_t segg = G.ncg == 1 ? 1 : min_i64(MAXG, BSEGP / G.pg);
+    for (int64_t cs = 0; cs < G.ncg; cs += segg) {
+        const int64_t ce = min_i64(G.ncg, cs + segg), p0 = cs * G.pg, np = min_i64(ce * G.pg, G.npair) - p0;
+        for (int t = 0; t < nt; ++t) act_setup<D>((const gl_block_q8_0 *) (act + (size_t) t * act_stride), p0, np, G.nch, abuf + t * BSEGP);
+        int64_t cached = -1;
+        for (int64_t r = 0; r < nr;) {
+            const int64_t row = r0 + r;
+            const int64_t rg = row / G.R;
+            const bool full = r + NR <= nr;
+            int sub = full ? NR : 1;
+            for (; sub > 1; sub /= 2) {
+                bool ok = true;
+                for (int64_t i = 0; i < NR; i += sub) ok = ok && (row + i) / G.R == (row + i + sub - 1) / G.R;
+                if (ok) break;
+            }
+            const bool block = full && (!D::BIG || sub == NR);
+            const int64_t n = block ? NR : 1;
+            if (D::BIG && rg != cached) {
+                for (int64_t cg = cs; cg < ce; ++cg) D::setup(G.cbs + (size_t) (rg * G.ncg + cg) * G.cb_bytes, cache[cg - cs]);
+                cached = rg;
+            }
+            const int64_t fr = row + PFD * NR;
+            if (D::BIG) {
+                if (block) batch_rows<D, NR, NR, true>(G, row, r0, cs, ce, p0, nt, abuf, cache, cs == 0, y, y_stride, fr);
+                else batch_rows<D, 1, 1, true>(G, row, r0, cs, ce, p0, nt, abuf, cache, cs == 0, y, y_stride, fr);
+            } else if (!block) {
+                batch_rows<D, 1, 1, false>(G, row, r0, cs, ce, p0, nt, abuf, nullptr, cs == 0, y, y_stride, fr);
+            } else {
+                switch (sub) {
+                    case 1: batch_rows<D, NR, 1, false>(G, row, r0, cs, ce, p0, nt, abuf, nullptr, cs == 0, y, y_stride, fr); break;
+                    case 2: batch_rows<D, NR, 2, false>(G, row, r0, cs, ce, p0, nt, abuf, nullptr, cs == 0, y, y_stride, fr); break;
+                    default: batch_rows<D, NR, NR, false>(G, row, r0, cs, ce, p0, nt, abuf, nullptr, cs == 0, y, y_stride, fr); break;
+                }
+            }
+            r += n;
+        }
+    }
+}
+
+template <class D>
+void vq_gemm(const gl_vq_geom & g, const void * data, int64_t r0, int64_t nr, int64_t nt, const void * act, size_t act_stride, float * y,
+             int64_t y_stride) {
+    if (nr <= 0 || nt <= 0) return;
+    Geo G;
+    G.data = (const uint8_t *) data;
+    const uint8_t * side = G.data + (size_t) g.ne1 * g.row_bytes;
+    G.scales = side + g.scales_offset;
+    G.cbs = (const int8_t *) (side + g.codebooks_offset);
+    G.row_bytes = g.row_bytes;
+    G.cb_bytes = (size_t) g.k * (size_t) g.dim;
+    G.R = g.R;
+    G.ncg = g.n_col_groups;
+    G.n_groups = g.n_groups;
+    G.nch = (g.ne0 + 31) / 32;
+    G.npair = (G.nch + 1) / 2;
+    const int64_t chunks_per_group = (g.C + 31) / 32;
+    G.pg = (chunks_per_group + 1) / 2;  // odd only when one group spans the row
+    const uint8_t * a = (const uint8_t *) act;
+    switch (nt) {
+        case 1: gemm_tokens<D, 1>(G, r0, nr, a, act_stride, y, y_stride); return;
+        case 2: gemm_tokens<D, 2>(G, r0, nr, a, act_stride, y, y_stride); return;
+        case 3: gemm_tokens<D, 3>(G, r0, nr, a, act_stride, y, y_stride); return;
+        case 4: gemm_tokens<D, 4>(G, r0, nr, a, act_stride, y, y_stride); return;
+        default: break;
+    }
+    for (int64_t t = 0; t < nt; t += TB) {
+        const int n = (int) min_i64(TB, nt - t);
+        gemm_batch<D>(G, r0, nr, n, a + (size_t) t * act_stride, act_stride, y + t * y_stride, y_stride);
+    }
+}
+
+}  // namespace
+
+const gl_vq_gemm_fn gl_vq_gemm_avx512[GL_TYPE_COUNT] = {
+    nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+    /* VQ1_B2_G256   */ vq_gemm<V1B2>,
+    /* VQ1_B2_G128   */ vq_gemm<V1B2>,
+    /* VQ1_B3_G512   */ vq_gemm<V1B3>,
+    /* VQ1_B4_G1024  */ vq_gemm<V1B4>,
+    /* VQ2_B2_G2048  */ vq_gemm<V2B2>,
+    /* VQ2_B2_G1024  */ vq_gemm<V2B2>,
+    /* VQ2_B3_G8192  */ vq_gemm<V2B3>,
+    /* VQ2_B4_G32768 */ vq_gemm<V2B4>,
+    /* VQ4_B2_G65536 */ vq_gemm<V4B2>,
+    /* VQ4_B2_G32768 */ vq_gemm<V4B2>,
+};
+static_assert(GL_TYPE_VQ1_B2_G256 == 14 && GL_TYPE_COUNT == 24, "the table above lists the codebook types in order");
