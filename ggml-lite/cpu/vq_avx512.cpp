@@ -70,23 +70,23 @@ alignas(64) const uint8_t k_b2_perm[64] = {
 };
 
 alignas(64) const uint8_t k_b3_arr[64] = {
-    0, 1, 8, 9, 10, 11, 11, 11, 2, 3, 8, 9, 10, 11, 11, 11, 4, 5, 8, 9, 10, 11, 11, 11, 6, 7, 8, 9, 10, 11, 11, 11,
-    12, 13, 20, 21, 22, 23, 23, 23, 14, 15, 20, 21, 22, 23, 23, 23, 16, 17, 20, 21, 22, 23, 23, 23, 18, 19, 20, 21, 22, 23, 23, 23,
+    0, 1, 2, 3, 8, 10, 8, 8, 4, 5, 6, 7, 8, 10, 8, 8, 0, 1, 2, 3, 9, 11, 8, 8, 4, 5, 6, 7, 9, 11, 8, 8,
+    12, 13, 14, 15, 20, 22, 20, 20, 16, 17, 18, 19, 20, 22, 20, 20, 12, 13, 14, 15, 21, 23, 20, 20, 16, 17, 18, 19, 21, 23, 20, 20,
 };
 
 alignas(64) const uint8_t k_b3_msa[64] = {
-    0, 8, 2, 10, 4, 12, 6, 14, 0, 8, 2, 10, 4, 12, 6, 14, 0, 8, 2, 10, 4, 12, 6, 14, 0, 8, 2, 10, 4, 12, 6, 14,
-    0, 8, 2, 10, 4, 12, 6, 14, 0, 8, 2, 10, 4, 12, 6, 14, 0, 8, 2, 10, 4, 12, 6, 14, 0, 8, 2, 10, 4, 12, 6, 14,
+    0, 8, 16, 24, 4, 12, 20, 28, 0, 8, 16, 24, 4, 12, 20, 28, 2, 10, 18, 26, 6, 14, 22, 30, 2, 10, 18, 26, 6, 14, 22, 30,
+    0, 8, 16, 24, 4, 12, 20, 28, 0, 8, 16, 24, 4, 12, 20, 28, 2, 10, 18, 26, 6, 14, 22, 30, 2, 10, 18, 26, 6, 14, 22, 30,
 };
 
 alignas(64) const uint8_t k_b3_msb[64] = {
-    14, 15, 22, 23, 30, 31, 38, 39, 16, 17, 24, 25, 32, 33, 40, 41, 18, 19, 26, 27, 34, 35, 42, 43, 20, 21, 28, 29, 36, 37, 44, 45,
-    14, 15, 22, 23, 30, 31, 38, 39, 16, 17, 24, 25, 32, 33, 40, 41, 18, 19, 26, 27, 34, 35, 42, 43, 20, 21, 28, 29, 36, 37, 44, 45,
+    30, 31, 32, 33, 38, 39, 40, 41, 34, 35, 36, 37, 42, 43, 44, 45, 30, 31, 32, 33, 38, 39, 40, 41, 34, 35, 36, 37, 42, 43, 44, 45,
+    30, 31, 32, 33, 38, 39, 40, 41, 34, 35, 36, 37, 42, 43, 44, 45, 30, 31, 32, 33, 38, 39, 40, 41, 34, 35, 36, 37, 42, 43, 44, 45,
 };
 
 alignas(64) const uint8_t k_b3_perm[64] = {
-    0, 1, 8, 9, 16, 17, 24, 25, 2, 3, 10, 11, 18, 19, 26, 27, 4, 5, 12, 13, 20, 21, 28, 29, 6, 7, 14, 15, 22, 23, 30, 31,
-    32, 33, 40, 41, 48, 49, 56, 57, 34, 35, 42, 43, 50, 51, 58, 59, 36, 37, 44, 45, 52, 53, 60, 61, 38, 39, 46, 47, 54, 55, 62, 63,
+    0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31,
+    32, 33, 34, 35, 48, 49, 50, 51, 36, 37, 38, 39, 52, 53, 54, 55, 40, 41, 42, 43, 56, 57, 58, 59, 44, 45, 46, 47, 60, 61, 62, 63,
 };
 
 alignas(64) const uint8_t k_b4_ms[64] = {
@@ -188,6 +188,8 @@ inline __m512i bias() { return _mm512_set1_epi8((char) 0x80); }
 struct V1B2 {
     static constexpr int BYTES = 8;
     static constexpr bool BIG = false;
+    // output dword k holds the weights of natural dword PI[k] of the pair (0..7: first chunk, 8..15: second)
+    static constexpr uint8_t PI[16] = {0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15};
     static const uint8_t * perm() { return k_b2_perm; }
     struct Lut { __m512i t; };
     static inline void setup(const int8_t * cb, Lut & L) { L.t = _mm512_xor_si512(_mm512_set1_epi32(load_i32(cb)), bias()); }
@@ -198,11 +200,14 @@ struct V1B2 {
 };
 
 // 1-D, 3 bits: the 2-bit layout in bytes 0..7, bit w of the word at byte 8 = bit 2 of weight w's index. Source
-// qword m = bytes {2i, 2i+1, 8..11} of chunk m / 4 (i = m % 4): the low bits of weights 2i, 2i+1 (+ 8k) and all
-// high bits; multishift A takes the low bits to bits 0..1, B the high bit to bit 2, vpternlogd merges.
+// qword m of chunk m / 4 = bytes {4i .. 4i+3, 8 + k, 10 + k} (i = m % 2, k = m / 2 % 2): everything of weights
+// 4i .. 4i+3 + 8k and + 8(k+2), which are its two output dwords; multishift A takes the low bits to bits 0..1, B
+// the high bit to bit 2, vpternlogd merges.
 struct V1B3 {
     static constexpr int BYTES = 12;
     static constexpr bool BIG = false;
+    // output dword k holds the weights of natural dword PI[k] of the pair (0..7: first chunk, 8..15: second)
+    static constexpr uint8_t PI[16] = {0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15};
     static const uint8_t * perm() { return k_b3_perm; }
     struct Lut { __m512i t; };
     static inline void setup(const int8_t * cb, Lut & L) { L.t = _mm512_xor_si512(_mm512_set1_epi64(load_i64(cb)), bias()); }
@@ -217,6 +222,8 @@ struct V1B3 {
 struct V1B4 {
     static constexpr int BYTES = 16;
     static constexpr bool BIG = false;
+    // output dword k holds the weights of natural dword PI[k] of the pair (0..7: first chunk, 8..15: second)
+    static constexpr uint8_t PI[16] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15};
     static const uint8_t * perm() { return k_b4_perm; }
     struct Lut { __m512i t; };
     static inline void setup(const int8_t * cb, Lut & L) { L.t = _mm512_xor_si512(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) cb)), bias()); }
@@ -232,6 +239,8 @@ struct V1B4 {
 struct V2B2 {
     static constexpr int BYTES = 8;
     static constexpr bool BIG = false;
+    // output dword k holds the weights of natural dword PI[k] of the pair (0..7: first chunk, 8..15: second)
+    static constexpr uint8_t PI[16] = {0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15};
     static const uint8_t * perm() { return k_p2_perm; }
     struct Lut { __m512i t; };
     static inline void setup(const int8_t * cb, Lut & L) { L.t = _mm512_xor_si512(_mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *) cb)), bias()); }
@@ -248,6 +257,8 @@ struct V2B2 {
 struct V2B3 {
     static constexpr int BYTES = 12;
     static constexpr bool BIG = true;
+    // output dword k holds the weights of natural dword PI[k] of the pair (0..7: first chunk, 8..15: second)
+    static constexpr uint8_t PI[16] = {0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15};
     static const uint8_t * perm() { return k_p3_perm; }
     struct Lut { __m512i t0, t1; };
     static inline void setup(const int8_t * cb, Lut & L) {
@@ -267,6 +278,8 @@ struct V2B3 {
 struct V2B4 {
     static constexpr int BYTES = 16;
     static constexpr bool BIG = true;
+    // output dword k holds the weights of natural dword PI[k] of the pair (0..7: first chunk, 8..15: second)
+    static constexpr uint8_t PI[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     static const uint8_t * perm() { return k_identity; }
     struct Lut { __m512i t[8]; };  // t[4e + q]: coordinate e, entries 64q .. 64q + 63
     static inline void setup(const int8_t * cb, Lut & L) {
@@ -291,6 +304,8 @@ struct V2B4 {
 struct V4B2 {
     static constexpr int BYTES = 8;
     static constexpr bool BIG = true;
+    // output dword k holds the weights of natural dword PI[k] of the pair (0..7: first chunk, 8..15: second)
+    static constexpr uint8_t PI[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     static const uint8_t * perm() { return k_identity; }
     struct Lut { __m512i t[16]; };  // t[4e + q]: coordinate e, entries 64q .. 64q + 63
     static inline void setup(const int8_t * cb, Lut & L) {
@@ -531,125 +546,214 @@ void gemm_tokens(const Geo & G, int64_t r0, int64_t nr, const uint8_t * act, siz
 }
 
 // ---- batches: more than 4 tokens ---------------------------------------------------------------------------------
-// Up to TB tokens per pass over the rows; a block of 4 rows decodes a column group's pairs once into registers and
-// runs every token against them (per token and row the group's float sum goes to an accumulator in memory).
-constexpr int TB = 16;
-constexpr int64_t BSEGP = 16;  // pairs per segment: the tokens' activation setup (TB × BSEGP × 192 bytes) stays in L1
+// 16 rows go in the 16 dword lanes. Every pair of the 16 rows is decoded as above and the 16 × 16 dwords are
+// transposed, X[k] lane r = dword k of row r's pair; a token then costs 16 vpdpbusd, X[k] against the activation
+// dword that output dword k pairs with (D::PI: a dword of one of the pair's two Q8_0 blocks, broadcast straight
+// from the block), into one accumulator per chunk started at the chunk's -128·sum correction, and two FMAs by the
+// block scales into the token's float accumulator: no horizontal sums, no per-call activation permutation. The
+// decode and transpose (about 10 operations per row and pair) are shared by all tokens: 8 at a time in registers,
+// the transposed pairs of a group kept in a 4 KB buffer. (The broadcast activation loads, 1.4 per vpdpbusd, bound
+// the token part at about one vpdpbusd per cycle.)
+constexpr int TKB = 8;        // tokens in registers
+constexpr int TPASS = 32;      // tokens per pass over the rows (their accumulators and block sums stay in L1)
+constexpr int64_t BSEGP = 32;  // pairs per segment of the batch kernel
 
-template <class D, int NR, int SUB, bool CACHED>
-inline void batch_rows(const Geo & G, int64_t row, int64_t r0, int64_t cg0, int64_t cg1, int64_t p0, int nt, const PairAct * act,
-                       const typename D::Lut * cache, bool first_seg, float * y, int64_t y_stride, int64_t prow) {
-    constexpr int NS = NR / SUB;
-    const uint8_t * rp[NR];
-    int64_t rg[NS];
-    alignas(64) float sc[MAXG * NS];
-    const __mmask16 gm = (__mmask16) ((1u << (cg1 - cg0)) - 1);
-    GL_UNROLL
-    for (int r = 0; r < NR; ++r) rp[r] = G.data + (size_t) (row + r) * G.row_bytes + (size_t) p0 * 2 * D::BYTES;
-    GL_UNROLL
-    for (int i = 0; i < NS; ++i) {
-        rg[i] = (row + i * SUB) / G.R;
-        _mm512_store_ps(sc + MAXG * i, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, G.scales + 2 * (rg[i] * G.ncg + cg0))));
+// For blocks a[0..nb): nc[b] = -128 · (sum of the block's 32 codes), dy[b] = its scale as fp32.
+void block_sums(const gl_block_q8_0 * a, int64_t nb, int32_t * nc, float * dy) {
+    const uint8_t * p = (const uint8_t *) a;
+    const __m512i ones = _mm512_set1_epi8(1);
+    // lane 4l+i of the tree's result holds block (l & 1) + 2i + 8 (l >> 1); this puts them back in order.
+    const __m512i perm = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
+    int64_t b = 0;
+    for (; b + 16 <= nb; b += 16) {  // dot with ones (4-byte sums), then a transpose-and-add tree
+        const uint8_t * q = p + b * 34 + 2;
+        __m512i s[8];
+        GL_UNROLL
+        for (int m = 0; m < 8; ++m) {
+            __m512i z = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *) (q + (2 * m) * 34)));
+            z = _mm512_inserti64x4(z, _mm256_loadu_si256((const __m256i *) (q + (2 * m + 1) * 34)), 1);
+            s[m] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, z);
+        }
+        __m512i pp[4];
+        GL_UNROLL
+        for (int j = 0; j < 4; ++j)
+            pp[j] = _mm512_add_epi32(_mm512_unpacklo_epi32(s[2 * j], s[2 * j + 1]), _mm512_unpackhi_epi32(s[2 * j], s[2 * j + 1]));
+        const __m512i q0 = _mm512_add_epi32(_mm512_unpacklo_epi64(pp[0], pp[1]), _mm512_unpackhi_epi64(pp[0], pp[1]));
+        const __m512i q1 = _mm512_add_epi32(_mm512_unpacklo_epi64(pp[2], pp[3]), _mm512_unpackhi_epi64(pp[2], pp[3]));
+        const __m512i r = _mm512_add_epi32(_mm512_shuffle_i64x2(q0, q1, 0x88), _mm512_shuffle_i64x2(q0, q1, 0xDD));
+        _mm512_storeu_si512(nc + b, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(_mm512_permutexvar_epi32(perm, r), 7)));
+        alignas(32) uint32_t h[8];
+        GL_UNROLL
+        for (int j = 0; j < 8; ++j) h[j] = (uint32_t) a[b + 2 * j].d | ((uint32_t) a[b + 2 * j + 1].d << 16);
+        _mm512_storeu_ps(dy + b, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *) h)));
     }
-    const size_t fdelta = (size_t) (prow - row) * G.row_bytes;
-    alignas(64) __m512 racc[TB * NR];
-    for (int i = 0; i < nt * NR; ++i) racc[i] = _mm512_setzero_ps();
-    for (int64_t cg = cg0; cg < cg1; ++cg) {
-        const int64_t pa = cg * G.pg - p0, np = min_i64((cg + 1) * G.pg, G.npair) - p0 - pa;  // np <= 4 (groups of <= 256 columns)
-        typename D::Lut own[CACHED ? 1 : NS];
-        const typename D::Lut * lut[NR];
-        if (!CACHED) {
-            GL_UNROLL
-            for (int i = 0; i < NS; ++i) D::setup(G.cbs + (size_t) (rg[i] * G.ncg + cg) * G.cb_bytes, own[i]);
-        }
-        GL_UNROLL
-        for (int r = 0; r < NR; ++r) lut[r] = CACHED ? cache + (cg - cg0) : &own[r / SUB];
-        __m512i W[NR][4];
-        GL_UNROLL
-        for (int q = 0; q < 4; ++q) {
-            GL_UNROLL
-            for (int r = 0; r < NR; ++r) {
-                if (q < np) {
-                    _mm_prefetch((const char *) rp[r] + fdelta + (size_t) (pa + q) * 2 * D::BYTES, _MM_HINT_T0);
-                    W[r][q] = D::decode(rp[r] + (size_t) (pa + q) * 2 * D::BYTES, *lut[r]);
-                } else {
-                    W[r][q] = _mm512_setzero_si512();  // past the group: zero activations there too (the setup pads)
-                }
-            }
-        }
-        __m512 s[NS];
-        GL_UNROLL
-        for (int i = 0; i < NS; ++i) s[i] = _mm512_set1_ps(sc[MAXG * i + (cg - cg0)]);
-        for (int t = 0; t < nt; ++t) {
-            const PairAct * x = act + t * BSEGP + pa;
-            __m512 f[NR];
-            GL_UNROLL
-            for (int r = 0; r < NR; ++r) f[r] = _mm512_setzero_ps();
-            GL_UNROLL
-            for (int q = 0; q < 4; ++q) {
-                if (q >= np) break;
-                GL_UNROLL
-                for (int r = 0; r < NR; ++r) f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(x[q].nc, W[r][q], x[q].a)), x[q].dy, f[r]);
-            }
-            GL_UNROLL
-            for (int r = 0; r < NR; ++r) racc[t * NR + r] = _mm512_fmadd_ps(f[r], s[r / SUB], racc[t * NR + r]);
-        }
-    }
-    for (int t = 0; t < nt; ++t) {
-        float * o = y + t * y_stride + (row - r0);
-        int r = 0;
-        GL_UNROLL
-        for (; r + 4 <= NR; r += 4) {
-            __m128 v = reduce4(racc[t * NR + r], racc[t * NR + r + 1], racc[t * NR + r + 2], racc[t * NR + r + 3]);
-            if (!first_seg) v = _mm_add_ps(v, _mm_loadu_ps(o + r));
-            _mm_storeu_ps(o + r, v);
-        }
-        GL_UNROLL
-        for (; r < NR; ++r) store_out(o + r, _mm512_reduce_add_ps(racc[t * NR + r]), !first_seg);
+    const __m256i ones8 = _mm256_set1_epi8(1);
+    for (; b < nb; ++b) {
+        const __m256i v = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones8, _mm256_loadu_si256((const __m256i *) a[b].qs));
+        __m128i x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
+        x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 1));
+        nc[b] = -(_mm_cvtsi128_si32(x) << 7);
+        dy[b] = h2f(a[b].d);
     }
 }
 
-// Rows [r0, r0 + nr) × tokens [0, nt), nt <= TB.
+// out[k] lane r = in[r] lane k (16 × 16 dwords).
+inline void transpose16(const __m512i in[16], __m512i out[16]) {
+    __m512i t[16], u[16], v[16];
+    GL_UNROLL
+    for (int i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_unpacklo_epi32(in[2 * i], in[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(in[2 * i], in[2 * i + 1]);
+    }
+    GL_UNROLL
+    for (int g = 0; g < 4; ++g) {  // rows 4g .. 4g+3: u[4g + j] lane L = dword 4L + j of those rows
+        u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+        u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+        u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+        u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+    }
+    GL_UNROLL
+    for (int j = 0; j < 4; ++j) {
+        v[j] = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88);
+        v[4 + j] = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xDD);
+        v[8 + j] = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88);
+        v[12 + j] = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xDD);
+    }
+    GL_UNROLL
+    for (int j = 0; j < 8; ++j) {
+        out[j] = _mm512_shuffle_i32x4(v[j], v[8 + j], 0x88);
+        out[8 + j] = _mm512_shuffle_i32x4(v[j], v[8 + j], 0xDD);
+    }
+}
+
+// One transposed pair × TK tokens: the pair's first Q8_0 block of token t at a[t] (its second right after, or
+// absent when HALF), its corrections and scales at nc[t][0..1], dy[t][0..1]. The two chunks' accumulators of every
+// token advance together (2·TK independent chains back to back).
+template <class D, int TK, bool HALF>
+inline void batch_pair(const __m512i * X, const gl_block_q8_0 * const a[TK], const int32_t * const nc[TK], const float * const dy[TK],
+                       __m512 f[TK]) {
+    int k0[8], k1[8];  // output dwords of each chunk, in order
+    int n0 = 0, n1 = 0;
+    GL_UNROLL
+    for (int k = 0; k < 16; ++k) {
+        if (D::PI[k] < 8) k0[n0++] = k;
+        else k1[n1++] = k;
+    }
+    __m512i acc0[TK], acc1[TK];
+    GL_UNROLL
+    for (int t = 0; t < TK; ++t) {
+        acc0[t] = _mm512_set1_epi32(nc[t][0]);
+        if (!HALF) acc1[t] = _mm512_set1_epi32(nc[t][1]);
+    }
+    GL_UNROLL
+    for (int i = 0; i < 8; ++i) {
+        const __m512i x0 = _mm512_load_si512((const void *) (X + k0[i]));
+        GL_UNROLL
+        for (int t = 0; t < TK; ++t) acc0[t] = _mm512_dpbusd_epi32(acc0[t], x0, _mm512_set1_epi32(load_i32(a[t][0].qs + 4 * D::PI[k0[i]])));
+        if (!HALF) {
+            const __m512i x1 = _mm512_load_si512((const void *) (X + k1[i]));
+            GL_UNROLL
+            for (int t = 0; t < TK; ++t) acc1[t] = _mm512_dpbusd_epi32(acc1[t], x1, _mm512_set1_epi32(load_i32(a[t][1].qs + 4 * (D::PI[k1[i]] - 8))));
+        }
+    }
+    GL_UNROLL
+    for (int t = 0; t < TK; ++t) {
+        f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc0[t]), _mm512_set1_ps(dy[t][0]), f[t]);
+        if (!HALF) f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc1[t]), _mm512_set1_ps(dy[t][1]), f[t]);
+    }
+}
+
+// Tokens [t0, t0 + n) (n <= TK; the block is padded with token t0) × the group's pairs in XB.
+template <class D, int TK>
+inline void batch_tokens(const __m512i * XB, int64_t np, int64_t pair0, int64_t nch, int64_t t0, int n, const uint8_t * act, size_t act_stride,
+                         const int32_t * ncs, const float * dys, int64_t c0, __m512 S, __m512 * racc) {
+    __m512 f[TK];
+    GL_UNROLL
+    for (int t = 0; t < TK; ++t) f[t] = _mm512_setzero_ps();
+    for (int64_t q = 0; q < np; ++q) {
+        const int64_t c = 2 * (pair0 + q);  // the pair's first chunk
+        const gl_block_q8_0 * a[TK];
+        const int32_t * nc[TK];
+        const float * dy[TK];
+        GL_UNROLL
+        for (int t = 0; t < TK; ++t) {
+            const int64_t tt = t0 + (t < n ? t : 0);
+            a[t] = (const gl_block_q8_0 *) (act + (size_t) tt * act_stride) + c;
+            nc[t] = ncs + tt * 2 * BSEGP + (c - c0);
+            dy[t] = dys + tt * 2 * BSEGP + (c - c0);
+        }
+        if (c + 1 < nch) batch_pair<D, TK, false>(XB + 16 * q, a, nc, dy, f);
+        else batch_pair<D, TK, true>(XB + 16 * q, a, nc, dy, f);
+    }
+    GL_UNROLL
+    for (int t = 0; t < TK; ++t) {
+        if (t < n) racc[t0 + t] = _mm512_fmadd_ps(f[t], S, racc[t0 + t]);
+    }
+}
+
+// Rows [row, row + nrr) (nrr <= 16; missing rows repeat the last) × tokens [0, nt) (nt <= TPASS) over the column
+// groups [cg0, cg1) of the segment starting at pair p0 (chunk c0 = 2 p0; block sums of token t at ncs/dys + 2 BSEGP t).
 template <class D>
-void gemm_batch(const Geo & G, int64_t r0, int64_t nr, int nt, const uint8_t * act, size_t act_stride, float * y, int64_t y_stride) {
-    constexpr int NR = 4;
-    alignas(64) PairAct abuf[TB * BSEGP];
-    alignas(64) typename D::Lut cache[D::BIG ? BSEGP / 4 : 1];
-    const int64_t segg = G.ncg == 1 ? 1 : min_i64(MAXG, BSEGP / G.pg);
-    for (int64_t cs = 0; cs < G.ncg; cs += segg) {
-        const int64_t ce = min_i64(G.ncg, cs + segg), p0 = cs * G.pg, np = min_i64(ce * G.pg, G.npair) - p0;
-        for (int t = 0; t < nt; ++t) act_setup<D>((const gl_block_q8_0 *) (act + (size_t) t * act_stride), p0, np, G.nch, abuf + t * BSEGP);
-        int64_t cached = -1;
-        for (int64_t r = 0; r < nr;) {
-            const int64_t row = r0 + r;
-            const int64_t rg = row / G.R;
-            const bool full = r + NR <= nr;
-            int sub = full ? NR : 1;
-            for (; sub > 1; sub /= 2) {
-                bool ok = true;
-                for (int64_t i = 0; i < NR; i += sub) ok = ok && (row + i) / G.R == (row + i + sub - 1) / G.R;
-                if (ok) break;
-            }
-            const bool block = full && (!D::BIG || sub == NR);
-            const int64_t n = block ? NR : 1;
-            if (D::BIG && rg != cached) {
-                for (int64_t cg = cs; cg < ce; ++cg) D::setup(G.cbs + (size_t) (rg * G.ncg + cg) * G.cb_bytes, cache[cg - cs]);
-                cached = rg;
-            }
-            const int64_t fr = row + PFD * NR;
-            if (D::BIG) {
-                if (block) batch_rows<D, NR, NR, true>(G, row, r0, cs, ce, p0, nt, abuf, cache, cs == 0, y, y_stride, fr);
-                else batch_rows<D, 1, 1, true>(G, row, r0, cs, ce, p0, nt, abuf, cache, cs == 0, y, y_stride, fr);
-            } else if (!block) {
-                batch_rows<D, 1, 1, false>(G, row, r0, cs, ce, p0, nt, abuf, nullptr, cs == 0, y, y_stride, fr);
-            } else {
-                switch (sub) {
-                    case 1: batch_rows<D, NR, 1, false>(G, row, r0, cs, ce, p0, nt, abuf, nullptr, cs == 0, y, y_stride, fr); break;
-                    case 2: batch_rows<D, NR, 2, false>(G, row, r0, cs, ce, p0, nt, abuf, nullptr, cs == 0, y, y_stride, fr); break;
-                    default: batch_rows<D, NR, NR, false>(G, row, r0, cs, ce, p0, nt, abuf, nullptr, cs == 0, y, y_stride, fr); break;
-                }
-            }
-            r += n;
+void batch_tile(const Geo & G, int64_t row, int nrr, int64_t r0, int64_t cg0, int64_t cg1, int64_t p0, int nt, const uint8_t * act,
+                size_t act_stride, const int32_t * ncs, const float * dys, bool first_seg, float * y, int64_t y_stride) {
+    const uint8_t * rp[16];
+    int du[16];              // row -> index of its row group among the tile's distinct ones
+    int64_t ug[16];          // the distinct row groups
+    int nu = 0;
+    for (int r = 0; r < 16; ++r) {
+        const int64_t rr = row + (r < nrr ? r : nrr - 1);
+        rp[r] = G.data + (size_t) rr * G.row_bytes;
+        const int64_t rg = rr / G.R;
+        if (nu == 0 || ug[nu - 1] != rg) ug[nu++] = rg;
+        du[r] = nu - 1;
+    }
+    alignas(64) __m512 racc[TPASS];
+    for (int t = 0; t < nt; ++t) racc[t] = _mm512_setzero_ps();
+    alignas(64) __m512i XB[4 * 16];
+    typename D::Lut lut[16];
+    for (int64_t cg = cg0; cg < cg1; ++cg) {
+        const int64_t pa = cg * G.pg, np = min_i64((cg + 1) * G.pg, G.npair) - pa;  // np <= 4
+        alignas(64) float su[16], sr[16];
+        for (int i = 0; i < nu; ++i) {
+            const int64_t grp = ug[i] * G.ncg + cg;
+            D::setup(G.cbs + (size_t) grp * G.cb_bytes, lut[i]);
+            su[i] = h2f(load_u16(G.scales + 2 * grp));
+        }
+        for (int r = 0; r < 16; ++r) sr[r] = su[du[r]];
+        const __m512 S = _mm512_load_ps(sr);
+        for (int64_t q = 0; q < np; ++q) {
+            __m512i W[16];
+            GL_UNROLL
+            for (int r = 0; r < 16; ++r) W[r] = D::decode(rp[r] + (size_t) (pa + q) * 2 * D::BYTES, lut[du[r]]);
+            transpose16(W, XB + 16 * q);
+        }
+        for (int t = 0; t < nt; t += TKB) batch_tokens<D, TKB>(XB, np, pa, G.nch, t, (int) min_i64(TKB, nt - t), act, act_stride, ncs, dys, 2 * p0, S, racc);
+    }
+    const __mmask16 m = (__mmask16) ((1u << nrr) - 1);
+    for (int t = 0; t < nt; ++t) {
+        float * o = y + t * y_stride + (row - r0);
+        __m512 v = racc[t];
+        if (!first_seg) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, o));
+        _mm512_mask_storeu_ps(o, m, v);
+    }
+}
+
+// Rows [r0, r0 + nr) × tokens [0, nt), nt > 4.
+template <class D>
+void gemm_batch(const Geo & G, int64_t r0, int64_t nr, int64_t nt, const uint8_t * act, size_t act_stride, float * y, int64_t y_stride) {
+    alignas(64) int32_t ncs[TPASS * 2 * BSEGP];
+    alignas(64) float dys[TPASS * 2 * BSEGP];
+    const int64_t segg = G.ncg == 1 ? 1 : BSEGP / G.pg;
+    for (int64_t t0 = 0; t0 < nt; t0 += TPASS) {
+        const int n = (int) min_i64(TPASS, nt - t0);
+        const uint8_t * a = act + (size_t) t0 * act_stride;
+        for (int64_t cs = 0; cs < G.ncg; cs += segg) {
+            const int64_t ce = min_i64(G.ncg, cs + segg), p0 = cs * G.pg, c0 = 2 * p0, c1 = min_i64(2 * ce * G.pg, G.nch);
+            for (int t = 0; t < n; ++t)
+                block_sums((const gl_block_q8_0 *) (a + (size_t) t * act_stride) + c0, c1 - c0, ncs + t * 2 * BSEGP, dys + t * 2 * BSEGP);
+            for (int64_t r = 0; r < nr; r += 16)
+                batch_tile<D>(G, r0 + r, (int) min_i64(16, nr - r), r0, cs, ce, p0, n, a, act_stride, ncs, dys, cs == 0, y + t0 * y_stride, y_stride);
         }
     }
 }
@@ -680,10 +784,7 @@ void vq_gemm(const gl_vq_geom & g, const void * data, int64_t r0, int64_t nr, in
         case 4: gemm_tokens<D, 4>(G, r0, nr, a, act_stride, y, y_stride); return;
         default: break;
     }
-    for (int64_t t = 0; t < nt; t += TB) {
-        const int n = (int) min_i64(TB, nt - t);
-        gemm_batch<D>(G, r0, nr, n, a + (size_t) t * act_stride, act_stride, y + t * y_stride, y_stride);
-    }
+    gemm_batch<D>(G, r0, nr, nt, a, act_stride, y, y_stride);
 }
 
 }  // namespace
