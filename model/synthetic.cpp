@@ -39,6 +39,20 @@ static uint64_t mix(uint64_t x) {  // splitmix64 finaliser
 // only on (seed, row), so the result does not depend on the thread count.
 static void fill_random(TensorData & t, uint64_t seed, float scale, float offset) {
     const int64_t ne0 = t.ne[0], rows = t.n_rows();
+    gl_vq_geom g;
+    if (gl_vq_geometry(t.type, ne0, rows, &g)) {
+        // A codebook type: random indices into random int8 codebooks (entries uniform in [-127, 127], scale/127 per
+        // codebook), so the weights are uniform in [-scale, scale] as for the other types.
+        std::vector<uint8_t> idx((size_t) (rows * (ne0 / g.dim)));
+        std::vector<int8_t> cb((size_t) (g.n_groups * g.k * g.dim));
+        std::vector<uint16_t> sc((size_t) g.n_groups, gl_fp32_to_fp16(scale / 127.0f));
+        uint64_t st = mix(seed);
+        auto next = [&]() { st ^= st << 13, st ^= st >> 7, st ^= st << 17; return st; };
+        for (uint8_t & v : idx) v = (uint8_t) (next() % (uint64_t) g.k);
+        for (int8_t & v : cb) v = (int8_t) ((int) (next() % 255) - 127);
+        gl_vq_pack(g, idx.data(), cb.data(), sc.data(), const_cast<uint8_t *>(t.data));
+        return;
+    }
     const gl_type_traits * tr = gl_get_type_traits(t.type);
     const size_t row_bytes = gl_row_size(t.type, ne0);
     uint8_t * data = const_cast<uint8_t *>(t.data);
@@ -104,16 +118,22 @@ ModelFile make_synthetic_model(const std::string & name, gl_type type, uint64_t 
     m.set_u32("tokenizer.ggml.eos_token_id", 2);
     m.set_bool("tokenizer.ggml.add_bos_token", true);
 
-    auto weight_type = [&](int64_t ne0) { return ne0 % gl_get_type_traits(type)->block_size == 0 ? type : GL_TYPE_F16; };
+    auto weight_type = [&](int64_t ne0) {
+        if (gl_get_type_traits(type)->vq) return ne0 % gl_get_type_traits(type)->vq->dim == 0 ? type : GL_TYPE_F16;
+        return ne0 % gl_get_type_traits(type)->block_size == 0 ? type : GL_TYPE_F16;
+    };
+    // Codebook types hold the blocks' linear layers; the embedding and the output take Q4_0 (row lookups and the
+    // output product), so a VQ model differs from the Q4_0 one only in its linears.
+    const gl_type outer_type = gl_get_type_traits(type)->vq ? GL_TYPE_Q4_0 : type;
     uint64_t tensor_seed = mix(seed);
-    auto add = [&](const std::string & tname, std::vector<int64_t> ne, float scale, float offset) {
-        gl_type ty = ne.size() == 1 ? GL_TYPE_F32 : weight_type(ne[0]);
+    auto add = [&](const std::string & tname, std::vector<int64_t> ne, float scale, float offset, bool outer = false) {
+        gl_type ty = ne.size() == 1 ? GL_TYPE_F32 : outer ? outer_type : weight_type(ne[0]);
         TensorData & t = mf.add_owned_uninit(tname, ty, ne);
         fill_random(t, tensor_seed = mix(tensor_seed), scale, offset);
     };
     const int64_t hd = s.n_embd / s.n_head, kv = s.n_head_kv * hd;
     const float w = 1.0f / sqrtf((float) s.n_embd);
-    add("token_embd.weight", {s.n_embd, s.n_vocab}, 1.0f, 0.0f);
+    add("token_embd.weight", {s.n_embd, s.n_vocab}, 1.0f, 0.0f, true);
     for (int64_t l = 0; l < s.n_layer; ++l) {
         auto n = [&](const char * x) { return strfmt("blk.%lld.%s.weight", (long long) l, x); };
         add(n("attn_norm"), {s.n_embd}, 0.1f, 1.0f);
@@ -127,7 +147,7 @@ ModelFile make_synthetic_model(const std::string & name, gl_type type, uint64_t 
         add(n("ffn_down"), {s.n_ff, s.n_embd}, 1.0f / sqrtf((float) s.n_ff), 0);
     }
     add("output_norm.weight", {s.n_embd}, 0.1f, 1.0f);
-    if (!s.tied) add("output.weight", {s.n_embd, s.n_vocab}, w, 0);
+    if (!s.tied) add("output.weight", {s.n_embd, s.n_vocab}, w, 0, true);
     return mf;
 }
 
