@@ -12,9 +12,11 @@
 // in -127..127, so nothing saturates), vpmaddwd to 32 bits, × the block scale into a float accumulator per group,
 // × the group's fp16 scale at its end.
 //
-// Rows are walked 2 at a time (1 for three or more tokens) over segments of up to 16 column groups, every token
-// of the call (up to 4; more are done 4 at a time) against each decoded chunk; the next rows' bytes are
-// prefetched while a block runs. The 2-D b3 / b4 codebooks are set up once per row group and segment.
+// Decode (1 to 4 tokens) walks 4 rows at a time (2 for the 2-D b3 / b4 and 4-D types, whose tables or gathers
+// need the registers; 2 rows for 2 tokens, 1 for 3-4), rows of a row group sharing codebook setup (2-D b3/b4 set up
+// once per row group), whole 256-column groups unrolled, every token of the call against each decoded chunk, the
+// rows two blocks ahead prefetched chunk by chunk. Batches decode a column group of 2 rows once (weights and their
+// absolute values, 1 KB) and run up to 64 tokens against it.
 #include "ggml-lite/cpu.h"
 
 #include <immintrin.h>
@@ -62,6 +64,7 @@ inline void deinterleave32(const int8_t * cb, __m256i * t0, __m256i * t1) {
 struct V1B2 {
     static constexpr int BYTES = 8;
     static constexpr bool BIG = false;
+    static constexpr int NR1 = 4;  // rows walked together for one token
     struct Lut { __m256i t; };
     static inline void setup(const int8_t * cb, Lut & L) { L.t = _mm256_set1_epi32(load_i32(cb)); }
     static inline __m256i decode(const uint8_t * p, const Lut & L) {
@@ -74,6 +77,7 @@ struct V1B2 {
 struct V1B3 {
     static constexpr int BYTES = 12;
     static constexpr bool BIG = false;
+    static constexpr int NR1 = 4;  // rows walked together for one token
     struct Lut { __m256i t; };
     static inline void setup(const int8_t * cb, Lut & L) { L.t = _mm256_set1_epi64x(load_i64(cb)); }
     static inline __m256i decode(const uint8_t * p, const Lut & L) {
@@ -90,6 +94,7 @@ struct V1B3 {
 struct V1B4 {
     static constexpr int BYTES = 16;
     static constexpr bool BIG = false;
+    static constexpr int NR1 = 4;  // rows walked together for one token
     struct Lut { __m256i t; };
     static inline void setup(const int8_t * cb, Lut & L) { L.t = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *) cb)); }
     static inline __m256i decode(const uint8_t * p, const Lut & L) {
@@ -108,6 +113,7 @@ inline __m256i pair_nibbles(const uint8_t * p) {
 struct V2B2 {
     static constexpr int BYTES = 8;
     static constexpr bool BIG = false;
+    static constexpr int NR1 = 4;  // rows walked together for one token
     struct Lut { __m256i t0, t1; };
     static inline void setup(const int8_t * cb, Lut & L) { deinterleave32(cb, &L.t0, &L.t1); }
     static inline __m256i decode(const uint8_t * p, const Lut & L) {
@@ -121,6 +127,7 @@ struct V2B2 {
 struct V2B3 {
     static constexpr int BYTES = 12;
     static constexpr bool BIG = true;
+    static constexpr int NR1 = 2;  // rows walked together for one token
     struct Lut { __m256i t[8]; };  // t[4e + q]: coordinate e, entries 16q .. 16q + 15
     static inline void setup(const int8_t * cb, Lut & L) {
         GL_UNROLL
@@ -150,6 +157,7 @@ struct V2B3 {
 struct V2B4 {
     static constexpr int BYTES = 16;
     static constexpr bool BIG = true;
+    static constexpr int NR1 = 2;  // rows walked together for one token
     struct Lut { alignas(32) int8_t t[512 + 32]; };
     static inline void setup(const int8_t * cb, Lut & L) {
         memcpy(L.t, cb, 512);
@@ -169,6 +177,7 @@ struct V2B4 {
 struct V4B2 {
     static constexpr int BYTES = 8;
     static constexpr bool BIG = false;
+    static constexpr int NR1 = 2;  // rows walked together for one token
     struct Lut { const int8_t * cb; };
     static inline void setup(const int8_t * cb, Lut & L) { L.cb = cb; }
     static inline __m256i decode(const uint8_t * p, const Lut & L) {
@@ -183,88 +192,19 @@ struct Geo {
     const uint8_t * scales;   // fp16 per group
     const int8_t * cbs;       // codebooks
     size_t row_bytes, cb_bytes;
-    int64_t R, ncg, nch, gch;  // gch: chunks per column group (the last group may have fewer)
+    int64_t R, ncg, n_groups, nch, gch;  // gch: chunks per column group (the last group may have fewer)
 };
 
-// Prefetch of nrows rows' byte range [first, first + bytes) (rows stride apart), spread over `steps` calls of step().
-struct Prefetch {
-    const char * base = nullptr;
-    size_t stride = 0;
-    int64_t lines = 0, rows = 0, per_step = 0, row = 0, line = 0;
-    void plan(const uint8_t * first, size_t stride_, size_t bytes, int64_t nrows, int64_t steps) {
-        base = (const char *) ((uintptr_t) first & ~(uintptr_t) 63);
-        stride = stride_;
-        lines = (int64_t) (((uintptr_t) first + bytes - (uintptr_t) base + 63) / 64);
-        rows = nrows;
-        row = line = 0;
-        per_step = (lines * rows + steps - 1) / (steps > 0 ? steps : 1);
-    }
-    inline void step() {
-        for (int64_t k = 0; k < per_step && row < rows; ++k) {
-            _mm_prefetch(base + (size_t) row * stride + 64 * (size_t) line, _MM_HINT_T0);
-            if (++line == lines) line = 0, ++row;
-        }
-    }
-};
+constexpr int64_t SEGG = 16;  // column groups per segment (the codebook cache of the big types)
+constexpr int64_t PFD = 2;    // blocks of rows between the one computed and the one prefetched
+
+inline float scale_of(const Geo & G, int64_t grp) { return h2f(load_u16(G.scales + 2 * grp)); }
 
 // facc += (w · a) × scale(a), w signed weights, aw = |w|.
 inline __m256 dot_chunk(__m256i w, __m256i aw, const gl_block_q8_0 & a, __m256 facc) {
     const __m256i s = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *) a.qs), w);
     const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, s), _mm256_set1_epi16(1));
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(&gl_fp16_table[a.d]), facc);
-}
-
-// NR rows (index rows at rp[r], row groups rg[r]) × T tokens over the column groups [cg0, cg1). SHARED: the rows
-// share one row group, whose codebooks come set up in `cache` (indexed by cg - cg0).
-template <class D, int T, int NR, bool SHARED>
-inline void rows_segment(const Geo & G, const uint8_t * const rp[NR], const int64_t rg[NR], int64_t cg0, int64_t cg1,
-                         const gl_block_q8_0 * const a[T], const typename D::Lut * cache, __m256 racc[NR * T], Prefetch & pf) {
-    for (int64_t cg = cg0; cg < cg1; ++cg) {
-        const int64_t ca = cg * G.gch, cb = min_i64(ca + G.gch, G.nch);
-        typename D::Lut own[SHARED ? 1 : NR];
-        const typename D::Lut * lut[NR];
-        __m256 sc[NR];
-        GL_UNROLL
-        for (int r = 0; r < NR; ++r) {
-            const int64_t grp = rg[SHARED ? 0 : r] * G.ncg + cg;
-            sc[r] = _mm256_set1_ps(h2f(load_u16(G.scales + 2 * grp)));
-            if (SHARED) {
-                lut[r] = cache + (cg - cg0);
-            } else {
-                D::setup(G.cbs + (size_t) grp * G.cb_bytes, own[r]);
-                lut[r] = &own[r];
-            }
-        }
-        __m256 f0[NR * T], f1[NR * T];  // even / odd chunks: two dependency chains per row and token
-        GL_UNROLL
-        for (int i = 0; i < NR * T; ++i) f0[i] = f1[i] = _mm256_setzero_ps();
-        int64_t c = ca;
-        for (; c + 2 <= cb; c += 2) {
-            pf.step();
-            GL_UNROLL
-            for (int r = 0; r < NR; ++r) {
-                const __m256i w0 = D::decode(rp[r] + (size_t) c * D::BYTES, *lut[r]);
-                const __m256i w1 = D::decode(rp[r] + (size_t) (c + 1) * D::BYTES, *lut[r]);
-                const __m256i a0 = _mm256_abs_epi8(w0), a1 = _mm256_abs_epi8(w1);
-                GL_UNROLL
-                for (int t = 0; t < T; ++t) {
-                    f0[r * T + t] = dot_chunk(w0, a0, a[t][c], f0[r * T + t]);
-                    f1[r * T + t] = dot_chunk(w1, a1, a[t][c + 1], f1[r * T + t]);
-                }
-            }
-        }
-        if (c < cb) {
-            GL_UNROLL
-            for (int r = 0; r < NR; ++r) {
-                const __m256i w0 = D::decode(rp[r] + (size_t) c * D::BYTES, *lut[r]);
-                const __m256i a0 = _mm256_abs_epi8(w0);
-                GL_UNROLL
-                for (int t = 0; t < T; ++t) f0[r * T + t] = dot_chunk(w0, a0, a[t][c], f0[r * T + t]);
-            }
-        }
-        GL_UNROLL
-        for (int i = 0; i < NR * T; ++i) racc[i] = _mm256_fmadd_ps(_mm256_add_ps(f0[i], f1[i]), sc[i / T], racc[i]);
-    }
 }
 
 inline float hsum(__m256 v) {
@@ -274,20 +214,98 @@ inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-template <class D, int T, int NR, bool SHARED>
-inline void rows_run(const Geo & G, int64_t row, int64_t r0, int64_t cg0, int64_t cg1, const gl_block_q8_0 * const a[T],
-                     const typename D::Lut * cache, bool first_seg, float * y, int64_t y_stride, Prefetch & pf) {
-    const uint8_t * rp[NR];
-    int64_t rg[NR];
+inline void prefetch_range(const void * begin, size_t bytes) {
+    const char * p = (const char *) ((uintptr_t) begin & ~(uintptr_t) 63);
+    for (; p < (const char *) begin + bytes; p += 64) _mm_prefetch(p, _MM_HINT_T0);
+}
+
+// Rows sharing codebooks in a block of n rows from `row`: the largest power of two sub <= n such that every
+// aligned run of sub rows lies in one row group.
+inline int shared_run(const Geo & G, int64_t row, int n) {
+    int sub = n;
+    for (; sub > 1; sub /= 2) {
+        bool ok = true;
+        for (int64_t i = 0; i < n; i += sub) ok = ok && (row + i) / G.R == (row + i + sub - 1) / G.R;
+        if (ok) break;
+    }
+    return sub;
+}
+
+// Codebooks of the block's rows for column group cg: lut[r] (rows r / SUB share one), from `cache` (indexed by
+// cg - cg0) when CACHED.
+template <class D, int NR, int SUB, bool CACHED>
+inline void block_luts(const Geo & G, const int64_t rg[NR / SUB], int64_t cg, int64_t cg0, const typename D::Lut * cache,
+                       typename D::Lut own[], const typename D::Lut * lut[NR]) {
+    if (!CACHED) {
+        GL_UNROLL
+        for (int i = 0; i < NR / SUB; ++i) D::setup(G.cbs + (size_t) (rg[i] * G.ncg + cg) * G.cb_bytes, own[i]);
+    }
+    GL_UNROLL
+    for (int r = 0; r < NR; ++r) lut[r] = CACHED ? cache + (cg - cg0) : &own[r / SUB];
+}
+
+// ---- decode (1 to 4 tokens): NR rows × T tokens walked together ----------------------------------------------------
+
+// Chunks c, c + 1 (TWO) or c of NR rows × T tokens into the even / odd accumulators; prefetches the same bytes of the
+// rows fdelta bytes on.
+template <class D, int T, int NR, bool TWO>
+inline void chunk_step(const uint8_t * const rp[NR], size_t fdelta, const typename D::Lut * const lut[NR], int64_t c,
+                       const gl_block_q8_0 * const a[T], __m256 f0[NR * T], __m256 f1[NR * T]) {
     GL_UNROLL
     for (int r = 0; r < NR; ++r) {
-        rp[r] = G.data + (size_t) (row + r) * G.row_bytes;
-        rg[r] = (row + r) / G.R;
+        _mm_prefetch((const char *) rp[r] + fdelta + (size_t) c * D::BYTES, _MM_HINT_T0);
+        const __m256i w0 = D::decode(rp[r] + (size_t) c * D::BYTES, *lut[r]);
+        const __m256i a0 = _mm256_abs_epi8(w0);
+        GL_UNROLL
+        for (int t = 0; t < T; ++t) f0[r * T + t] = dot_chunk(w0, a0, a[t][c], f0[r * T + t]);
+        if (TWO) {
+            const __m256i w1 = D::decode(rp[r] + (size_t) (c + 1) * D::BYTES, *lut[r]);
+            const __m256i a1 = _mm256_abs_epi8(w1);
+            GL_UNROLL
+            for (int t = 0; t < T; ++t) f1[r * T + t] = dot_chunk(w1, a1, a[t][c + 1], f1[r * T + t]);
+        }
     }
+}
+
+// NR rows from `row` (SUB consecutive rows share a row group; all of them when CACHED, whose codebooks come set up
+// in `cache`) × T tokens over the column groups [cg0, cg1).
+template <class D, int T, int NR, int SUB, bool CACHED>
+inline void rows_run(const Geo & G, int64_t row, int64_t r0, int64_t cg0, int64_t cg1, const gl_block_q8_0 * const a[T],
+                     const typename D::Lut * cache, bool first_seg, float * y, int64_t y_stride, int64_t prow) {
+    constexpr int NS = NR / SUB;
+    const uint8_t * rp[NR];
+    int64_t rg[NS];
+    GL_UNROLL
+    for (int r = 0; r < NR; ++r) rp[r] = G.data + (size_t) (row + r) * G.row_bytes;
+    GL_UNROLL
+    for (int i = 0; i < NS; ++i) rg[i] = (row + i * SUB) / G.R;
+    const size_t fdelta = (size_t) (prow - row) * G.row_bytes;
     __m256 racc[NR * T];
     GL_UNROLL
     for (int i = 0; i < NR * T; ++i) racc[i] = _mm256_setzero_ps();
-    rows_segment<D, T, NR, SHARED>(G, rp, rg, cg0, cg1, a, cache, racc, pf);
+    for (int64_t cg = cg0; cg < cg1; ++cg) {
+        const int64_t ca = cg * G.gch, cb = min_i64(ca + G.gch, G.nch);
+        typename D::Lut own[CACHED ? 1 : NS];
+        const typename D::Lut * lut[NR];
+        block_luts<D, NR, SUB, CACHED>(G, rg, cg, cg0, cache, own, lut);
+        __m256 f0[NR * T], f1[NR * T];  // even / odd chunks: two dependency chains per row and token
+        GL_UNROLL
+        for (int i = 0; i < NR * T; ++i) f0[i] = f1[i] = _mm256_setzero_ps();
+        if (cb - ca == 8) {  // a whole group of 256 columns: unrolled
+            GL_UNROLL
+            for (int q = 0; q < 8; q += 2) chunk_step<D, T, NR, true>(rp, fdelta, lut, ca + q, a, f0, f1);
+        } else {
+            int64_t c = ca;
+            for (; c + 2 <= cb; c += 2) chunk_step<D, T, NR, true>(rp, fdelta, lut, c, a, f0, f1);
+            if (c < cb) chunk_step<D, T, NR, false>(rp, fdelta, lut, c, a, f0, f1);
+        }
+        GL_UNROLL
+        for (int i = 0; i < NS; ++i) {
+            const __m256 s = _mm256_set1_ps(scale_of(G, rg[i] * G.ncg + cg));
+            GL_UNROLL
+            for (int j = i * SUB * T; j < (i + 1) * SUB * T; ++j) racc[j] = _mm256_fmadd_ps(_mm256_add_ps(f0[j], f1[j]), s, racc[j]);
+        }
+    }
     GL_UNROLL
     for (int r = 0; r < NR; ++r) {
         GL_UNROLL
@@ -302,34 +320,149 @@ inline void rows_run(const Geo & G, int64_t row, int64_t r0, int64_t cg0, int64_
 // Rows [r0, r0 + nr) × tokens [0, T).
 template <class D, int T>
 void gemm_tokens(const Geo & G, int64_t r0, int64_t nr, const uint8_t * act, size_t act_stride, float * y, int64_t y_stride) {
-    constexpr int NR = T <= 2 ? 2 : 1;
-    constexpr int64_t SEGG = 16;  // column groups per segment (the codebook cache of the big types)
+    constexpr int NR = T == 1 ? D::NR1 : T == 2 ? 2 : 1;
     alignas(32) typename D::Lut cache[D::BIG ? SEGG : 1];
     const gl_block_q8_0 * a[T];
     GL_UNROLL
     for (int t = 0; t < T; ++t) a[t] = (const gl_block_q8_0 *) (act + (size_t) t * act_stride);
     for (int64_t cs = 0; cs < G.ncg; cs += SEGG) {
         const int64_t ce = min_i64(G.ncg, cs + SEGG);
-        const int64_t c0 = cs * G.gch, c1 = min_i64(ce * G.gch, G.nch);
-        const size_t seg_off = (size_t) c0 * D::BYTES, seg_bytes = (size_t) (c1 - c0) * D::BYTES;
         int64_t cached = -1;
-        Prefetch pf;
         for (int64_t r = 0; r < nr;) {
             const int64_t row = r0 + r;
             const int64_t rg = row / G.R;
-            const bool block = r + NR <= nr && (!D::BIG || (row + NR - 1) / G.R == rg);
+            const bool full = r + NR <= nr;
+            const int sub = full ? shared_run(G, row, NR) : 1;
+            const bool block = full && (!D::BIG || sub == NR);
             const int64_t n = block ? NR : 1;
             if (D::BIG && rg != cached) {
                 for (int64_t cg = cs; cg < ce; ++cg) D::setup(G.cbs + (size_t) (rg * G.ncg + cg) * G.cb_bytes, cache[cg - cs]);
                 cached = rg;
             }
-            pf.plan(G.data + (size_t) (row + n) * G.row_bytes + seg_off, G.row_bytes, seg_bytes, n, (c1 - c0 + 1) / 2);
-            if (block) {
-                rows_run<D, T, NR, D::BIG>(G, row, r0, cs, ce, a, cache, cs == 0, y, y_stride, pf);
+            // The rows PFD blocks ahead (or the next call's first rows) are prefetched chunk by chunk; their scales and
+            // (when they change) codebooks now.
+            const int64_t fr = row + PFD * NR;
+            const int64_t fg0 = fr / G.R, fg1 = (fr + NR - 1) / G.R;
+            if (fg1 * G.ncg < G.n_groups && (!D::BIG || fg1 != (fr - NR) / G.R || r == 0)) {
+                const int64_t ga = fg0 * G.ncg + cs, gb = fg1 * G.ncg + ce;
+                prefetch_range(G.scales + 2 * ga, (size_t) (gb - ga) * 2);
+                prefetch_range(G.cbs + (size_t) ga * G.cb_bytes, (size_t) (gb - ga) * G.cb_bytes);
+            }
+            if (D::BIG) {
+                if (block) rows_run<D, T, NR, NR, true>(G, row, r0, cs, ce, a, cache, cs == 0, y, y_stride, fr);
+                else rows_run<D, T, 1, 1, true>(G, row, r0, cs, ce, a, cache, cs == 0, y, y_stride, fr);
+            } else if (!block) {
+                rows_run<D, T, 1, 1, false>(G, row, r0, cs, ce, a, nullptr, cs == 0, y, y_stride, fr);
             } else {
-                rows_run<D, T, 1, D::BIG>(G, row, r0, cs, ce, a, cache, cs == 0, y, y_stride, pf);
+                switch (sub) {
+                    case 1: rows_run<D, T, NR, 1, false>(G, row, r0, cs, ce, a, nullptr, cs == 0, y, y_stride, fr); break;
+                    case 2: rows_run<D, T, NR, (NR >= 2 ? 2 : 1), false>(G, row, r0, cs, ce, a, nullptr, cs == 0, y, y_stride, fr); break;
+                    default: rows_run<D, T, NR, NR, false>(G, row, r0, cs, ce, a, nullptr, cs == 0, y, y_stride, fr); break;
+                }
             }
             r += n;
+        }
+    }
+}
+
+// ---- batches (more than 4 tokens) -----------------------------------------------------------------------------------
+// Two rows at a time; a column group's chunks of both are decoded once (weights and their absolute values, 1 KB on
+// the stack) and every token runs against them, its sums per row going to an accumulator in memory.
+constexpr int BT = 64;  // tokens per pass
+
+template <class D, int NR, int SUB, bool CACHED>
+void batch_rows(const Geo & G, int64_t row, int64_t r0, int64_t cg0, int64_t cg1, int nt, const uint8_t * act, size_t act_stride,
+                const typename D::Lut * cache, bool first_seg, float * y, int64_t y_stride) {
+    constexpr int NS = NR / SUB;
+    const uint8_t * rp[NR];
+    int64_t rg[NS];
+    GL_UNROLL
+    for (int r = 0; r < NR; ++r) rp[r] = G.data + (size_t) (row + r) * G.row_bytes;
+    GL_UNROLL
+    for (int i = 0; i < NS; ++i) rg[i] = (row + i * SUB) / G.R;
+    __m256 racc[BT * NR];
+    for (int i = 0; i < nt * NR; ++i) racc[i] = _mm256_setzero_ps();
+    __m256i wb[NR][8], ab[NR][8];
+    for (int64_t cg = cg0; cg < cg1; ++cg) {
+        const int64_t ca = cg * G.gch, n = min_i64(ca + G.gch, G.nch) - ca;  // n <= 8
+        typename D::Lut own[CACHED ? 1 : NS];
+        const typename D::Lut * lut[NR];
+        block_luts<D, NR, SUB, CACHED>(G, rg, cg, cg0, cache, own, lut);
+        for (int64_t c = 0; c < n; ++c) {
+            GL_UNROLL
+            for (int r = 0; r < NR; ++r) {
+                wb[r][c] = D::decode(rp[r] + (size_t) (ca + c) * D::BYTES, *lut[r]);
+                ab[r][c] = _mm256_abs_epi8(wb[r][c]);
+            }
+        }
+        __m256 s[NS];
+        GL_UNROLL
+        for (int i = 0; i < NS; ++i) s[i] = _mm256_set1_ps(scale_of(G, rg[i] * G.ncg + cg));
+        for (int t = 0; t < nt; ++t) {
+            const gl_block_q8_0 * at = (const gl_block_q8_0 *) (act + (size_t) t * act_stride) + ca;
+            __m256 f0[NR], f1[NR];
+            GL_UNROLL
+            for (int r = 0; r < NR; ++r) f0[r] = f1[r] = _mm256_setzero_ps();
+            int64_t c = 0;
+            for (; c + 2 <= n; c += 2) {
+                GL_UNROLL
+                for (int r = 0; r < NR; ++r) {
+                    f0[r] = dot_chunk(wb[r][c], ab[r][c], at[c], f0[r]);
+                    f1[r] = dot_chunk(wb[r][c + 1], ab[r][c + 1], at[c + 1], f1[r]);
+                }
+            }
+            if (c < n) {
+                GL_UNROLL
+                for (int r = 0; r < NR; ++r) f0[r] = dot_chunk(wb[r][c], ab[r][c], at[c], f0[r]);
+            }
+            GL_UNROLL
+            for (int r = 0; r < NR; ++r) racc[t * NR + r] = _mm256_fmadd_ps(_mm256_add_ps(f0[r], f1[r]), s[r / SUB], racc[t * NR + r]);
+        }
+    }
+    for (int t = 0; t < nt; ++t) {
+        GL_UNROLL
+        for (int r = 0; r < NR; ++r) {
+            float * o = y + t * y_stride + (row + r - r0);
+            const float v = hsum(racc[t * NR + r]);
+            *o = first_seg ? v : *o + v;
+        }
+    }
+}
+
+// Rows [r0, r0 + nr) × tokens [0, nt), nt > 4.
+template <class D>
+void gemm_batch(const Geo & G, int64_t r0, int64_t nr, int64_t nt, const uint8_t * act, size_t act_stride, float * y, int64_t y_stride) {
+    constexpr int NR = 2;
+    alignas(32) typename D::Lut cache[D::BIG ? SEGG : 1];
+    for (int64_t t0 = 0; t0 < nt; t0 += BT) {
+        const int n = (int) min_i64(BT, nt - t0);
+        const uint8_t * a = act + (size_t) t0 * act_stride;
+        float * yt = y + t0 * y_stride;
+        for (int64_t cs = 0; cs < G.ncg; cs += SEGG) {
+            const int64_t ce = min_i64(G.ncg, cs + SEGG);
+            int64_t cached = -1;
+            for (int64_t r = 0; r < nr;) {
+                const int64_t row = r0 + r;
+                const int64_t rg = row / G.R;
+                const bool full = r + NR <= nr;
+                const int sub = full ? shared_run(G, row, NR) : 1;
+                const bool block = full && (!D::BIG || sub == NR);
+                if (D::BIG && rg != cached) {
+                    for (int64_t cg = cs; cg < ce; ++cg) D::setup(G.cbs + (size_t) (rg * G.ncg + cg) * G.cb_bytes, cache[cg - cs]);
+                    cached = rg;
+                }
+                if (D::BIG) {
+                    if (block) batch_rows<D, NR, NR, true>(G, row, r0, cs, ce, n, a, act_stride, cache, cs == 0, yt, y_stride);
+                    else batch_rows<D, 1, 1, true>(G, row, r0, cs, ce, n, a, act_stride, cache, cs == 0, yt, y_stride);
+                } else if (!block) {
+                    batch_rows<D, 1, 1, false>(G, row, r0, cs, ce, n, a, act_stride, nullptr, cs == 0, yt, y_stride);
+                } else if (sub == NR) {
+                    batch_rows<D, NR, NR, false>(G, row, r0, cs, ce, n, a, act_stride, nullptr, cs == 0, yt, y_stride);
+                } else {
+                    batch_rows<D, NR, 1, false>(G, row, r0, cs, ce, n, a, act_stride, nullptr, cs == 0, yt, y_stride);
+                }
+                r += block ? NR : 1;
+            }
         }
     }
 }
@@ -347,16 +480,16 @@ void vq_gemm(const gl_vq_geom & g, const void * data, int64_t r0, int64_t nr, in
     G.cb_bytes = (size_t) g.k * (size_t) g.dim;
     G.R = g.R;
     G.ncg = g.n_col_groups;
+    G.n_groups = g.n_groups;
     G.nch = (g.ne0 + 31) / 32;
     G.gch = (g.C + 31) / 32;
     const uint8_t * a = (const uint8_t *) act;
-    int64_t t = 0;
-    for (; t + 4 <= nt; t += 4) gemm_tokens<D, 4>(G, r0, nr, a + (size_t) t * act_stride, act_stride, y + t * y_stride, y_stride);
-    switch (nt - t) {
-        case 1: gemm_tokens<D, 1>(G, r0, nr, a + (size_t) t * act_stride, act_stride, y + t * y_stride, y_stride); break;
-        case 2: gemm_tokens<D, 2>(G, r0, nr, a + (size_t) t * act_stride, act_stride, y + t * y_stride, y_stride); break;
-        case 3: gemm_tokens<D, 3>(G, r0, nr, a + (size_t) t * act_stride, act_stride, y + t * y_stride, y_stride); break;
-        default: break;
+    switch (nt) {
+        case 1: gemm_tokens<D, 1>(G, r0, nr, a, act_stride, y, y_stride); return;
+        case 2: gemm_tokens<D, 2>(G, r0, nr, a, act_stride, y, y_stride); return;
+        case 3: gemm_tokens<D, 3>(G, r0, nr, a, act_stride, y, y_stride); return;
+        case 4: gemm_tokens<D, 4>(G, r0, nr, a, act_stride, y, y_stride); return;
+        default: gemm_batch<D>(G, r0, nr, nt, a, act_stride, y, y_stride); return;
     }
 }
 

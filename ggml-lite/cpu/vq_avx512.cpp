@@ -9,23 +9,24 @@
 // - the pair's index bytes are put where vpmultishiftqb can reach them (a broadcast load, or one vpermb
 //   "arrangement" of a 32-byte load), then one or two vpmultishiftqb pull every index's bits into its own byte
 //   (two plus a vpternlogd when an index's bits lie in two places: the b = 3 layouts);
-// - vpermb looks the indices up in a 64-byte table of codebook entries + 128 (unsigned). It reads only the low 6
-//   bits of an index, so a codebook of k < 64 entries is repeated 64/k times and the index bits above log2(k)
-//   need no masking. 2-D codebooks are split into one table per coordinate (a masked vpermb writes the odd
-//   bytes), or for k = 16 looked up as one 32-entry table at 2·index + coordinate; k = 256 (2-D b4, 4-D b2) takes
-//   two vpermt2b (128 entries each) per coordinate and a blend on the index's top bit (gathers are 2-3x slower).
-// - The decoded weights come out in a fixed per-type byte order (not always the natural one: whatever order the
-//   multishift reaches cheaply); the activations are permuted the same way once per call, so the dot products
-//   pair the right bytes. Every dword lane stays within one chunk.
+// - the lookup: 1-D, vpermb on a 64-byte table of codebook entries + 128 (unsigned). vpermb reads only the low 6
+//   bits of an index, so a codebook of k < 64 entries is repeated 64/k times and the index bits above log2(k) need
+//   no masking. 2-D b2/b3: vpermw / vpermi2w on the codebook as stored, one 16-bit word (both coordinates) per
+//   pair index. k = 256 (2-D b4, 4-D b2): two vpermt2b (128 entries each) per coordinate and a blend on the
+//   index's top bit (gathers measured 2-3x slower).
+// - The decoded weights come out in a fixed per-type order of whole natural dwords (D::PI), whatever order the
+//   multishift reaches cheaply; decode permutes the activations the same way once per call, batches broadcast the
+//   matching activation dword.
 // The dot: vpdpbusd(unsigned weight + 128, signed activation), its accumulator starting at the exact correction
-// -128 · (the lane's 4 activation bytes summed), precomputed per token and pair; then per lane × the chunk's
-// activation scale into a float accumulator per group, × the group's fp16 scale at the group's end.
+// -128 · (the activation bytes summed), precomputed per token; then × the chunk's activation scale into a float
+// accumulator per group, × the group's fp16 scale at the group's end.
 //
-// Rows are walked NR at a time (4 for one or two tokens) over a segment of up to 64 pairs (4096 weights; every
-// usual row is one segment), every token of the call (up to 4; more are done 4 at a time) against each decoded
-// pair. Codebooks of 16 entries or fewer are set up per row and group (a broadcast load and a xor); the larger
-// ones (2-D b3/b4, 4-D) once per row group and segment into a stack cache, the rows of a block sharing them. Like
-// avx512.cpp's decode, each block prefetches the next block's bytes spread over its steps.
+// Decode (1 to 4 tokens) walks 8 rows at a time (4 / 2 for 2 / 3-4 tokens) over a segment of up to 64 pairs (4096
+// weights; usual rows are one segment), every token of the call against each decoded pair (1.5-3 cycles per pair
+// and row on Zen 5, most of it vpermb / vpmultishiftqb / vpdpbusd port pressure). Rows of one row group share
+// codebook setup; the larger codebooks (2-D b3/b4, 4-D) are set up once per row group and segment into a stack
+// cache. Like avx512.cpp's decode, each block prefetches the rows two blocks ahead, pair by pair. Batches (more
+// than 4 tokens): the 16-row transposed kernel below.
 #include "ggml-lite/cpu.h"
 
 #include <immintrin.h>
