@@ -111,24 +111,20 @@ alignas(64) const uint8_t k_p2_perm[64] = {
 };
 
 alignas(64) const uint8_t k_p3_arr[64] = {
-    0, 1, 8, 9, 8, 8, 8, 8, 2, 3, 10, 11, 8, 8, 8, 8, 4, 5, 8, 9, 8, 8, 8, 8, 6, 7, 10, 11, 8, 8, 8, 8,
-    12, 13, 20, 21, 20, 20, 20, 20, 14, 15, 22, 23, 20, 20, 20, 20, 16, 17, 20, 21, 20, 20, 20, 20, 18, 19, 22, 23, 20, 20, 20, 20,
+    0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11, 0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11,
+    12, 13, 14, 15, 20, 21, 22, 23, 16, 17, 18, 19, 20, 21, 22, 23, 12, 13, 14, 15, 20, 21, 22, 23, 16, 17, 18, 19, 20, 21, 22, 23,
 };
 
 alignas(64) const uint8_t k_p3_msa[64] = {
-    0, 0, 8, 8, 4, 4, 12, 12, 0, 0, 8, 8, 4, 4, 12, 12, 0, 0, 8, 8, 4, 4, 12, 12, 0, 0, 8, 8, 4, 4, 12, 12,
-    0, 0, 8, 8, 4, 4, 12, 12, 0, 0, 8, 8, 4, 4, 12, 12, 0, 0, 8, 8, 4, 4, 12, 12, 0, 0, 8, 8, 4, 4, 12, 12,
+    0, 0, 8, 8, 16, 16, 24, 24, 0, 0, 8, 8, 16, 16, 24, 24, 4, 4, 12, 12, 20, 20, 28, 28, 4, 4, 12, 12, 20, 20, 28, 28,
+    0, 0, 8, 8, 16, 16, 24, 24, 0, 0, 8, 8, 16, 16, 24, 24, 4, 4, 12, 12, 20, 20, 28, 28, 4, 4, 12, 12, 20, 20, 28, 28,
 };
 
 alignas(64) const uint8_t k_p3_msb[64] = {
-    12, 12, 20, 20, 16, 16, 24, 24, 12, 12, 20, 20, 16, 16, 24, 24, 14, 14, 22, 22, 18, 18, 26, 26, 14, 14, 22, 22, 18, 18, 26, 26,
-    12, 12, 20, 20, 16, 16, 24, 24, 12, 12, 20, 20, 16, 16, 24, 24, 14, 14, 22, 22, 18, 18, 26, 26, 14, 14, 22, 22, 18, 18, 26, 26,
+    28, 28, 36, 36, 44, 44, 52, 52, 30, 30, 38, 38, 46, 46, 54, 54, 32, 32, 40, 40, 48, 48, 56, 56, 34, 34, 42, 42, 50, 50, 58, 58,
+    28, 28, 36, 36, 44, 44, 52, 52, 30, 30, 38, 38, 46, 46, 54, 54, 32, 32, 40, 40, 48, 48, 56, 56, 34, 34, 42, 42, 50, 50, 58, 58,
 };
 
-alignas(64) const uint8_t k_p3_perm[64] = {
-    0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31,
-    32, 33, 34, 35, 48, 49, 50, 51, 36, 37, 38, 39, 52, 53, 54, 55, 40, 41, 42, 43, 56, 57, 58, 59, 44, 45, 46, 47, 60, 61, 62, 63,
-};
 
 alignas(64) const uint8_t k_p4_arr[64] = {
     0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15,
@@ -252,15 +248,15 @@ struct V2B2 {
 };
 
 // 2-D, 3 bits (16 pairs of 6-bit indices): low nibbles as 2-D b2, bits 4..5 of pair j + 4k at bits 2k of byte 8 + j.
-// Source qword m = bytes {2i, 2i+1, 8 + 2(i%2), 9 + 2(i%2)} of chunk m / 4: everything of pairs 2i, 2i+1, 2i+8,
-// 2i+9. Multishift A takes the nibble to bits 0..3, B the high bits to 4..5, vpternlogd merges; vpermi2w looks
-// the pair up in the codebook as stored (64 words in two registers).
+// Source qword m of chunk m / 4 = bytes {4i .. 4i+3, 8 .. 11} (i = m % 2): everything of pairs 4q .. 4q+3 (q = m % 4),
+// which are its output qword, so the order is natural. Multishift A takes the nibble to bits 0..3, B the high bits
+// to 4..5, vpternlogd merges; vpermi2w looks the pair up in the codebook as stored (64 words in two registers).
 struct V2B3 {
     static constexpr int BYTES = 12;
     static constexpr bool BIG = true;
     // output dword k holds the weights of natural dword PI[k] of the pair (0..7: first chunk, 8..15: second)
-    static constexpr uint8_t PI[16] = {0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15};
-    static const uint8_t * perm() { return k_p3_perm; }
+    static constexpr uint8_t PI[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    static const uint8_t * perm() { return k_identity; }
     struct Lut { __m512i t0, t1; };
     static inline void setup(const int8_t * cb, Lut & L) {
         L.t0 = _mm512_xor_si512(_mm512_loadu_si512((const void *) cb), bias());
@@ -547,15 +543,15 @@ void gemm_tokens(const Geo & G, int64_t r0, int64_t nr, const uint8_t * act, siz
 }
 
 // ---- batches: more than 4 tokens ---------------------------------------------------------------------------------
-// 16 rows go in the 16 dword lanes. Every pair of the 16 rows is decoded as above and the 16 × 16 dwords are
-// transposed, X[k] lane r = dword k of row r's pair; a token then costs 16 vpdpbusd, X[k] against the activation
-// dword that output dword k pairs with (D::PI: a dword of one of the pair's two Q8_0 blocks, broadcast straight
-// from the block), into one accumulator per chunk started at the chunk's -128·sum correction, and two FMAs by the
-// block scales into the token's float accumulator: no horizontal sums, no per-call activation permutation. The
-// decode and transpose (about 10 operations per row and pair) are shared by all tokens: 8 at a time in registers,
-// the transposed pairs of a group kept in a 4 KB buffer. (The broadcast activation loads, 1.4 per vpdpbusd, bound
-// the token part at about one vpdpbusd per cycle.)
-constexpr int TKB = 8;        // tokens in registers
+// 16 rows, two per 128-bit lane: every pair of the 16 rows is decoded as above (into natural qword order: D::PI
+// pairs output dwords 2m, 2m+1 with natural ones, else one vpermd puts them there) and each group of 8 rows is
+// transposed by qwords, X[h][n] lanes 2r', 2r'+1 = qword n of row 8h + r'. A token then costs, per chunk, 8
+// vpdpbusd against the chunk's 4 activation qwords broadcast straight from the Q8_0 block (one broadcast serves
+// both halves: half the loads of a dword layout, which bounded the token part), a fold of the lane pairs into one
+// 16-row vector (two vpermt2d and an add), the -128·sum correction, and one FMA by the block scale. The decode and
+// transpose (about 9 operations per row and pair) are shared by all tokens: TKB at a time in registers, the
+// transposed pairs of a group kept in a 4 KB buffer.
+constexpr int TKB = 6;         // tokens in registers
 constexpr int TPASS = 32;      // tokens per pass over the rows (their accumulators and block sums stay in L1)
 constexpr int64_t BSEGP = 32;  // pairs per segment of the batch kernel
 
@@ -599,74 +595,86 @@ void block_sums(const gl_block_q8_0 * a, int64_t nb, int32_t * nc, float * dy) {
     }
 }
 
-// out[k] lane r = in[r] lane k (16 × 16 dwords).
-inline void transpose16(const __m512i in[16], __m512i out[16]) {
-    __m512i t[16], u[16], v[16];
+// Whether D's output qwords are whole natural qwords (output dwords 2m, 2m+1 = natural 2n, 2n+1).
+template <class D> constexpr bool natural_qwords() {
+    for (int m = 0; m < 8; ++m)
+        if (D::PI[2 * m] % 2 != 0 || D::PI[2 * m + 1] != D::PI[2 * m] + 1) return false;
+    return true;
+}
+
+// 8 rows × 8 qwords: out[n] lanes 2r, 2r+1 (dwords) = in[r] qword n.
+inline void transpose8q(const __m512i in[8], __m512i out[8]) {
+    __m512i A[4], B[4];  // lane L: rows 2i, 2i+1, qword 2L (A) / 2L+1 (B)
     GL_UNROLL
-    for (int i = 0; i < 8; ++i) {
-        t[2 * i] = _mm512_unpacklo_epi32(in[2 * i], in[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_epi32(in[2 * i], in[2 * i + 1]);
+    for (int i = 0; i < 4; ++i) {
+        A[i] = _mm512_unpacklo_epi64(in[2 * i], in[2 * i + 1]);
+        B[i] = _mm512_unpackhi_epi64(in[2 * i], in[2 * i + 1]);
+    }
+    const __m512i a0 = _mm512_shuffle_i64x2(A[0], A[1], 0x88), a1 = _mm512_shuffle_i64x2(A[0], A[1], 0xDD);
+    const __m512i a2 = _mm512_shuffle_i64x2(A[2], A[3], 0x88), a3 = _mm512_shuffle_i64x2(A[2], A[3], 0xDD);
+    const __m512i b0 = _mm512_shuffle_i64x2(B[0], B[1], 0x88), b1 = _mm512_shuffle_i64x2(B[0], B[1], 0xDD);
+    const __m512i b2 = _mm512_shuffle_i64x2(B[2], B[3], 0x88), b3 = _mm512_shuffle_i64x2(B[2], B[3], 0xDD);
+    out[0] = _mm512_shuffle_i64x2(a0, a2, 0x88);
+    out[4] = _mm512_shuffle_i64x2(a0, a2, 0xDD);
+    out[2] = _mm512_shuffle_i64x2(a1, a3, 0x88);
+    out[6] = _mm512_shuffle_i64x2(a1, a3, 0xDD);
+    out[1] = _mm512_shuffle_i64x2(b0, b2, 0x88);
+    out[5] = _mm512_shuffle_i64x2(b0, b2, 0xDD);
+    out[3] = _mm512_shuffle_i64x2(b1, b3, 0x88);
+    out[7] = _mm512_shuffle_i64x2(b1, b3, 0xDD);
+}
+
+// 16 decoded rows (D's order) -> XB[h * 8 + n] = qword n (natural) of rows 8h .. 8h+7.
+template <class D> inline void transpose_pair(__m512i W[16], __m512i * XB) {
+    if (!natural_qwords<D>()) {
+        alignas(64) uint32_t inv[16];
+        for (int k = 0; k < 16; ++k) inv[D::PI[k]] = (uint32_t) k;
+        const __m512i to_nat = _mm512_load_si512((const void *) inv);
+        GL_UNROLL
+        for (int r = 0; r < 16; ++r) W[r] = _mm512_permutexvar_epi32(to_nat, W[r]);
     }
     GL_UNROLL
-    for (int g = 0; g < 4; ++g) {  // rows 4g .. 4g+3: u[4g + j] lane L = dword 4L + j of those rows
-        u[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
-        u[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
-        u[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
-        u[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
-    }
-    GL_UNROLL
-    for (int j = 0; j < 4; ++j) {
-        v[j] = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x88);
-        v[4 + j] = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xDD);
-        v[8 + j] = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x88);
-        v[12 + j] = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xDD);
-    }
-    GL_UNROLL
-    for (int j = 0; j < 8; ++j) {
-        out[j] = _mm512_shuffle_i32x4(v[j], v[8 + j], 0x88);
-        out[8 + j] = _mm512_shuffle_i32x4(v[j], v[8 + j], 0xDD);
+    for (int h = 0; h < 2; ++h) {
+        __m512i T[8];
+        transpose8q(W + 8 * h, T);
+        GL_UNROLL
+        for (int m = 0; m < 8; ++m) XB[8 * h + (natural_qwords<D>() ? D::PI[2 * m] / 2 : m)] = T[m];
     }
 }
 
-// One transposed pair × TK tokens: the pair's first Q8_0 block of token t at a[t] (its second right after, or
-// absent when HALF), its corrections and scales at nc[t][0..1], dy[t][0..1]. The two chunks' accumulators of every
-// token advance together (2·TK independent chains back to back).
-template <class D, int TK, bool HALF>
-inline void batch_pair(const __m512i * X, const gl_block_q8_0 * const a[TK], const int32_t * const nc[TK], const float * const dy[TK],
+// One transposed pair (XB) × TK tokens: the pair's first Q8_0 block of token t at a[t] (its second right after, or
+// absent when HALF), the blocks' corrections and scales at nc[t][0..1], dy[t][0..1].
+template <int TK, bool HALF>
+inline void batch_pair(const __m512i * XB, const gl_block_q8_0 * const a[TK], const int32_t * const nc[TK], const float * const dy[TK],
                        __m512 f[TK]) {
-    int k0[8], k1[8];  // output dwords of each chunk, in order
-    int n0 = 0, n1 = 0;
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     GL_UNROLL
-    for (int k = 0; k < 16; ++k) {
-        if (D::PI[k] < 8) k0[n0++] = k;
-        else k1[n1++] = k;
-    }
-    __m512i acc0[TK], acc1[TK];
-    GL_UNROLL
-    for (int t = 0; t < TK; ++t) {
-        acc0[t] = _mm512_set1_epi32(nc[t][0]);
-        if (!HALF) acc1[t] = _mm512_set1_epi32(nc[t][1]);
-    }
-    GL_UNROLL
-    for (int i = 0; i < 8; ++i) {
-        const __m512i x0 = _mm512_load_si512((const void *) (X + k0[i]));
+    for (int c = 0; c < (HALF ? 1 : 2); ++c) {
+        __m512i X[2][4];
         GL_UNROLL
-        for (int t = 0; t < TK; ++t) acc0[t] = _mm512_dpbusd_epi32(acc0[t], x0, _mm512_set1_epi32(load_i32(a[t][0].qs + 4 * D::PI[k0[i]])));
-        if (!HALF) {
-            const __m512i x1 = _mm512_load_si512((const void *) (X + k1[i]));
+        for (int h = 0; h < 2; ++h) {
             GL_UNROLL
-            for (int t = 0; t < TK; ++t) acc1[t] = _mm512_dpbusd_epi32(acc1[t], x1, _mm512_set1_epi32(load_i32(a[t][1].qs + 4 * (D::PI[k1[i]] - 8))));
+            for (int n = 0; n < 4; ++n) X[h][n] = _mm512_load_si512((const void *) (XB + 8 * h + 4 * c + n));
+        }
+        GL_UNROLL
+        for (int t = 0; t < TK; ++t) {
+            __m512i acc[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+            GL_UNROLL
+            for (int n = 0; n < 4; ++n) {
+                const __m512i av = _mm512_set1_epi64(load_i64(a[t][c].qs + 8 * n));
+                acc[0] = _mm512_dpbusd_epi32(acc[0], X[0][n], av);
+                acc[1] = _mm512_dpbusd_epi32(acc[1], X[1][n], av);
+            }
+            __m512i z = _mm512_add_epi32(_mm512_permutex2var_epi32(acc[0], ev, acc[1]), _mm512_permutex2var_epi32(acc[0], od, acc[1]));
+            z = _mm512_add_epi32(z, _mm512_set1_epi32(nc[t][c]));
+            f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(z), _mm512_set1_ps(dy[t][c]), f[t]);
         }
     }
-    GL_UNROLL
-    for (int t = 0; t < TK; ++t) {
-        f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc0[t]), _mm512_set1_ps(dy[t][0]), f[t]);
-        if (!HALF) f[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc1[t]), _mm512_set1_ps(dy[t][1]), f[t]);
-    }
 }
 
-// Tokens [t0, t0 + n) (n <= TK; the block is padded with token t0) × the group's pairs in XB.
-template <class D, int TK>
+// Tokens [t0, t0 + n) (n <= TK; the block is padded with token t0) × the group's np pairs in XB (16 zmm each).
+template <int TK>
 inline void batch_tokens(const __m512i * XB, int64_t np, int64_t pair0, int64_t nch, int64_t t0, int n, const uint8_t * act, size_t act_stride,
                          const int32_t * ncs, const float * dys, int64_t c0, __m512 S, __m512 * racc) {
     __m512 f[TK];
@@ -684,8 +692,8 @@ inline void batch_tokens(const __m512i * XB, int64_t np, int64_t pair0, int64_t 
             nc[t] = ncs + tt * 2 * BSEGP + (c - c0);
             dy[t] = dys + tt * 2 * BSEGP + (c - c0);
         }
-        if (c + 1 < nch) batch_pair<D, TK, false>(XB + 16 * q, a, nc, dy, f);
-        else batch_pair<D, TK, true>(XB + 16 * q, a, nc, dy, f);
+        if (c + 1 < nch) batch_pair<TK, false>(XB + 16 * q, a, nc, dy, f);
+        else batch_pair<TK, true>(XB + 16 * q, a, nc, dy, f);
     }
     GL_UNROLL
     for (int t = 0; t < TK; ++t) {
@@ -727,9 +735,9 @@ void batch_tile(const Geo & G, int64_t row, int nrr, int64_t r0, int64_t cg0, in
             __m512i W[16];
             GL_UNROLL
             for (int r = 0; r < 16; ++r) W[r] = D::decode(rp[r] + (size_t) (pa + q) * 2 * D::BYTES, lut[du[r]]);
-            transpose16(W, XB + 16 * q);
+            transpose_pair<D>(W, XB + 16 * q);
         }
-        for (int t = 0; t < nt; t += TKB) batch_tokens<D, TKB>(XB, np, pa, G.nch, t, (int) min_i64(TKB, nt - t), act, act_stride, ncs, dys, 2 * p0, S, racc);
+        for (int t = 0; t < nt; t += TKB) batch_tokens<TKB>(XB, np, pa, G.nch, t, (int) min_i64(TKB, nt - t), act, act_stride, ncs, dys, 2 * p0, S, racc);
     }
     const __mmask16 m = (__mmask16) ((1u << nrr) - 1);
     for (int t = 0; t < nt; ++t) {
