@@ -1,5 +1,7 @@
 #include "quantize/gptq.h"
 
+#include "quantize/vec.h"
+
 #include "ggml-lite/common.h"
 #include "ggml-lite/cpu.h"
 
@@ -12,33 +14,6 @@ namespace quill {
 
 // ---- small kernels: vector extensions, each compiled for AVX2+FMA and for baseline x86-64 from one body and picked
 // per call by the CPU dispatch level (ggml-lite/cpu.h; QUILL_CPU applies) ------------------------------------------
-
-// NAME(params) calls NAME_avx2 or NAME_base, both NAME_impl(args) compiled for their target.
-#define GPTQ_DISPATCH(ret, name, params, args)                                                                   \
-    __attribute__((target("avx2,fma"))) static ret name##_avx2 params { return name##_impl args; }              \
-    static ret name##_base params { return name##_impl args; }                                                    \
-    static ret name params { return gl_cpu_level_get() >= GL_CPU_AVX2 ? name##_avx2 args : name##_base args; }
-
-// The vectors never cross a function boundary (every helper is always_inline), so the ABI note does not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-typedef float  v8f __attribute__((vector_size(32)));
-typedef double v4d __attribute__((vector_size(32)));
-
-template <typename V, typename T> __attribute__((always_inline)) static inline V loadv(const T * p) {
-    V v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-template <typename V, typename T> __attribute__((always_inline)) static inline void storev(T * p, V v) { memcpy(p, &v, sizeof v); }
-
-// y[i] += a·x[i]
-__attribute__((always_inline)) static inline void axpy_f32_impl(int64_t n, float a, const float * x, float * y) {
-    int64_t i = 0;
-    const v8f av = {a, a, a, a, a, a, a, a};
-    for (; i + 8 <= n; i += 8) storev(y + i, loadv<v8f>(y + i) + av * loadv<v8f>(x + i));
-    for (; i < n; ++i) y[i] += a * x[i];
-}
 
 __attribute__((always_inline)) static inline void axpy_f64_impl(int64_t n, double a, const double * x, double * y) {
     int64_t i = 0;
@@ -60,10 +35,10 @@ __attribute__((always_inline)) static inline double dot_f64_inl(int64_t n, const
     return s;
 }
 
-GPTQ_DISPATCH(void, axpy_f32, (int64_t n, float a, const float * x, float * y), (n, a, x, y))
-GPTQ_DISPATCH(void, axpy_f64, (int64_t n, double a, const double * x, double * y), (n, a, x, y))
+QUILL_VEC_DISPATCH(void, axpy_f32, (int64_t n, float a, const float * x, float * y), (n, a, x, y))
+QUILL_VEC_DISPATCH(void, axpy_f64, (int64_t n, double a, const double * x, double * y), (n, a, x, y))
 __attribute__((always_inline)) static inline double dot_f64_impl(int64_t n, const double * x, const double * y) { return dot_f64_inl(n, x, y); }
-GPTQ_DISPATCH(double, dot_f64, (int64_t n, const double * x, const double * y), (n, x, y))
+QUILL_VEC_DISPATCH(double, dot_f64, (int64_t n, const double * x, const double * y), (n, x, y))
 
 // A[i][j] -= Σ_l A[i][k0+l]·A[j][k0+l] (l < kb) for the rows i0 <= i < i0+4 (< n) and j0 <= j <= i: one row tile
 // of the trailing update of the blocked Cholesky.
@@ -98,7 +73,7 @@ __attribute__((always_inline)) static inline void syrk_row_tile_impl(double * A,
     }
 }
 
-GPTQ_DISPATCH(void, syrk_row_tile, (double * A, int64_t n, int64_t i0, int64_t j0, int64_t k0, int64_t kb), (A, n, i0, j0, k0, kb))
+QUILL_VEC_DISPATCH(void, syrk_row_tile, (double * A, int64_t n, int64_t i0, int64_t j0, int64_t k0, int64_t kb), (A, n, i0, j0, k0, kb))
 
 // ---- Cholesky and the triangular inverse, in double ---------------------------------------------------------------
 

@@ -40,6 +40,8 @@
 // and every reduction is computed in a fixed order, independent of the number of threads.
 #include "quantize/gptvq.h"
 
+#include "quantize/vec.h"
+
 #include "ggml-lite/common.h"
 #include "ggml-lite/cpu.h"
 #include "ggml-lite/types.h"
@@ -62,32 +64,7 @@ float VqLayer::value(int64_t r, int64_t c) const {
 
 // ---- small kernels: compiled for AVX2+FMA and for baseline x86-64 from one body, picked per call by the CPU level --
 
-#define VQ_DISPATCH(ret, name, params, args)                                                                     \
-    __attribute__((target("avx2,fma"))) static ret name##_avx2 params { return name##_impl args; }              \
-    static ret name##_base params { return name##_impl args; }                                                    \
-    static ret name params { return gl_cpu_level_get() >= GL_CPU_AVX2 ? name##_avx2 args : name##_base args; }
-
-// The vectors never cross a function boundary (every helper is always_inline), so the ABI note does not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-typedef float   v8f __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-
-template <typename V, typename T> __attribute__((always_inline)) static inline V loadv(const T * p) {
-    V v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-template <typename V, typename T> __attribute__((always_inline)) static inline void storev(T * p, V v) { memcpy(p, &v, sizeof v); }
-
-// y[i] += a·x[i]
-__attribute__((always_inline)) static inline void axpy_f32_impl(int64_t n, float a, const float * x, float * y) {
-    int64_t i = 0;
-    const v8f av = {a, a, a, a, a, a, a, a};
-    for (; i + 8 <= n; i += 8) storev(y + i, loadv<v8f>(y + i) + av * loadv<v8f>(x + i));
-    for (; i < n; ++i) y[i] += a * x[i];
-}
-VQ_DISPATCH(void, axpy_f32, (int64_t n, float a, const float * x, float * y), (n, a, x, y))
+QUILL_VEC_DISPATCH(void, axpy_f32, (int64_t n, float a, const float * x, float * y), (n, a, x, y))
 
 // Nearest centroid of each of n D-dimensional vectors X (n × D) sharing the coordinate weights w (D), eight vectors per
 // SIMD lane group and one centroid per step. cA holds k entries of D + 1 floats: Σ_t w_t·c_mt², then c_m. The
@@ -142,9 +119,9 @@ __attribute__((always_inline)) static inline void nearest_impl(int64_t n, const 
 __attribute__((always_inline)) static inline void nearest1_impl VQ_NEAREST_ARGS { nearest_impl<1>(n, X, w, k, ib, cA, out, second); }
 __attribute__((always_inline)) static inline void nearest2_impl VQ_NEAREST_ARGS { nearest_impl<2>(n, X, w, k, ib, cA, out, second); }
 __attribute__((always_inline)) static inline void nearest4_impl VQ_NEAREST_ARGS { nearest_impl<4>(n, X, w, k, ib, cA, out, second); }
-VQ_DISPATCH(void, nearest1, VQ_NEAREST_ARGS, (n, X, w, k, ib, cA, out, second))
-VQ_DISPATCH(void, nearest2, VQ_NEAREST_ARGS, (n, X, w, k, ib, cA, out, second))
-VQ_DISPATCH(void, nearest4, VQ_NEAREST_ARGS, (n, X, w, k, ib, cA, out, second))
+QUILL_VEC_DISPATCH(void, nearest1, VQ_NEAREST_ARGS, (n, X, w, k, ib, cA, out, second))
+QUILL_VEC_DISPATCH(void, nearest2, VQ_NEAREST_ARGS, (n, X, w, k, ib, cA, out, second))
+QUILL_VEC_DISPATCH(void, nearest4, VQ_NEAREST_ARGS, (n, X, w, k, ib, cA, out, second))
 
 static void nearest(int d, int64_t n, const float * X, const float * w, int k, int ib, const float * cA, int32_t * out, float * second) {
     switch (d) {
