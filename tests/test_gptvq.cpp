@@ -2,6 +2,7 @@
 // without error feedback on a correlated Hessian, the codebook fine-tune, parameter checks and thread-count
 // determinism.
 #include "tests/test_util.h"
+#include "tests/test_quant_util.h"
 
 #include "ggml-lite/common.h"
 #include "ggml-lite/types.h"
@@ -17,6 +18,7 @@
 #include <vector>
 
 using namespace quill;
+using namespace quill_test;
 
 namespace {
 
@@ -26,38 +28,6 @@ std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
     std::vector<float> x(n);
     for (float & v : x) v = g(rng);
     return x;
-}
-
-// A random symmetric positive definite "Hessian" of correlated inputs: H = 2/N · XᵀX with X = Z·M (N × C),
-// M mixing neighbouring features and giving them very different scales, as real activations have.
-// (Copied from tests/test_quantize.cpp.)
-std::vector<float> correlated_hessian(int64_t C, int64_t N, uint32_t seed) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<double> g(0.0, 1.0);
-    std::vector<double> M((size_t) (C * C), 0.0);
-    for (int64_t i = 0; i < C; ++i) {
-        const double s = 0.2 + 3.0 * std::fabs(g(rng));
-        for (int64_t j = std::max<int64_t>(0, i - 8); j < std::min(C, i + 8); ++j) M[(size_t) (i * C + j)] = s * (i == j ? 1.0 : 0.5 * g(rng));
-    }
-    std::vector<double> X((size_t) (N * C), 0.0);
-    std::vector<double> z((size_t) C);
-    for (int64_t t = 0; t < N; ++t) {
-        for (double & v : z) v = g(rng);
-        for (int64_t j = 0; j < C; ++j) {
-            double s = 0;
-            for (int64_t i = 0; i < C; ++i) s += z[(size_t) i] * M[(size_t) (i * C + j)];
-            X[(size_t) (t * C + j)] = s;
-        }
-    }
-    std::vector<float> H((size_t) (C * C));
-    for (int64_t i = 0; i < C; ++i) {
-        for (int64_t j = 0; j < C; ++j) {
-            double s = 0;
-            for (int64_t t = 0; t < N; ++t) s += X[(size_t) (t * C + i)] * X[(size_t) (t * C + j)];
-            H[(size_t) (i * C + j)] = (float) (2.0 * s / (double) N);
-        }
-    }
-    return H;
 }
 
 // Every structural property of a quantized layer, and W == out.value() bit for bit.

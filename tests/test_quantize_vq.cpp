@@ -2,6 +2,7 @@
 // a codebook type, the file loads with its checksums and generates a story, and at fewer bits per weight than GPTQ
 // int3 it has lower perplexity and KL-divergence on the same validation tokens. Also the method's option errors.
 #include "tests/test_util.h"
+#include "tests/test_quant_util.h"
 
 #include "formats/model_file.h"
 #include "formats/quill_file.h"
@@ -19,6 +20,7 @@
 #include <vector>
 
 using namespace quill;
+using namespace quill_test;
 
 namespace {
 
@@ -47,31 +49,6 @@ Eval quantize_and_eval(const std::string & dir, const std::string & name, const 
     e.k99 = parse_after(log, "99.0% KLD: ");
     MESSAGE(name << ": " << e.bpw_linear << " bits per weight over the linears, PPL " << e.ppl << ", mean KLD " << e.kld << ", 99% KLD " << e.k99);
     return e;
-}
-
-std::string greedy_story(const ModelFile & mf) {
-    Tokenizer tk = Tokenizer::from_metadata(mf.meta);
-    LlamaModel model(mf);
-    ContextParams cp;
-    cp.n_ctx = 128;
-    Context ctx(model, cp);
-    std::vector<int32_t> ids = tk.encode("Once upon a time", true);
-    Batch b;
-    for (size_t i = 0; i < ids.size(); ++i) b.add(ids[i], (int32_t) i, 0, i + 1 == ids.size());
-    ctx.decode(b);
-    SamplingParams sp;
-    sp.temp = 0;
-    Sampler s(sp, tk.n_vocab());
-    std::string text;
-    for (int i = 0; i < 40; ++i) {
-        const int32_t id = s.sample(ctx.logits(ctx.n_logits() - 1));
-        s.accept(id);
-        text += tk.token_to_piece(id);
-        b.clear();
-        b.add(id, (int32_t) (ids.size() + i), 0, true);
-        ctx.decode(b);
-    }
-    return text;
 }
 
 }  // namespace
