@@ -868,6 +868,14 @@ static void swiglu(const float * gate, const float * up, int64_t n, float * out)
 
 // ---- the tables -----------------------------------------------------------------------------------------------
 
+// The uniform integer types q<b>_g<g>: ggml-lite/cpu/intq_avx2.cpp (explicitly instantiated there).
+template <int B, int G> void gl_intq_avx2_vec_dot(int64_t n, float * s, const void * x, const void * y);
+template <int B, int G> void gl_intq_avx2_to_float(const void * x, float * y, int64_t n);
+template <int B, int G>
+void gl_intq_avx2_gemm(int64_t n, int64_t nr, int64_t nt, const void * w, size_t w_stride, const void * act, size_t act_stride,
+                       float * y, int64_t y_stride);
+#define INTQ_ENTRY(B, G) {gl_intq_avx2_vec_dot<B, G>, nullptr, gl_intq_avx2_to_float<B, G>, gl_intq_avx2_gemm<B, G>, nullptr}
+
 // Types without an entry here (zero-initialised) use the scalar reference (ggml-lite/cpu.cpp fills the gaps).
 const gl_type_kernels gl_kernels_avx2[GL_TYPE_COUNT] = {
     /* F32  */ {f32_vec_dot, nullptr, nullptr, f32_gemm, f32_axpy},
@@ -875,6 +883,16 @@ const gl_type_kernels gl_kernels_avx2[GL_TYPE_COUNT] = {
     /* BF16 */ {bf16_vec_dot, bf16_from_float, bf16_to_float, bf16_gemm, bf16_axpy},
     /* Q8_0 */ {q8_0_vec_dot, q8_0_from_float, q8_0_to_float, q8_0_gemm, nullptr},
     /* Q4_0 */ {q4_0_vec_dot, nullptr, q4_0_to_float, q4_0_gemm, nullptr},
+    /* Q4_G128 */ INTQ_ENTRY(4, 128),
+    /* Q3_G128 */ INTQ_ENTRY(3, 128),
+    /* Q2_G128 */ INTQ_ENTRY(2, 128),
+    /* Q4_G64  */ INTQ_ENTRY(4, 64),
+    /* Q3_G64  */ INTQ_ENTRY(3, 64),
+    /* Q2_G64  */ INTQ_ENTRY(2, 64),
+    /* Q4_G32  */ INTQ_ENTRY(4, 32),
+    /* Q3_G32  */ INTQ_ENTRY(3, 32),
+    /* Q2_G32  */ INTQ_ENTRY(2, 32),
 };
+#undef INTQ_ENTRY
 
 const gl_float_kernels gl_float_avx2 = {dot_f32, rms_norm, softmax, swiglu};
