@@ -1,5 +1,5 @@
 // AVX-512 (F, BW, VL, VNNI) kernels. Built with per-file flags (see CMakeLists.txt) and used only when the CPU
-// has them (ggml-lite/cpu.cpp). Same rule as avx2.cpp: no inline functions from shared headers, no std::
+// has them (ggml-lite/cpu.cpp). Same rule as avx2.cpp: no inline functions from shared headers (simd_common.h's are per file), no std::
 // templates; everything here has internal linkage and the two tables at the bottom are the only exported symbols.
 //
 // Quantized matrix products (Q4_0 and Q8_0 weights, Q8_0 activations) have two kernels:
@@ -26,6 +26,8 @@
 
 #include <immintrin.h>
 
+#include "ggml-lite/cpu/simd_common.h"
+
 #include <cstring>
 
 // GCC 12's AVX-512 headers build "undefined" vectors as self-initialised locals (__m512 __Y = __Y), which -Wall
@@ -33,28 +35,7 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
-// Full unrolling of the small fixed-count loops over registers (GCC does not always do it at -O2).
-#define GL_UNROLL _Pragma("GCC unroll 16")
-
 namespace {
-
-// ---- small helpers --------------------------------------------------------------------------------------------
-
-inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
-inline int32_t load_i32(const void * p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-inline uint16_t load_u16(const void * p) {
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return v;
-}
-
-inline int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 // ---- Q8_0 activations: per-block byte sums and scales ---------------------------------------------------------
 

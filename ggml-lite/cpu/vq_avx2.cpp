@@ -1,5 +1,5 @@
 // Codebook-type (GPTVQ) products at the avx2 level (AVX2 + FMA + F16C). Built with per-file flags
-// (CMakeLists.txt). As avx2.cpp: no inline functions from shared headers, no std:: templates, internal linkage;
+// (CMakeLists.txt). As avx2.cpp: no inline functions from shared headers (simd_common.h's are per file), no std:: templates, internal linkage;
 // the table at the end is the only exported symbol. The scalar reference is vq_gemm_ref in ggml-lite/types.cpp;
 // this matches it up to the order of the float sums (every chunk's integer dot is exact).
 //
@@ -20,31 +20,12 @@
 #include "ggml-lite/cpu.h"
 
 #include <immintrin.h>
+
+#include "ggml-lite/cpu/simd_common.h"
 #include <stdint.h>
 #include <string.h>
 
-#define GL_UNROLL _Pragma("GCC unroll 16")
-
 namespace {
-
-inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
-inline uint16_t load_u16(const void * p) {
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return v;
-}
-inline int32_t load_i32(const void * p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-inline int64_t load_i64(const void * p) {
-    int64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-inline int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 // Bytes 2p, 2p+1 <- byte p (per 128-bit lane).
 inline __m256i dup_ctrl() { return _mm256_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7); }

@@ -1,8 +1,8 @@
 // Codebook-type (GPTVQ) products at the avx512 level (F, BW, VL, DQ, VNNI, VBMI). Built with per-file flags
 // (CMakeLists.txt) and resolved only when the CPU has VNNI and VBMI (ggml-lite/cpu.cpp). As in avx512.cpp: no
-// inline functions from shared headers, no std:: templates, internal linkage; the table at the end is the only
-// exported symbol. The scalar reference is vq_gemm_ref in ggml-lite/types.cpp; this matches it up to the order
-// of the float sums (every chunk's integer dot is exact).
+// inline functions from shared headers (simd_common.h's are per file), no std:: templates, internal linkage; the
+// table at the end is the only exported symbol. The scalar reference is vq_gemm_ref in ggml-lite/types.cpp;
+// this matches it up to the order of the float sums (every chunk's integer dot is exact).
 //
 // One 512-bit register holds two 32-weight chunks of a row (a "pair", 2 · 4·bits index bytes). Decoding is
 // branch-free and table-driven:
@@ -31,33 +31,14 @@
 
 #include <immintrin.h>
 
+#include "ggml-lite/cpu/simd_common.h"
+
 #include <cstring>
 
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
-#define GL_UNROLL _Pragma("GCC unroll 16")
-
 namespace {
-
-inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
-inline uint16_t load_u16(const void * p) {
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return v;
-}
-inline int32_t load_i32(const void * p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-inline int64_t load_i64(const void * p) {
-    int64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-inline int64_t min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 // ---- constant tables (generated; see the decoders for what they mean) -----------------------------------------
 alignas(64) const uint8_t k_b2_ms[64] = {
