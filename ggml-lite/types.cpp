@@ -435,14 +435,22 @@ bool gl_vq_geometry(gl_type t, int64_t ne0, int64_t ne1, gl_vq_geom * g) {
     r.R = l->group / r.C > 1 ? l->group / r.C : 1;
     r.n_col_groups = (ne0 + r.C - 1) / r.C;
     r.n_row_groups = (ne1 + r.R - 1) / r.R;
-    r.n_groups = r.n_col_groups * r.n_row_groups;
+    // Every size below is computed in 128 bits and bounded before it is narrowed: a [2^40, 2^40] shape from an
+    // untrusted file overflows 64 bits in n_groups and in the codebook bytes.
+    typedef unsigned __int128 u128;
+    const u128 max_bytes = (u128) 1 << 48;
+    const u128 n_groups = (u128) r.n_col_groups * (u128) r.n_row_groups;
+    if (n_groups > max_bytes) return false;
+    r.n_groups = (int64_t) n_groups;
     r.chunk_bytes = (size_t) (4 * l->bits);
-    r.row_bytes = (size_t) ((ne0 + 31) / 32) * r.chunk_bytes;
+    r.row_bytes = (size_t) ((ne0 + 31) / 32) * r.chunk_bytes;  // ne0 <= 2^40, chunk_bytes <= 16: fits
     r.scales_offset = 0;
-    r.codebooks_offset = ((size_t) r.n_groups * 2 + 63) / 64 * 64;
-    r.side_bytes = r.codebooks_offset + (size_t) r.n_groups * (size_t) r.k * (size_t) r.dim;
-    const unsigned __int128 total = (unsigned __int128) r.row_bytes * (uint64_t) ne1 + r.side_bytes;
-    if (total > ((unsigned __int128) 1 << 48)) return false;
+    const u128 codebooks_offset = (n_groups * 2 + 63) / 64 * 64;
+    const u128 side = codebooks_offset + n_groups * (u128) r.k * (u128) r.dim;
+    const u128 total = (u128) r.row_bytes * (u128) ne1 + side;
+    if (side > max_bytes || total > max_bytes) return false;
+    r.codebooks_offset = (size_t) codebooks_offset;
+    r.side_bytes = (size_t) side;
     r.total_bytes = (size_t) total;
     // Every 32-weight chunk lies in one column group: C is a multiple of 32 or the whole row.
     if (r.C % 32 != 0 && r.C != ne0) return false;
