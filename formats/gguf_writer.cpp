@@ -1,5 +1,6 @@
 #include "formats/gguf_writer.h"
 
+#include "formats/atomic_file.h"
 #include "formats/meta_io.h"
 #include "ggml-lite/common.h"
 
@@ -63,27 +64,16 @@ void save_gguf(const std::string & path, const ModelFile & mf) {
     }
     h.resize((h.size() + k_gguf_alignment - 1) / k_gguf_alignment * k_gguf_alignment, '\0');
 
-    const std::string tmp = strfmt("%s.tmp.%d", path.c_str(), (int) getpid());
-    FILE * f = fopen(tmp.c_str(), "wb");
-    if (!f) throw_error("%s: cannot create: %s", tmp.c_str(), strerror(errno));
-    bool ok = fwrite(h.data(), 1, h.size(), f) == h.size();
+    AtomicFile f(path);  // whole or nothing at `path`, never through a planted link (formats/atomic_file.h)
+    f.append(h.data(), h.size());
     static const char zeros[k_gguf_alignment] = {};
-    for (size_t i = 0; ok && i < mf.tensors.size(); ++i) {
+    for (size_t i = 0; i < mf.tensors.size(); ++i) {
         const TensorData & t = mf.tensors[i];
-        ok = fwrite(t.data, 1, t.nbytes, f) == t.nbytes;
+        f.append(t.data, t.nbytes);
         size_t pad = (size_t) ((t.nbytes + k_gguf_alignment - 1) / k_gguf_alignment * k_gguf_alignment - t.nbytes);
-        if (ok && pad && i + 1 < mf.tensors.size()) ok = fwrite(zeros, 1, pad, f) == pad;
+        if (pad && i + 1 < mf.tensors.size()) f.append(zeros, pad);
     }
-    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok) {
-        unlink(tmp.c_str());
-        throw_error("%s: write failed: %s", path.c_str(), strerror(errno));
-    }
-    if (rename(tmp.c_str(), path.c_str()) != 0) {
-        unlink(tmp.c_str());
-        throw_error("cannot rename %s to %s: %s", tmp.c_str(), path.c_str(), strerror(errno));
-    }
+    f.commit();
 }
 
 }  // namespace quill

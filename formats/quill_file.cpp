@@ -1,6 +1,7 @@
 // quill file reader and writer; formats/SPEC.md is the source of truth for every field.
 #include "formats/quill_file.h"
 
+#include "formats/atomic_file.h"
 #include "formats/byte_reader.h"
 #include "formats/meta_io.h"
 
@@ -121,34 +122,15 @@ QuillWriter::QuillWriter(const std::string & path, const Metadata & meta, std::v
     }
     data_start_ = align_up(build_header().size(), QUILL_ALIGNMENT);
 
-    tmp_path_ = strfmt("%s.tmp.%d", path_.c_str(), (int) getpid());
-    fd_ = open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw_error("%s: cannot create: %s", tmp_path_.c_str(), strerror(errno));
+    file_ = std::make_unique<AtomicFile>(path_);
 }
 
-QuillWriter::~QuillWriter() {
-    if (fd_ >= 0) close(fd_);
-    if (!finished_ && !tmp_path_.empty()) unlink(tmp_path_.c_str());
-}
-
-static void pwrite_all(int fd, const void * data, size_t n, uint64_t off, const std::string & what) {
-    const char * p = (const char *) data;
-    while (n > 0) {
-        ssize_t w = pwrite(fd, p, n, (off_t) off);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            throw_error("%s: write failed: %s", what.c_str(), strerror(errno));
-        }
-        p += w;
-        n -= (size_t) w;
-        off += (uint64_t) w;
-    }
-}
+QuillWriter::~QuillWriter() = default;
 
 void QuillWriter::write_tensor(size_t i, const void * data, size_t nbytes) {
     GL_ASSERT(i < specs_.size());
     if (nbytes != nbytes_[i]) throw_error("tensor '%s': %zu bytes given, %llu expected", specs_[i].name.c_str(), nbytes, (unsigned long long) nbytes_[i]);
-    pwrite_all(fd_, data, nbytes, data_start_ + offsets_[i], tmp_path_);
+    file_->pwrite(data, nbytes, data_start_ + offsets_[i]);
     checksums_[i] = quill_checksum(data, nbytes);
     written_[i] = true;
 }
@@ -187,13 +169,10 @@ void QuillWriter::finish() {
     std::string h = build_header();
     GL_ASSERT(align_up(h.size(), QUILL_ALIGNMENT) == data_start_);
     h.resize(data_start_, '\0');
-    pwrite_all(fd_, h.data(), h.size(), 0, tmp_path_);
+    file_->pwrite(h.data(), h.size(), 0);
     uint64_t end = specs_.empty() ? data_start_ : data_start_ + align_up(offsets_.back() + nbytes_.back(), QUILL_ALIGNMENT);
-    if (ftruncate(fd_, (off_t) end) != 0) throw_error("%s: cannot size file: %s", tmp_path_.c_str(), strerror(errno));
-    if (fsync(fd_) != 0) throw_error("%s: fsync failed: %s", tmp_path_.c_str(), strerror(errno));
-    close(fd_);
-    fd_ = -1;
-    if (rename(tmp_path_.c_str(), path_.c_str()) != 0) throw_error("cannot rename %s to %s: %s", tmp_path_.c_str(), path_.c_str(), strerror(errno));
+    file_->truncate(end);
+    file_->commit();
     finished_ = true;
 }
 

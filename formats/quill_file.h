@@ -3,6 +3,7 @@
 
 #include "formats/model_file.h"
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,8 +21,10 @@ struct QuillTensorSpec {
 
 // Writes a quill file atomically: the layout is fixed up front from the specs, tensor data is written at its
 // offset (in any order, so a quantizer can stream tensors as it finishes them), and finish() writes the header
-// with checksums, fsyncs and renames the temporary file into place. Destroying an unfinished writer removes the
-// temporary file, so an interrupted conversion never leaves a half-written output.
+// with checksums, fsyncs and gives the file its name (formats/atomic_file.h). Until then the data lives in an
+// unnamed file, so an unfinished writer, an exception or any kill leaves neither an output nor a temporary file.
+class AtomicFile;
+
 class QuillWriter {
 public:
     QuillWriter(const std::string & path, const Metadata & meta, std::vector<QuillTensorSpec> specs);
@@ -35,13 +38,13 @@ public:
     void finish();
 
 private:
-    std::string path_, tmp_path_;
+    std::string path_;
     Metadata meta_;
     std::vector<QuillTensorSpec> specs_;
     std::vector<uint64_t> offsets_, nbytes_, checksums_;
     std::vector<bool> written_;
     uint64_t data_start_ = 0;
-    int fd_ = -1;
+    std::unique_ptr<AtomicFile> file_;  // formats/atomic_file.h: whole or nothing at path_
     bool finished_ = false;
 
     std::string build_header() const;

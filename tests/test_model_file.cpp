@@ -509,7 +509,9 @@ TEST_CASE("quill file: an unfinished QuillWriter leaves no output and no tempora
             QuillWriter w(path, mf.meta, specs);
             CHECK(w.n_tensors() == mf.tensors.size());
             for (size_t i = 0; i + 1 < mf.tensors.size(); ++i) w.write_tensor(i, mf.tensors[i].data, mf.tensors[i].nbytes);
-            CHECK(list_dir(dir.path).size() == 1);  // the temporary file, while writing
+            // While writing, nothing has the output's name (the data is in an unnamed O_TMPFILE file, or in a
+            // random hidden name where that is unsupported; tests/test_hardening.cpp covers both).
+            for (const std::string & name : list_dir(dir.path)) CHECK(name != "never.quill");
         }
         CHECK(list_dir(dir.path).empty());
     }
