@@ -46,22 +46,8 @@ bool is_regular_file(const std::string & path) {
     return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-std::string read_small_file(const std::string & path, size_t max_bytes) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw_error("cannot open %s", path.c_str());
-    std::string s;
-    char buf[65536];
-    while (f) {
-        f.read(buf, sizeof(buf));
-        s.append(buf, (size_t) f.gcount());
-        if (s.size() > max_bytes) throw_error("%s is too large (more than %zu bytes)", path.c_str(), max_bytes);
-    }
-    if (f.bad()) throw_error("error reading %s", path.c_str());
-    return s;
-}
-
 json parse_json_file(const std::string & path) {
-    const std::string text = read_small_file(path, 64u << 20);
+    const std::string text = read_file_bounded(path, 256u << 20);
     try {
         return json::parse(text);
     } catch (const json::exception & e) {

@@ -59,14 +59,56 @@ TensorData & ModelFile::add_owned(const std::string & name, gl_type type, std::v
     return t;
 }
 
-MappedFile::MappedFile(const std::string & path) {
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+namespace {
+
+// Opens `path` for reading without blocking (a FIFO with no writer would block a plain open) and makes sure it is
+// a regular file. Returns the descriptor; throws quill::Error naming the file otherwise.
+int open_regular(const std::string & path, struct stat & st) {
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) throw_error("%s: cannot open: %s", path.c_str(), strerror(errno));
-    struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        const bool dir = S_ISDIR(st.st_mode);
         close(fd);
-        throw_error("%s: not a regular file", path.c_str());
+        throw_error("%s: not a regular file%s", path.c_str(), dir ? " (a directory)" : "");
     }
+    return fd;
+}
+
+}  // namespace
+
+std::string read_file_bounded(const std::string & path, size_t max_bytes) {
+    struct stat st;
+    const int fd = open_regular(path, st);
+    if ((uint64_t) st.st_size > max_bytes) {
+        close(fd);
+        throw_error("%s: file too large (%lld bytes; the limit is %zu)", path.c_str(), (long long) st.st_size, max_bytes);
+    }
+    std::string s;
+    s.reserve((size_t) st.st_size);
+    char buf[1 << 16];
+    for (;;) {
+        const ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            const int e = errno;
+            close(fd);
+            throw_error("%s: read failed: %s", path.c_str(), strerror(e));
+        }
+        if (n == 0) break;
+        s.append(buf, (size_t) n);
+        if (s.size() > max_bytes) {  // the file grew while being read
+            close(fd);
+            throw_error("%s: file too large (the limit is %zu bytes)", path.c_str(), max_bytes);
+        }
+    }
+    close(fd);
+    return s;
+}
+
+MappedFile::MappedFile(const std::string & path) {
+    struct stat st;
+    int fd = open_regular(path, st);
+    if (fd < 0) throw_error("%s: cannot open: %s", path.c_str(), strerror(errno));
     size = (size_t) st.st_size;
     if (size > 0) {
         void * p = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
@@ -90,11 +132,13 @@ ModelFile load_model(const std::string & path, const LoadOptions & opt) {
     if (S_ISDIR(st.st_mode)) return load_hf(path, opt);
     char magic[4] = {0, 0, 0, 0};
     {
-        FILE * f = fopen(path.c_str(), "rb");
-        if (!f) throw_error("%s: cannot open: %s", path.c_str(), strerror(errno));
-        size_t n = fread(magic, 1, 4, f);
-        fclose(f);
-        if (n < 4) throw_error("%s: file too short to be a model (%zu bytes)", path.c_str(), n);
+        struct stat fst;
+        const int fd = open_regular(path, fst);  // a FIFO or device is refused, not waited on
+        ssize_t n;
+        do n = pread(fd, magic, 4, 0);
+        while (n < 0 && errno == EINTR);
+        close(fd);
+        if (n < 4) throw_error("%s: file too short to be a model (%zd bytes)", path.c_str(), n < 0 ? (ssize_t) 0 : n);
     }
     if (memcmp(magic, "QUIL", 4) == 0) return load_quill(path, opt);
     if (memcmp(magic, "GGUF", 4) == 0) return load_gguf(path, opt);

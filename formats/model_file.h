@@ -56,6 +56,11 @@ struct MappedFile {
     MappedFile & operator=(const MappedFile &) = delete;
 };
 
+// The whole of a regular file of at most `max_bytes` (a prompt, a text, a JSON file). Anything else is an error
+// naming the file: a FIFO or a device (never read, so never blocks on /dev/zero or a pipe with no writer), a
+// directory, or a file over the bound.
+std::string read_file_bounded(const std::string & path, size_t max_bytes);
+
 struct LoadOptions {
     std::string tokenizer_path;  // llama2.c tokenizer.bin, required for llama2.c checkpoints
     bool        verify = true;   // verify checksums of quill files (header always, tensors when true)

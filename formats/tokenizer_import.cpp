@@ -83,12 +83,9 @@ namespace {
 using json = nlohmann::json;
 
 json read_json(const std::string & path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw_error("%s: cannot open file", path.c_str());
-    std::stringstream ss;
-    ss << in.rdbuf();
+    const std::string text = read_file_bounded(path, 256u << 20);
     try {
-        return json::parse(ss.str());
+        return json::parse(text);
     } catch (const json::exception & e) {
         throw_error("%s: invalid JSON: %s", path.c_str(), e.what());
     }
@@ -113,6 +110,29 @@ std::string token_field(const json & cfg, const char * key) {
     return "";
 }
 
+// Token ids come from an untrusted file: each must be an integer (not 1e30, not 3.5, not "7") in [0, kMaxVocab),
+// checked before any arithmetic on it, so no id can overflow `id + 1` or index before the vocabulary. The largest
+// real vocabularies have about 262K entries.
+constexpr int64_t kMaxVocab = 1 << 22;
+
+// A token's text as an error message shows it: at most 64 bytes, control characters as '?', so it stays one line.
+std::string shown_token(const std::string & token) {
+    std::string s = token.size() > 64 ? token.substr(0, 64) + "..." : token;
+    for (char & c : s) {
+        if ((unsigned char) c < 0x20 || c == 0x7f) c = '?';
+    }
+    return s;
+}
+
+int64_t token_id(const json & v, const std::string & path, const std::string & token) {
+    const std::string shown = shown_token(token);
+    if (!v.is_number_integer())
+        throw_error("%s: token '%s' has id %s, which is not an integer", path.c_str(), shown.c_str(), v.dump().substr(0, 64).c_str());
+    if (v.is_number_unsigned() ? v.get<uint64_t>() >= (uint64_t) kMaxVocab : (v.get<int64_t>() < 0 || v.get<int64_t>() >= kMaxVocab))
+        throw_error("%s: token '%s' has id %s, outside [0, %lld)", path.c_str(), shown.c_str(), v.dump().c_str(), (long long) kMaxVocab);
+    return v.get<int64_t>();
+}
+
 const char * const k_regex_llama3 =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const char * const k_regex_gpt2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
@@ -130,25 +150,38 @@ void import_hf_tokenizer(const std::string & tokenizer_json_path, const std::str
 
         // Vocabulary, with the added tokens (which may lie beyond the model's vocab).
         const json & vocab = model.at("vocab");
+        if (!vocab.is_object()) throw_error("%s: model.vocab is not an object of token -> id", P.c_str());
         int64_t n = 0;
-        for (auto it = vocab.begin(); it != vocab.end(); ++it) n = std::max<int64_t>(n, it.value().get<int64_t>() + 1);
+        std::string last_token;  // the token with the largest id
+        auto grow = [&](int64_t id, const std::string & text) {
+            if (id + 1 > n) n = id + 1, last_token = text;
+        };
+        for (auto it = vocab.begin(); it != vocab.end(); ++it) grow(token_id(it.value(), P, it.key()), it.key());
         const json added = tj.contains("added_tokens") && tj["added_tokens"].is_array() ? tj["added_tokens"] : json::array();
-        for (const auto & a : added) n = std::max<int64_t>(n, a.at("id").get<int64_t>() + 1);
-        if (n <= 0 || n > (1 << 24)) throw_error("%s: vocabulary size %lld is invalid", P.c_str(), (long long) n);
+        auto added_content = [&](const json & a) -> std::string {
+            if (!a.is_object() || !a.contains("content") || !a["content"].is_string())
+                throw_error("%s: an added token has no string 'content'", P.c_str());
+            return a["content"].get<std::string>();
+        };
+        for (const auto & a : added) grow(token_id(a.value("id", json()), P, added_content(a)), added_content(a));
+        if (n <= 0) throw_error("%s: the vocabulary is empty", P.c_str());
+        // Holes in the ids are padded (below); a few ids far beyond the entries would only allocate padding.
+        const int64_t n_entries = (int64_t) vocab.size() + (int64_t) added.size();
+        if (n > 2 * n_entries + 65536)
+            throw_error("%s: token '%s' has id %lld but there are only %lld tokens", P.c_str(), shown_token(last_token).c_str(), (long long) (n - 1),
+                        (long long) n_entries);
 
         std::vector<std::string> tokens((size_t) n);
         std::vector<int64_t> types((size_t) n, TOKEN_TYPE_UNDEFINED);
         for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-            int64_t id = it.value().get<int64_t>();
-            if (id < 0) throw_error("%s: token '%s' has negative id", P.c_str(), it.key().c_str());
+            const int64_t id = token_id(it.value(), P, it.key());
             tokens[(size_t) id] = it.key();
             types[(size_t) id] = TOKEN_TYPE_NORMAL;
         }
         const std::string unk_text = model.contains("unk_token") && model["unk_token"].is_string() ? model["unk_token"].get<std::string>() : "";
         for (const auto & a : added) {
-            int64_t id = a.at("id").get<int64_t>();
-            if (id < 0) throw_error("%s: added token with negative id", P.c_str());
-            tokens[(size_t) id] = a.at("content").get<std::string>();
+            const int64_t id = token_id(a.value("id", json()), P, added_content(a));
+            tokens[(size_t) id] = added_content(a);
             bool special = a.value("special", false);
             types[(size_t) id] = tokens[(size_t) id] == unk_text ? TOKEN_TYPE_UNKNOWN : special ? TOKEN_TYPE_CONTROL : TOKEN_TYPE_USER_DEFINED;
         }
@@ -231,8 +264,8 @@ void import_hf_tokenizer(const std::string & tokenizer_json_path, const std::str
         auto find_id = [&](const std::string & text) -> int64_t {
             if (text.empty()) return -1;
             for (const auto & a : added)
-                if (a.value("content", "") == text) return a.at("id").get<int64_t>();
-            if (vocab.contains(text)) return vocab[text].get<int64_t>();
+                if (added_content(a) == text) return token_id(a.value("id", json()), P, text);
+            if (vocab.contains(text)) return token_id(vocab[text], P, text);
             return -1;
         };
         int64_t bos = find_id(token_field(cfg, "bos_token"));

@@ -14,17 +14,7 @@ CalibData load_calibration(const CalibParams & p, const Tokenizer & tok) {
     if (p.file.empty()) throw_error("calibration: no text file given (--calib FILE)");
     if (p.seq_len < 2 || p.seq_len > (1 << 20)) throw_error("calibration: invalid sequence length %lld", (long long) p.seq_len);
     if (p.n_tokens < 1 || p.n_tokens > ((int64_t) 1 << 32)) throw_error("calibration: invalid token count %lld", (long long) p.n_tokens);
-    std::string text;
-    {
-        FILE * f = fopen(p.file.c_str(), "rb");
-        if (!f) throw_error("calibration: cannot read '%s': %s", p.file.c_str(), strerror(errno));
-        char buf[1 << 16];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-        const bool err = ferror(f);
-        fclose(f);
-        if (err) throw_error("calibration: error reading '%s'", p.file.c_str());
-    }
+    const std::string text = read_file_bounded(p.file, 1u << 30);
     CalibData c;
     c.file = p.file;
     c.text_xxh3 = quill_checksum(text.data(), text.size());
