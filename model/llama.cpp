@@ -2,6 +2,7 @@
 
 #include "ggml-lite/common.h"
 #include "ggml-lite/cpu.h"
+#include "model/tokenizer.h"
 
 #include <algorithm>
 #include <cmath>
@@ -47,6 +48,13 @@ LlamaModel::LlamaModel(const ModelFile & mf) {
         throw_error("%s: inconsistent hyper-parameters (embd %lld, ff %lld, layers %lld, heads %lld/%lld, ctx %lld)", mf.path.c_str(),
                     (long long) hp.n_embd, (long long) hp.n_ff, (long long) hp.n_layer, (long long) hp.n_head, (long long) hp.n_head_kv,
                     (long long) hp.n_ctx_train);
+    // NaN fails every comparison, so each test is written to pass only for a finite value in range.
+    if (!(std::isfinite(hp.eps) && hp.eps > 0.0f && hp.eps < 1.0f))
+        throw_error("%s: invalid RMSNorm epsilon %g (%s must be in (0, 1))", mf.path.c_str(), (double) hp.eps,
+                    key("attention.layer_norm_rms_epsilon").c_str());
+    if (!(std::isfinite(hp.rope_base) && hp.rope_base > 1.0f))
+        throw_error("%s: invalid RoPE base %g (%s must be a finite number above 1)", mf.path.c_str(), (double) hp.rope_base,
+                    key("rope.freq_base").c_str());
     hp.head_dim = m.get_int(key("attention.key_length"), hp.n_embd / hp.n_head);
     hp.n_rot = m.get_int(key("rope.dimension_count"), hp.head_dim);
     if (hp.head_dim <= 0 || hp.n_rot <= 0 || hp.n_rot > hp.head_dim || hp.n_rot % 2 != 0)
@@ -54,7 +62,7 @@ LlamaModel::LlamaModel(const ModelFile & mf) {
     const std::string scaling = m.get_str(key("rope.scaling.type"), "none");
     if (scaling == "linear") {
         const double f = m.get_float(key("rope.scaling.factor"), 1.0);
-        if (!(f > 0)) throw_error("%s: invalid rope scaling factor", mf.path.c_str());
+        if (!(std::isfinite(f) && f > 0 && f <= 1e6)) throw_error("%s: invalid rope scaling factor %g", mf.path.c_str(), f);
         hp.rope_freq_scale = (float) (1.0 / f);
     } else if (scaling != "none" && scaling != "") {
         throw_error("%s: rope scaling '%s' is not supported (none, linear)", mf.path.c_str(), scaling.c_str());
@@ -66,7 +74,14 @@ LlamaModel::LlamaModel(const ModelFile & mf) {
     tok_embd = weight_2d(mf, "token_embd.weight", hp.n_embd, hp.n_vocab);
     output_norm = vector_f32(mf, "output_norm.weight", hp.n_embd);
     output = mf.find("output.weight") ? weight_2d(mf, "output.weight", hp.n_embd, hp.n_vocab) : tok_embd;
-    if (mf.find("rope_freqs.weight")) rope_freqs = vector_f32(mf, "rope_freqs.weight", hp.n_rot / 2);
+    if (mf.find("rope_freqs.weight")) {
+        rope_freqs = vector_f32(mf, "rope_freqs.weight", hp.n_rot / 2);
+        for (int64_t i = 0; i < hp.n_rot / 2; ++i) {
+            if (!(std::isfinite(rope_freqs[i]) && rope_freqs[i] > 0.0f))
+                throw_error("%s: rope_freqs.weight[%lld] is %g; RoPE frequency factors must be finite and positive", mf.path.c_str(),
+                            (long long) i, (double) rope_freqs[i]);
+        }
+    }
 
     const int64_t q_dim = hp.n_head * hp.head_dim, kv_dim = hp.kv_dim();
     for (int64_t l = 0; l < hp.n_layer; ++l) {
@@ -86,6 +101,18 @@ LlamaModel::LlamaModel(const ModelFile & mf) {
         layers.push_back(L);
     }
     weight_bytes += output.nb1 * (size_t) output.ne1 + tok_embd.nb1 + (size_t) hp.n_embd * sizeof(float);
+}
+
+void check_vocab_matches(const Tokenizer & tok, const LlamaModel & model, const std::string & path) {
+    if (tok.n_vocab() != model.hp.n_vocab)
+        throw_error("%s: the tokenizer has %d tokens but the model's embedding has %lld rows", path.c_str(), tok.n_vocab(),
+                    (long long) model.hp.n_vocab);
+}
+
+void validate_runnable(const ModelFile & mf) {
+    const LlamaModel model(mf);
+    const Tokenizer tok = Tokenizer::from_metadata(mf.meta);
+    check_vocab_matches(tok, model, mf.path);
 }
 
 // ---- KV cache -------------------------------------------------------------------------------------------------

@@ -40,6 +40,14 @@ public:
     size_t weight_bytes = 0;              // bytes of every weight read per token
 };
 
+class Tokenizer;
+
+// What a model file needs to run, checked in one place, so that convert and quantize refuse what run would refuse:
+// the hyper-parameters and tensor shapes (LlamaModel's constructor), the tokenizer (Tokenizer::from_metadata), and
+// that the tokenizer's vocabulary is the embedding's rows (check_vocab_matches). Throws quill::Error naming it.
+void validate_runnable(const ModelFile & mf);
+void check_vocab_matches(const Tokenizer & tok, const LlamaModel & model, const std::string & path);
+
 struct Batch {
     std::vector<int32_t> token;
     std::vector<int32_t> pos;

@@ -286,6 +286,7 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
     LoadOptions lo;
     lo.tokenizer_path = p.tokenizer;
     ModelFile mf = load_model(p.input, lo);
+    validate_runnable(mf);  // never write a file that `quill run` would then refuse
     LlamaModel model(mf);
     const LlamaHparams & hp = model.hp;
     const std::string desc = method->describe(p);

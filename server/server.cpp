@@ -7,6 +7,7 @@
 #include "model/llama.h"
 #include "model/tokenizer.h"
 #include "server/app.h"
+#include "server/http_conn.h"
 #include "server/metrics.h"
 #include "server/scheduler.h"
 
@@ -15,7 +16,6 @@
 #include <cstdio>
 #include <ctime>
 #include <pthread.h>
-#include <sys/socket.h>
 #include <thread>
 
 namespace quill {
@@ -28,17 +28,6 @@ std::string base_name(const std::string & path) {
     const size_t slash = p.rfind('/');
     return slash == std::string::npos ? p : p.substr(slash + 1);
 }
-
-// httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed when Debian built the library): a burst of
-// clients connecting at once would overflow it and wait a second for their SYN to be retried. Linux lets listen()
-// be called again on a listening socket to raise the backlog; the socket is a protected member, hence this class.
-class HttpServer : public httplib::Server {
-public:
-    void raise_backlog(int backlog) {
-        const socket_t fd = svr_sock_;
-        if (fd != INVALID_SOCKET) ::listen(fd, backlog);
-    }
-};
 
 // Waits up to `seconds` for a signal in `set` (blocked in every thread). Returns it, or 0 on timeout.
 int wait_signal(const sigset_t & set, double seconds) {
@@ -55,6 +44,8 @@ int server_run(const ServerParams & p) {
     if (p.parallel < 1 || p.parallel > 256) throw_error("serve: --parallel must be between 1 and 256");
     if (p.queue < 0 || p.queue > 4096) throw_error("serve: --queue must be between 0 and 4096");
     if (p.port < 0 || p.port > 65535) throw_error("serve: --port must be between 0 and 65535");
+    if (!(p.header_timeout > 0 && p.header_timeout <= 3600)) throw_error("serve: --header-timeout must be between 0 and 3600 seconds");
+    if (p.max_connections < 1 || p.max_connections > 100000) throw_error("serve: --max-connections must be between 1 and 100000");
 
     // SIGINT and SIGTERM are blocked in every thread (the ones started below inherit the mask) and taken with
     // sigtimedwait by this thread, so shutdown runs as ordinary code, not in a signal handler.
@@ -69,8 +60,7 @@ int server_run(const ServerParams & p) {
     ModelFile mf = load_model(p.model_path, lo);
     const Tokenizer tok = Tokenizer::from_metadata(mf.meta);
     const LlamaModel model(mf);
-    if (tok.n_vocab() != model.hp.n_vocab)
-        throw_error("serve: the tokenizer has %d tokens but the model's embedding has %lld rows", tok.n_vocab(), (long long) model.hp.n_vocab);
+    check_vocab_matches(tok, model, mf.path);
 
     ContextParams cp;
     cp.n_ctx = p.n_ctx;
@@ -95,7 +85,11 @@ int server_run(const ServerParams & p) {
     app.model_id = p.alias.empty() ? base_name(p.model_path) : p.alias;
     app.created = (int64_t) std::time(nullptr);
 
-    HttpServer svr;
+    ConnLimits limits;
+    limits.header_timeout = p.header_timeout;
+    limits.max_connections = p.max_connections;
+    limits.busy_body = http_dump(api_error_json(ApiError(503, "too many open connections; retry later", "", "server_busy")));
+    HttpServer svr(limits, metrics);
     http_setup(svr, app);
     int port = p.port;
     if (port == 0) port = svr.bind_to_any_port(p.host);
