@@ -100,9 +100,18 @@ std::string format_plain(const std::vector<ChatMessage> & msgs, bool add_ass) {
     return out;
 }
 
-bool valid_name(const std::string & n) { return n == "llama2" || n == "chatml" || n == "llama3" || n == "plain"; }
+bool valid_name(const std::string & n) {
+    for (const std::string & k : chat_template_list())
+        if (k == n) return true;
+    return false;
+}
 
 }  // namespace
+
+const std::vector<std::string> & chat_template_list() {
+    static const std::vector<std::string> names = {"llama2", "chatml", "llama3", "plain"};
+    return names;
+}
 
 const char * chat_template_names() { return "llama2, chatml, llama3, plain"; }
 

@@ -60,5 +60,7 @@ bool chat_template_adds_bos(const std::string & name);
 
 // "llama2, chatml, llama3, plain"
 const char * chat_template_names();
+// The same names, one per entry (the CLI checks --chat-template against them before loading a model).
+const std::vector<std::string> & chat_template_list();
 
 }  // namespace quill

@@ -39,6 +39,16 @@ struct SamplingParams {
 
 constexpr uint64_t kSamplerRandomSeed = 0xFFFFFFFF;
 
+// The accepted range of each sampling parameter, the same for `quill run` and the server's requests.
+struct SamplingRange {
+    double lo, hi;
+};
+constexpr SamplingRange kTempRange = {0.0, 2.0};
+constexpr SamplingRange kTopPRange = {0.0, 1.0};
+constexpr SamplingRange kMinPRange = {0.0, 1.0};
+constexpr SamplingRange kRepeatPenaltyRange = {1e-3, 100.0};
+constexpr SamplingRange kPresencePenaltyRange = {-2.0, 2.0};
+
 struct TokenLogprob {
     int32_t token = 0;
     float   logprob = 0.0f;

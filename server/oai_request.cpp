@@ -146,13 +146,13 @@ GenRequest parse_common(const json & body, const PromptContext & pc, bool chat) 
     r.max_tokens = get_int(body, "max_completion_tokens", r.max_tokens, 1, big);
 
     SamplingParams & sp = r.sampling;
-    sp.temp = (float) get_number(body, "temperature", sp.temp, 0.0, 2.0);
-    sp.top_p = (float) get_number(body, "top_p", sp.top_p, 0.0, 1.0);
+    sp.temp = (float) get_number(body, "temperature", sp.temp, kTempRange.lo, kTempRange.hi);
+    sp.top_p = (float) get_number(body, "top_p", sp.top_p, kTopPRange.lo, kTopPRange.hi);
     sp.top_k = (int32_t) get_int(body, "top_k", sp.top_k, 0, std::numeric_limits<int32_t>::max());
-    sp.min_p = (float) get_number(body, "min_p", sp.min_p, 0.0, 1.0);
-    sp.presence_penalty = (float) get_number(body, "presence_penalty", 0.0, -2.0, 2.0);
-    sp.frequency_penalty = (float) get_number(body, "frequency_penalty", 0.0, -2.0, 2.0);
-    sp.repeat_penalty = (float) get_number(body, "repeat_penalty", 1.0, 1e-3, 100.0);
+    sp.min_p = (float) get_number(body, "min_p", sp.min_p, kMinPRange.lo, kMinPRange.hi);
+    sp.presence_penalty = (float) get_number(body, "presence_penalty", 0.0, kPresencePenaltyRange.lo, kPresencePenaltyRange.hi);
+    sp.frequency_penalty = (float) get_number(body, "frequency_penalty", 0.0, kPresencePenaltyRange.lo, kPresencePenaltyRange.hi);
+    sp.repeat_penalty = (float) get_number(body, "repeat_penalty", 1.0, kRepeatPenaltyRange.lo, kRepeatPenaltyRange.hi);
     if (field(body, "seed")) {
         sp.seed = (uint64_t) get_int(body, "seed", 0, std::numeric_limits<int64_t>::min(), big);
         r.random_seed = false;

@@ -2,7 +2,9 @@
 
 #include "ggml-lite/common.h"
 
+#include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <omp.h>
@@ -48,12 +50,41 @@ bool Args::parse(int argc, char ** argv) {
                 if (i + 1 >= argc) throw_error("%s: option %s needs a value (%s)", cmd_.c_str(), a.c_str(), s->value.c_str());
                 val = argv[++i];
             }
+            check(*s, a, val);
             values_[s->names[0]] = val;
         } else {
             positional_.push_back(a);
         }
     }
     return true;
+}
+
+void Args::check(const OptSpec & s, const std::string & name, const std::string & v) const {
+    const OptCheck & c = s.check;
+    if (c.kind == OptCheck::ANY) return;
+    if (c.kind == OptCheck::CHOICE) {
+        if (v.empty() && s.def.empty()) return;  // "" is the default: "pick it for me"
+        std::string list;
+        for (const std::string & x : c.choices) {
+            if (x == v) return;
+            list += (list.empty() ? "" : ", ") + x;
+        }
+        throw_error("%s: option %s must be one of %s, got '%s'", cmd_.c_str(), name.c_str(), list.c_str(), v.c_str());
+    }
+    const bool integer = c.kind == OptCheck::INT;
+    const std::string what = integer ? strfmt("an integer between %lld and %lld", (long long) c.lo, (long long) c.hi)
+                                     : strfmt("a number between %g and %g", c.lo, c.hi);
+    char * end = nullptr;
+    errno = 0;
+    bool ok = !v.empty() && !isspace((unsigned char) v[0]);
+    if (ok && integer) {
+        const long long x = strtoll(v.c_str(), &end, 10);
+        ok = *end == '\0' && errno == 0 && (double) x >= c.lo && (double) x <= c.hi;
+    } else if (ok) {
+        const double x = strtod(v.c_str(), &end);
+        ok = *end == '\0' && errno == 0 && std::isfinite(x) && x >= c.lo && x <= c.hi;
+    }
+    if (!ok) throw_error("%s: option %s must be %s, got '%s'", cmd_.c_str(), name.c_str(), what.c_str(), v.c_str());
 }
 
 bool Args::has(const std::string & name) const {
@@ -69,21 +100,24 @@ std::string Args::str(const std::string & name) const {
 }
 
 long long Args::num(const std::string & name) const {
-    std::string v = str(name);
-    char * end = nullptr;
-    errno = 0;
-    long long x = strtoll(v.c_str(), &end, 10);
-    if (v.empty() || *end != '\0' || errno != 0) throw_error("%s: option %s expects an integer, got '%s'", cmd_.c_str(), name.c_str(), v.c_str());
-    return x;
+    const OptSpec * s = find(name);
+    GL_ASSERT(s);
+    const std::string v = str(name);
+    // An option without a declared range still never wraps around: it must fit the int32 its callers store.
+    OptSpec spec = *s;
+    if (spec.check.kind != OptCheck::INT) spec.check = int_in(INT32_MIN, INT32_MAX);
+    check(spec, name, v);  // the default too
+    return strtoll(v.c_str(), nullptr, 10);
 }
 
 double Args::real(const std::string & name) const {
-    std::string v = str(name);
-    char * end = nullptr;
-    errno = 0;
-    double x = strtod(v.c_str(), &end);
-    if (v.empty() || *end != '\0' || errno != 0) throw_error("%s: option %s expects a number, got '%s'", cmd_.c_str(), name.c_str(), v.c_str());
-    return x;
+    const OptSpec * s = find(name);
+    GL_ASSERT(s);
+    const std::string v = str(name);
+    OptSpec spec = *s;
+    if (spec.check.kind != OptCheck::INT && spec.check.kind != OptCheck::REAL) spec.check = real_in(-1e300, 1e300);  // finite
+    check(spec, name, v);
+    return strtod(v.c_str(), nullptr);
 }
 
 std::string Args::help() const {

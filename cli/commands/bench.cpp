@@ -102,8 +102,8 @@ int cmd_bench(int argc, char ** argv) {
                   {{"-p", "--n-prompt"}, "N", "512", "prompt tokens for pp tests, comma-separated (0: none)"},
                   {{"-n", "--n-gen"}, "N", "128", "generated tokens for tg tests, comma-separated (0: none)"},
                   {{"-t", "--threads"}, "N", "0", "thread counts, comma-separated (0: physical cores)"},
-                  {{"-r", "--repetitions"}, "N", "5", "repetitions of each test"},
-                  {{"-b", "--batch-size"}, "N", "512", "tokens per forward pass in pp"},
+                  {{"-r", "--repetitions"}, "N", "5", "repetitions of each test", int_in(1, 1000)},
+                  {{"-b", "--batch-size"}, "N", "512", "tokens per forward pass in pp", int_in(1, kMaxTokens)},
                   {{"--kv-type"}, "TYPE", "f16", "KV cache type"},
                   {{"--no-bandwidth"}, "", "", "skip the memory bandwidth measurement"},
               });
@@ -144,7 +144,6 @@ int cmd_bench(int argc, char ** argv) {
     const std::vector<long long> pps = split_ints(args.str("-p"), "-p"), tgs = split_ints(args.str("-n"), "-n"),
                                  threads = split_ints(args.str("-t"), "-t");
     const long long reps = args.num("-r");
-    if (reps < 1 || reps > 1000) throw_error("bench: -r must be 1..1000");
     gl_type kv_type;
     if (!gl_type_from_name(args.str("--kv-type").c_str(), &kv_type)) throw_error("bench: unknown KV cache type");
 

@@ -4,6 +4,7 @@
 #include "formats/quill_file.h"
 #include "ggml-lite/common.h"
 #include "ggml-lite/ops.h"
+#include "model/llama.h"
 
 #include <cstdio>
 #include <cstring>
@@ -47,6 +48,7 @@ int cmd_convert(int argc, char ** argv) {
     LoadOptions lo;
     lo.tokenizer_path = args.str("--tokenizer");
     ModelFile mf = load_model(in, lo);
+    validate_runnable(mf);  // never write a file that `quill run` would then refuse
 
     Metadata meta = mf.meta;
     meta.set_str("general.source.format", mf.format);

@@ -69,10 +69,10 @@ int cmd_perplexity(int argc, char ** argv) {
               {
                   {{"-m", "--model"}, "FILE", "", "model file"},
                   {{"-f", "--file"}, "TEXT", "", "text file to evaluate"},
-                  {{"-c", "--ctx-size"}, "N", "512", "tokens per chunk"},
-                  {{"-b", "--batch-size"}, "N", "512", "tokens per forward pass (at most the chunk)"},
-                  {{"--chunks"}, "K", "-1", "evaluate at most K chunks (-1: all)"},
-                  {{"-t", "--threads"}, "N", "0", "threads (0: physical cores)"},
+                  {{"-c", "--ctx-size"}, "N", "512", "tokens per chunk", int_in(4, 1 << 20)},
+                  {{"-b", "--batch-size"}, "N", "512", "tokens per forward pass (at most the chunk)", int_in(1, kMaxTokens)},
+                  {{"--chunks"}, "K", "-1", "evaluate at most K chunks (-1: all)", int_in(-1, INT32_MAX)},
+                  {{"-t", "--threads"}, "N", "0", "threads (0: physical cores)", int_in(0, kMaxThreads)},
                   {{"--kv-type"}, "TYPE", "f16", "KV cache type: f16 or f32"},
                   {{"--tokenizer"}, "TOK", "", "llama2.c tokenizer.bin, for llama2.c checkpoints"},
                   {{"--kld-base"}, "FILE", "",
@@ -83,13 +83,13 @@ int cmd_perplexity(int argc, char ** argv) {
     if (args.str("-m").empty() || args.str("-f").empty()) throw_error("perplexity: need -m FILE and -f TEXT");
     set_threads(args.num("-t"));
     const int64_t n_ctx = args.num("-c");
-    if (n_ctx < 4 || n_ctx > (1 << 20)) throw_error("perplexity: invalid context size %lld", (long long) n_ctx);
 
     LoadOptions lo;
     lo.tokenizer_path = args.str("--tokenizer");
     ModelFile mf = load_model(args.str("-m"), lo);
     Tokenizer tok = Tokenizer::from_metadata(mf.meta);
     LlamaModel model(mf);
+    check_vocab_matches(tok, model, mf.path);
     // The base model for --kld-base: same vocabulary required (the tokens come from -m's tokenizer).
     std::unique_ptr<ModelFile> base_mf;
     std::unique_ptr<LlamaModel> base_model;
@@ -101,15 +101,7 @@ int cmd_perplexity(int argc, char ** argv) {
                         (long long) model.hp.n_vocab);
     }
 
-    std::string text;
-    {
-        FILE * f = fopen(args.str("-f").c_str(), "rb");
-        if (!f) throw_error("perplexity: cannot read '%s'", args.str("-f").c_str());
-        char buf[1 << 16];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
-        fclose(f);
-    }
+    const std::string text = read_file_bounded(args.str("-f"), 1u << 30);
     auto t0 = std::chrono::steady_clock::now();
     std::vector<int32_t> tokens = tok.encode(text, true, false);
     const double t_tok = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -133,21 +133,21 @@ int cmd_run(int argc, char ** argv) {
                   {{"-m", "--model"}, "FILE", "", "model: .quill, .gguf, llama2.c .bin (with --tokenizer) or a Hugging Face directory"},
                   {{"-p", "--prompt"}, "PROMPT", "", "prompt text"},
                   {{"-f", "--file"}, "FILE", "", "read the prompt from a file"},
-                  {{"-n", "--n-predict"}, "N", "128", "tokens to generate (-1: until end of text or context)"},
-                  {{"-c", "--ctx-size"}, "N", "0", "context size (0: the model's)"},
-                  {{"-b", "--batch-size"}, "N", "512", "tokens per forward pass when processing the prompt"},
-                  {{"-t", "--threads"}, "N", "0", "threads (0: physical cores)"},
-                  {{"--temp"}, "T", "0.8", "temperature; 0 is greedy"},
-                  {{"--top-k"}, "N", "40", "top-k (0: off)"},
-                  {{"--top-p"}, "P", "0.95", "top-p (1: off)"},
-                  {{"--min-p"}, "P", "0.05", "min-p (0: off)"},
-                  {{"--repeat-penalty"}, "R", "1.0", "repetition penalty (1: off)"},
-                  {{"--repeat-last-n"}, "N", "64", "tokens the repetition penalty looks back on (-1: the whole context)"},
-                  {{"--seed"}, "S", "-1", "random seed (-1: random)"},
+                  {{"-n", "--n-predict"}, "N", "128", "tokens to generate (-1: until end of text or context)", int_in(-1, kMaxTokens)},
+                  {{"-c", "--ctx-size"}, "N", "0", "context size (0: the model's)", int_in(0, kMaxTokens)},
+                  {{"-b", "--batch-size"}, "N", "512", "tokens per forward pass when processing the prompt", int_in(1, kMaxTokens)},
+                  {{"-t", "--threads"}, "N", "0", "threads (0: physical cores)", int_in(0, kMaxThreads)},
+                  {{"--temp"}, "T", "0.8", "temperature; 0 is greedy", real_in(kTempRange.lo, kTempRange.hi)},
+                  {{"--top-k"}, "N", "40", "top-k (0: off)", int_in(0, INT32_MAX)},
+                  {{"--top-p"}, "P", "0.95", "top-p (1: off)", real_in(kTopPRange.lo, kTopPRange.hi)},
+                  {{"--min-p"}, "P", "0.05", "min-p (0: off)", real_in(kMinPRange.lo, kMinPRange.hi)},
+                  {{"--repeat-penalty"}, "R", "1.0", "repetition penalty (1: off)", real_in(kRepeatPenaltyRange.lo, kRepeatPenaltyRange.hi)},
+                  {{"--repeat-last-n"}, "N", "64", "tokens the repetition penalty looks back on (-1: the whole context)", int_in(-1, kMaxTokens)},
+                  {{"--seed"}, "S", "-1", "random seed (-1: random)", int_in(-1, UINT32_MAX)},
                   {{"--kv-type"}, "TYPE", "f16", "KV cache type: f16 or f32"},
                   {{"--tokenizer"}, "TOK", "", "llama2.c tokenizer.bin, for llama2.c checkpoints"},
                   {{"-i", "--interactive"}, "", "", "chat in the terminal using the model's chat template"},
-                  {{"--chat-template"}, "NAME", "", "chat template: llama2, chatml, llama3, plain (default: from the model)"},
+                  {{"--chat-template"}, "NAME", "", "chat template: llama2, chatml, llama3, plain (default: from the model)", one_of(chat_template_list())},
                   {{"-sys", "--system"}, "TEXT", "", "system prompt for -i"},
                   {{"--no-display-prompt"}, "", "", "do not print the prompt before the generated text"},
               });
@@ -175,8 +175,7 @@ int cmd_run(int argc, char ** argv) {
     ModelFile mf = load_model(args.str("-m"), lo);
     Tokenizer tok = Tokenizer::from_metadata(mf.meta);
     LlamaModel model(mf);
-    if (tok.n_vocab() != model.hp.n_vocab)
-        throw_error("run: the tokenizer has %d tokens but the model's embedding has %lld rows", tok.n_vocab(), (long long) model.hp.n_vocab);
+    check_vocab_matches(tok, model, mf.path);
     Context ctx(model, cp);
     if (sp.repeat_last_n < 0) sp.repeat_last_n = ctx.n_ctx();  // -1: the whole context, as llama.cpp
     Sampler sampler(sp, (int32_t) model.hp.n_vocab);
@@ -194,13 +193,8 @@ int cmd_run(int argc, char ** argv) {
 
     std::string prompt = args.str("-p");
     if (args.has("-f")) {
-        FILE * f = fopen(args.str("-f").c_str(), "rb");
-        if (!f) throw_error("run: cannot read prompt file '%s'", args.str("-f").c_str());
-        prompt.clear();
-        char buf[4096];
-        size_t n;
-        while ((n = fread(buf, 1, sizeof buf, f)) > 0) prompt.append(buf, n);
-        fclose(f);
+        // A prompt longer than the largest context is an error anyway; 64 MiB bounds -f /dev/zero and its kin.
+        prompt = read_file_bounded(args.str("-f"), 64u << 20);
     }
     std::vector<int32_t> tokens = tok.encode(prompt, true, false);
     if (tokens.empty()) throw_error("run: the prompt is empty and the model adds no BOS token; give -p");

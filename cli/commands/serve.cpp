@@ -1,6 +1,7 @@
 // quill serve: options -> ServerParams -> server_run (server/).
 #include "cli/commands/args.h"
 #include "ggml-lite/common.h"
+#include "model/chat.h"
 #include "server/server.h"
 
 #include <cstdlib>
@@ -13,19 +14,21 @@ int cmd_serve(int argc, char ** argv) {
                   {{"-m", "--model"}, "FILE", "", "model: .quill, .gguf, llama2.c .bin (with --tokenizer) or a Hugging Face directory"},
                   {{"--tokenizer"}, "TOK", "", "llama2.c tokenizer.bin, for llama2.c checkpoints"},
                   {{"--host"}, "ADDR", "127.0.0.1", "address to listen on (0.0.0.0: every interface)"},
-                  {{"--port"}, "N", "8080", "port (0: any free port, printed at start-up)"},
+                  {{"--port"}, "N", "8080", "port (0: any free port, printed at start-up)", int_in(0, 65535)},
                   {{"--api-key"}, "KEY", "", "require 'Authorization: Bearer KEY' on the API routes (default: $QUILL_API_KEY)"},
-                  {{"-np", "--parallel"}, "N", "4", "slots: requests generated at the same time (continuous batching)"},
-                  {{"--queue"}, "N", "32", "requests that may wait for a slot; beyond that the server answers 503"},
-                  {{"-c", "--ctx-size"}, "N", "0", "context size of each slot (0: the model's)"},
-                  {{"-b", "--batch-size"}, "N", "512", "most tokens in one decode step"},
-                  {{"-t", "--threads"}, "N", "0", "threads (0: physical cores)"},
+                  {{"-np", "--parallel"}, "N", "4", "slots: requests generated at the same time (continuous batching)", int_in(1, 256)},
+                  {{"--queue"}, "N", "32", "requests that may wait for a slot; beyond that the server answers 503", int_in(0, 4096)},
+                  {{"-c", "--ctx-size"}, "N", "0", "context size of each slot (0: the model's)", int_in(0, kMaxTokens)},
+                  {{"-b", "--batch-size"}, "N", "512", "most tokens in one decode step", int_in(1, kMaxTokens)},
+                  {{"-t", "--threads"}, "N", "0", "threads (0: physical cores)", int_in(0, kMaxThreads)},
                   {{"--kv-type"}, "TYPE", "f16", "KV cache type: f16 or f32"},
-                  {{"--chat-template"}, "NAME", "", "chat template: llama2, chatml, llama3, plain (default: from the model; plain without one)"},
+                  {{"--chat-template"}, "NAME", "", "chat template: llama2, chatml, llama3, plain (default: from the model; plain without one)", one_of(chat_template_list())},
                   {{"--alias"}, "NAME", "", "model id shown by the API (default: the model's file name)"},
                   {{"--cors-origin"}, "ORIGIN", "", "allow browser requests from ORIGIN (or *): adds CORS headers and answers preflights"},
-                  {{"--max-body"}, "BYTES", "1048576", "largest request body; bigger ones get 413"},
-                  {{"--drain-timeout"}, "SEC", "10", "on SIGINT/SIGTERM, how long accepted requests may take to finish"},
+                  {{"--max-body"}, "BYTES", "1048576", "largest request body; bigger ones get 413", int_in(1024, 1LL << 32)},
+                  {{"--drain-timeout"}, "SEC", "10", "on SIGINT/SIGTERM, how long accepted requests may take to finish", real_in(0, 86400)},
+                  {{"--header-timeout"}, "SEC", "10", "a request's line and headers must arrive within SEC seconds of its first byte (else 408)"},
+                  {{"--max-connections"}, "N", "256", "connections served at once; beyond that a connection gets 503 and is closed"},
               });
     if (!args.parse(argc, argv)) return 0;
     if (!args.positional().empty()) throw_error("serve: unexpected argument '%s'", args.positional()[0].c_str());
@@ -45,16 +48,15 @@ int cmd_serve(int argc, char ** argv) {
     p.queue = (int32_t) args.num("--queue");
     p.n_ctx = (int32_t) args.num("-c");
     p.n_batch = (int32_t) args.num("-b");
-    if (p.n_ctx < 0 || p.n_batch < 1) throw_error("serve: -c must be >= 0 and -b >= 1");
     if (!gl_type_from_name(args.str("--kv-type").c_str(), &p.kv_type)) throw_error("serve: unknown KV cache type '%s'", args.str("--kv-type").c_str());
     p.chat_template = args.str("--chat-template");
     p.alias = args.str("--alias");
     p.cors_origin = args.str("--cors-origin");
     const long long max_body = args.num("--max-body");
-    if (max_body < 1024) throw_error("serve: --max-body must be at least 1024 bytes");
     p.max_body = (size_t) max_body;
     p.drain_seconds = args.real("--drain-timeout");
-    if (!(p.drain_seconds >= 0)) throw_error("serve: --drain-timeout must be >= 0");
+    p.header_timeout = args.real("--header-timeout");
+    p.max_connections = (int32_t) args.num("--max-connections");
     set_threads(args.num("-t"));
     return server_run(p);
 }
