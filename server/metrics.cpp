@@ -73,6 +73,9 @@ std::string Metrics::render(int slots_busy, int slots_total, int queue_depth) co
     gauge("quill_slots_busy", "Slots generating or reading a prompt.", slots_busy);
     gauge("quill_slots_total", "Slots (--parallel).", slots_total);
     gauge("quill_tokens_per_second", "Tokens generated per second over the last 10 seconds.", (double) window_tokens / kWindow);
+    gauge("quill_connections_open", "HTTP connections being served.", (double) connections_open.load());
+    counter("quill_connections_rejected_total", "Connections refused with 503 because --max-connections were open.", connections_rejected.load());
+    counter("quill_header_timeouts_total", "Requests whose request line and headers did not arrive within --header-timeout.", header_timeouts.load());
     return out;
 }
 

@@ -11,6 +11,9 @@
 //   quill_queue_depth                    gauge    choices waiting for a slot
 //   quill_slots_busy, quill_slots_total  gauge
 //   quill_tokens_per_second              gauge    tokens sampled per second over the last 10 seconds
+//   quill_connections_open               gauge    HTTP connections being served
+//   quill_connections_rejected_total     counter  connections refused with 503 because --max-connections were open
+//   quill_header_timeouts_total          counter  requests whose line and headers did not arrive within --header-timeout
 #pragma once
 
 #include <array>
@@ -30,6 +33,9 @@ public:
     void on_decode(uint64_t batch_tokens, double seconds);
 
     std::atomic<uint64_t> rejected{0}, cancelled{0}, prompt_tokens{0};
+    // Kept by the connection layer (http_conn.cpp).
+    std::atomic<int64_t> connections_open{0};
+    std::atomic<uint64_t> connections_rejected{0}, header_timeouts{0};
 
     std::string render(int slots_busy, int slots_total, int queue_depth) const;
 

@@ -4,6 +4,7 @@
 #include "model/tokenizer.h"
 #include "server/app.h"
 #include "server/chat_page.h"
+#include "server/http_conn.h"
 #include "server/metrics.h"
 #include "server/scheduler.h"
 #include "server/text_stream.h"
@@ -113,10 +114,8 @@ void http_count_bytes(size_t n) { t_stream_bytes += n; }
 void http_setup(httplib::Server & svr, App & app) {
     const ServerParams & p = app.params;
     svr.set_payload_max_length(p.max_body);
-    // Connections are served by a pool sized for every slot and queue place plus room for /health, /metrics and
-    // idle keep-alive connections, so that a full server still answers 503 instead of leaving requests unread.
-    const size_t n_threads = (size_t) std::max(16, p.parallel + p.queue + 8);
-    svr.new_task_queue = [n_threads] { return new httplib::ThreadPool(n_threads); };
+    // Connections get a thread each (up to --max-connections) from HttpServer's own task queue (http_conn.cpp),
+    // which also bounds the time for request headers; nothing to set up here.
 
     if (!p.cors_origin.empty()) {
         httplib::Headers h = {
@@ -149,6 +148,8 @@ void http_setup(httplib::Server & svr, App & app) {
         if (res.status == 413)
             e = ApiError(413, strfmt("the request body is larger than the limit of %zu bytes", app.params.max_body), "", "request_too_large");
         if (res.status == 400) e = ApiError(400, "malformed HTTP request", "", "bad_request");
+        if (res.status == 400 && http_header_timed_out())
+            e = ApiError(408, strfmt("the request line and headers did not arrive within %g seconds", app.params.header_timeout), "", "request_timeout");
         if (res.status == 414) e = ApiError(414, "the request URI is too long", "", "uri_too_long");
         http_send_json(res, e.status, api_error_json(e));
         return httplib::Server::HandlerResponse::Handled;

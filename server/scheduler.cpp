@@ -113,6 +113,7 @@ std::vector<size_t> Scheduler::admit_locked() {
             Delta d;
             d.index = it->index;
             d.error = cancel_all_ ? kShuttingDown : "cancelled";
+            d.shutdown = cancel_all_;
             it->job->push(std::move(d));
             it = queue_.erase(it);
         } else {
@@ -164,7 +165,7 @@ void Scheduler::loop() {
         }
         for (size_t i : admitted) start_task(slots_[i]);
         for (Slot & s : slots_) {
-            if (s.busy && (cancel_all || s.task.job->cancelled())) finish(s, nullptr, cancel_all ? kShuttingDown : "cancelled");
+            if (s.busy && (cancel_all || s.task.job->cancelled())) finish(s, nullptr, cancel_all ? kShuttingDown : "cancelled", cancel_all);
         }
         if (!build_batch()) continue;
         const auto t0 = Clock::now();
@@ -177,12 +178,13 @@ void Scheduler::loop() {
         metrics_.on_decode(batch_.size(), std::chrono::duration<double>(Clock::now() - t0).count());
         sample_slots();
     }
-    fail_all(kShuttingDown);
+    fail_all(kShuttingDown, true);
     std::lock_guard<std::mutex> lk(mu_);
     for (Task & t : queue_) {
         Delta d;
         d.index = t.index;
         d.error = kShuttingDown;
+        d.shutdown = true;
         t.job->push(std::move(d));
     }
     queue_.clear();
@@ -262,12 +264,13 @@ void Scheduler::take_text(Slot & s, bool final, Delta & d) {
     s.pending.erase(s.pending.begin(), s.pending.begin() + (ptrdiff_t) k);
 }
 
-void Scheduler::finish(Slot & s, const char * reason, const std::string & error) {
+void Scheduler::finish(Slot & s, const char * reason, const std::string & error, bool shutdown) {
     Delta d;
     if (error.empty()) take_text(s, true, d);
     d.index = s.task.index;
     d.finish_reason = error.empty() ? reason : nullptr;
     d.error = error;
+    d.shutdown = shutdown && !error.empty();
     d.n_prompt = (int32_t) s.task.prompt->size();
     d.n_gen = s.n_gen;
     // Free the slot before the client can see the end, so that its next request finds the slot free.
@@ -284,9 +287,9 @@ void Scheduler::finish(Slot & s, const char * reason, const std::string & error)
     job->push(std::move(d));
 }
 
-void Scheduler::fail_all(const std::string & error) {
+void Scheduler::fail_all(const std::string & error, bool shutdown) {
     for (Slot & s : slots_) {
-        if (s.busy) finish(s, nullptr, error);
+        if (s.busy) finish(s, nullptr, error, shutdown);
     }
 }
 

@@ -46,6 +46,7 @@ struct Delta {
     std::vector<TokenLogprobs> logprobs;  // tokens whose text starts in this delta (when logprobs were asked for)
     const char * finish_reason = nullptr; // "stop" or "length" on the choice's last delta
     std::string error;                    // on the last delta instead, when the choice failed
+    bool shutdown = false;                // ... because the server is shutting down (cancel_all or stop)
     int32_t n_prompt = 0, n_gen = 0;      // on the last delta
     bool last() const { return finish_reason || !error.empty(); }
 };
@@ -120,9 +121,9 @@ private:
     void start_task(Slot & s);
     bool build_batch();
     void sample_slots();
-    void finish(Slot & s, const char * reason, const std::string & error = "");
+    void finish(Slot & s, const char * reason, const std::string & error = "", bool shutdown = false);
     void take_text(Slot & s, bool final, Delta & d);
-    void fail_all(const std::string & error);
+    void fail_all(const std::string & error, bool shutdown = false);
 
     Context & ctx_;
     const Tokenizer & tok_;

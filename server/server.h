@@ -26,6 +26,8 @@ struct ServerParams {
     gl_type kv_type = GL_TYPE_F16;
     size_t max_body = 1 << 20;    // bytes of a request body
     double drain_seconds = 10.0;  // on SIGINT/SIGTERM: how long accepted requests may take to finish
+    double header_timeout = 10.0; // seconds for a request's line and headers, from their first byte
+    int32_t max_connections = 256;  // connections served at once; more get 503
 };
 
 // Loads the model, serves until SIGINT or SIGTERM, then shuts down gracefully. Returns the exit code (0).
