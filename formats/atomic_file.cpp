@@ -91,6 +91,17 @@ std::string random_suffix() {
     return strfmt("%016llx", (unsigned long long) rng());
 }
 
+// Gives the unnamed file open as `fd` the name `target` (fails with EEXIST when something is there). Through
+// /proc/self/fd, which needs no privilege; without /proc, AT_EMPTY_PATH (which needs CAP_DAC_READ_SEARCH).
+int link_fd(int fd, const std::string & target) {
+    const std::string proc = strfmt("/proc/self/fd/%d", fd);
+    if (linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, target.c_str(), AT_SYMLINK_FOLLOW) == 0) return 0;
+    const int e = errno;
+    if (e == ENOENT && access("/proc/self/fd", F_OK) != 0) return linkat(fd, "", AT_FDCWD, target.c_str(), AT_EMPTY_PATH);
+    errno = e;
+    return -1;
+}
+
 bool env_no_tmpfile() {
     const char * v = getenv("QUILL_NO_O_TMPFILE");
     return v && *v && strcmp(v, "0") != 0;
@@ -155,15 +166,14 @@ void AtomicFile::commit() {
     if (committed_) return;
     if (fsync(fd_) != 0) throw_error("%s: fsync failed: %s", path_.c_str(), strerror(errno));
     if (tmp_name_.empty()) {
-        const std::string proc = strfmt("/proc/self/fd/%d", fd_);
         // Straight to the output path when nothing is there: no moment with a stray name.
-        if (linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path_.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+        if (link_fd(fd_, path_) != 0) {
             if (errno != EEXIST) throw_error("%s: cannot create: %s", path_.c_str(), strerror(errno));
             // Something is there (an old output, or a link): a fresh name beside it, then rename over it.
             std::string name;
             for (int attempt = 0; attempt < 16; ++attempt) {
                 name = dir_ + "/." + base_of(path_) + ".tmp." + random_suffix();
-                if (linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, name.c_str(), AT_SYMLINK_FOLLOW) == 0) break;
+                if (link_fd(fd_, name) == 0) break;
                 if (errno != EEXIST) throw_error("%s: cannot create: %s", name.c_str(), strerror(errno));
                 name.clear();
             }
