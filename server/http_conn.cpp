@@ -293,6 +293,9 @@ thread_local ConnStream * t_conn = nullptr;
 
 bool http_client_gone() { return t_conn && t_conn->peer_gone(); }
 bool http_header_timed_out() { return t_conn && t_conn->header_timed_out(); }
+void http_peer(std::string & ip, int & port) {
+    if (t_conn) t_conn->get_remote_ip_and_port(ip, port);
+}
 
 HttpServer::HttpServer(ConnLimits limits, Metrics & metrics) : limits_(std::move(limits)), metrics_(metrics) {
     const int cap = std::max(1, limits_.max_connections);

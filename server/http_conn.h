@@ -62,5 +62,7 @@ private:
 bool http_client_gone();
 // true when the current request failed because its request line and headers did not arrive in time.
 bool http_header_timed_out();
+// The client's address and port (for the access log of requests that failed before httplib filled them in).
+void http_peer(std::string & ip, int & port);
 
 }  // namespace quill

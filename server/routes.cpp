@@ -56,8 +56,11 @@ void access_log(const Request & req, const Response & res) {
     for (char & c : path) {
         if ((unsigned char) c < 0x20 || c == '"' || (unsigned char) c >= 0x7f) c = '?';
     }
-    fprintf(stderr, "%s %s:%d \"%s %s\" %d %zuB %s\n", when, req.remote_addr.c_str(), req.remote_port, req.method.c_str(), path.c_str(),
-            res.status, res.body.size() + t_stream_bytes, dur.c_str());
+    std::string addr = req.remote_addr;
+    int port = req.remote_port;
+    if (addr.empty()) http_peer(addr, port);  // a request that failed before httplib filled them in
+    fprintf(stderr, "%s %s:%d \"%s %s\" %d %zuB %s\n", when, addr.c_str(), port, req.method.c_str(), path.c_str(), res.status,
+            res.body.size() + t_stream_bytes, dur.c_str());
     t_request_started = false;
     t_stream_bytes = 0;
 }
