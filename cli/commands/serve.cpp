@@ -27,8 +27,8 @@ int cmd_serve(int argc, char ** argv) {
                   {{"--cors-origin"}, "ORIGIN", "", "allow browser requests from ORIGIN (or *): adds CORS headers and answers preflights"},
                   {{"--max-body"}, "BYTES", "1048576", "largest request body; bigger ones get 413", int_in(1024, 1LL << 32)},
                   {{"--drain-timeout"}, "SEC", "10", "on SIGINT/SIGTERM, how long accepted requests may take to finish", real_in(0, 86400)},
-                  {{"--header-timeout"}, "SEC", "10", "a request's line and headers must arrive within SEC seconds of its first byte (else 408)"},
-                  {{"--max-connections"}, "N", "256", "connections served at once; beyond that a connection gets 503 and is closed"},
+                  {{"--header-timeout"}, "SEC", "10", "a request's line and headers must arrive within SEC seconds of its first byte (else 408)", real_in(0.001, 3600)},
+                  {{"--max-connections"}, "N", "256", "connections served at once; beyond that a connection gets 503 and is closed", int_in(1, 100000)},
               });
     if (!args.parse(argc, argv)) return 0;
     if (!args.positional().empty()) throw_error("serve: unexpected argument '%s'", args.positional()[0].c_str());
