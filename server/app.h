@@ -25,7 +25,7 @@ struct App {
     std::string model_id;
     int64_t created = 0;                 // start-up time, reported as the model's "created"
     std::atomic<bool> draining{false};   // SIGINT/SIGTERM received: refuse new work
-    std::atomic<int> open_responses{0};  // generation responses still being written
+    std::atomic<int> open_responses{0};  // generation requests still being answered (waited for, or streamed)
 };
 
 // Registers every route, the error/exception handlers, CORS and the access log.
