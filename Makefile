@@ -5,8 +5,9 @@ SHARED  ?= $(abspath ../shared)
 MODEL   ?=
 PROMPT  ?= Once upon a time
 N       ?= 200
+FUZZ_SECONDS ?= 60
 
-.PHONY: all build run test bench clean deps
+.PHONY: all build run test bench clean deps fuzz
 
 all: build
 
@@ -27,6 +28,11 @@ test: build
 # Speed on synthetic weights at TinyLlama-1.1B's shapes (labelled synthetic), 2 threads; see BENCHMARKS.md.
 bench: build
 	@$(BUILD)/quill bench --synthetic tinyllama-1.1b --type q4_0,q8_0,f16 -p 512 -n 128 -t 2 -r 3
+
+# libFuzzer targets (tests/fuzz) built with clang + ASan/UBSan in build-fuzz/, seeded from ../shared, each run for
+# FUZZ_SECONDS after replaying tests/fuzz/regressions/; fails on any crash. See README.md "Fuzzing".
+fuzz: deps
+	@bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,59 @@
+// Shared pieces of the libFuzzer targets in tests/fuzz (built with -DQUILL_FUZZ=ON, run by scripts/fuzz.sh).
+//
+// Every target feeds one untrusted input to a reader, then exercises what the loaded input feeds (tokenizer, model,
+// chat template), with bounded work per input. Only the project's documented error types are caught (quill::Error,
+// and ApiError for request parsing): any other exception escapes, aborts, and is reported by libFuzzer as a crash,
+// as are sanitizer reports and the contract checks below (FUZZ_CHECK).
+#pragma once
+
+#include "formats/model_file.h"
+#include "ggml-lite/common.h"
+#include "model/tokenizer.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace quill_fuzz {
+
+// Aborts with a message when a documented contract does not hold (libFuzzer records the input as a crash).
+[[noreturn]] void contract_failed(const char * file, int line, const char * expr, const std::string & detail);
+#define FUZZ_CHECK(x, detail) \
+    do { if (!(x)) ::quill_fuzz::contract_failed(__FILE__, __LINE__, #x, (detail)); } while (0)
+
+// Called from LLVMFuzzerInitialize: one OpenMP thread (the work per input is tiny, and the fuzzer runs one job per
+// core), quiet logging.
+void init_process();
+
+// A per-process scratch directory for the inputs that the readers want as files (they mmap them): under /dev/shm
+// when it is usable, else $TMPDIR or /tmp; named after the target and the pid; removed at exit.
+const std::string & scratch_dir(const char * target);
+// Writes bytes to scratch_dir()/name (truncating) and returns the path. Aborts when the write fails.
+std::string write_scratch(const std::string & dir, const std::string & name, const void * data, size_t size);
+void remove_scratch(const std::string & dir, const std::string & name);
+
+// Several files in one fuzz input: the parts between separators (kFileSep, chosen so it never occurs in real model
+// files and is easy for the mutator to keep intact). Missing trailing parts are absent files. split_files() returns
+// at most max_parts parts; the last one holds the rest.
+extern const char kFileSep[];  // "\n--quill-fuzz-file--\n"
+std::vector<std::string> split_files(const uint8_t * data, size_t size, size_t max_parts);
+std::string join_files(const std::vector<std::string> & parts);
+
+// ../shared (QUILL_SHARED when set), or "" when it is not there.
+std::string shared_root();
+
+// The stories260K tokenizer (tok512.bin from ../shared), or a synthetic SentencePiece vocabulary of the same size
+// when ../shared is missing. Built once.
+const quill::Tokenizer & stories_tokenizer();
+
+// Encodes a few fixed texts and `extra` (capped) with and without specials, checks that every id is in the
+// vocabulary, decodes them, and walks the first and last token pieces.
+void exercise_tokenizer(const quill::Tokenizer & tok, const std::string & extra = "");
+
+// What a loaded model feeds: every metadata value printed, the first and last row of each tensor widened to
+// float, the tokenizer built from the metadata (when it can be), the chat template resolved, and the LlamaModel
+// built and run for a few tokens in a tiny context. quill::Error from each stage is expected for bad input.
+void exercise_model(const quill::ModelFile & mf);
+
+}  // namespace quill_fuzz
