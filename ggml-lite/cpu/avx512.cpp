@@ -75,7 +75,7 @@ void act_sums(const gl_block_q8_0 * a, int64_t nb, int shift, int32_t * ncorr, f
         __m128i x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
         x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
         x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 1));
-        ncorr[b] = -(_mm_cvtsi128_si32(x) << shift);
+        ncorr[b] = -(_mm_cvtsi128_si32(x) * (1 << shift));  // a multiply: shifting a negative sum left is UB before C++20
         dy[b] = h2f(a[b].d);
     }
 }
