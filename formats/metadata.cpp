@@ -2,6 +2,8 @@
 
 #include "ggml-lite/common.h"
 
+#include <cmath>
+
 namespace quill {
 
 const char * meta_type_name(MetaType t) {
@@ -21,7 +23,7 @@ bool meta_type_is_int(MetaType t) {
 
 bool meta_type_is_float(MetaType t) { return t == MetaType::F32 || t == MetaType::F64; }
 
-static bool meta_type_is_unsigned(MetaType t) {
+bool meta_type_is_unsigned(MetaType t) {
     return t == MetaType::U8 || t == MetaType::U16 || t == MetaType::U32 || t == MetaType::U64;
 }
 
@@ -34,9 +36,17 @@ size_t MetaValue::array_size() const {
 }
 
 int64_t MetaValue::as_int() const {
-    if (meta_type_is_unsigned(type)) return (int64_t) u;
+    if (meta_type_is_unsigned(type)) {
+        if (u > (uint64_t) INT64_MAX) throw_error("metadata value %llu is too large", (unsigned long long) u);
+        return (int64_t) u;
+    }
     if (meta_type_is_int(type)) return i;
-    if (meta_type_is_float(type)) return (int64_t) f;
+    if (meta_type_is_float(type)) {
+        // A float converts only when it is a whole number in int64's range (1e30 or NaN to int64 is undefined).
+        if (!(std::isfinite(f) && f >= -9.2e18 && f <= 9.2e18 && f == std::floor(f)))
+            throw_error("metadata value %g is not an integer", f);
+        return (int64_t) f;
+    }
     throw_error("metadata value of type %s is not a number", meta_type_name(type));
 }
 
@@ -128,7 +138,11 @@ const MetaValue * Metadata::find(const std::string & key) const {
 int64_t Metadata::get_int(const std::string & key, int64_t def) const {
     const MetaValue * v = find(key);
     if (!v || !(meta_type_is_int(v->type) || meta_type_is_float(v->type))) return def;
-    return v->as_int();
+    try {
+        return v->as_int();
+    } catch (const Error & e) {
+        throw_error("metadata key '%s': %s", key.c_str(), e.what());
+    }
 }
 
 double Metadata::get_float(const std::string & key, double def) const {
@@ -153,7 +167,11 @@ int64_t Metadata::get_int_req(const std::string & key) const {
     const MetaValue * v = find(key);
     if (!v) throw_error("missing metadata key '%s'", key.c_str());
     if (!meta_type_is_int(v->type)) throw_error("metadata key '%s' has type %s, expected an integer", key.c_str(), meta_type_name(v->type));
-    return v->as_int();
+    try {
+        return v->as_int();
+    } catch (const Error & e) {
+        throw_error("metadata key '%s': %s", key.c_str(), e.what());
+    }
 }
 
 double Metadata::get_float_req(const std::string & key) const {

@@ -22,6 +22,7 @@ enum class MetaType : uint32_t {
 const char * meta_type_name(MetaType t);
 bool meta_type_is_int(MetaType t);
 bool meta_type_is_float(MetaType t);
+bool meta_type_is_unsigned(MetaType t);
 
 // One value. Scalars keep their declared type; integers live in i (signed types and bool) or u (unsigned),
 // floats in f. Arrays keep their element type in `elem` and their values in ai/au/af/as by element kind.

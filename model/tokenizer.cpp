@@ -49,7 +49,13 @@ int32_t read_id(const Metadata & meta, const char * key, int32_t def, int32_t n_
     if (!v) return def;
     if (!(meta_type_is_int(v->type) || meta_type_is_float(v->type)))
         throw_error("tokenizer: metadata key '%s' has type %s, expected an integer", key, meta_type_name(v->type));
-    int64_t id = v->as_int();
+    if (meta_type_is_unsigned(v->type) && v->u > (uint64_t) INT64_MAX) return -1;  // -1 written as a u64
+    int64_t id = 0;
+    try {
+        id = v->as_int();
+    } catch (const Error & e) {
+        throw_error("tokenizer: metadata key '%s': %s", key, e.what());
+    }
     return (id >= 0 && id < n_vocab) ? (int32_t) id : -1;
 }
 

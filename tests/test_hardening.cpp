@@ -507,3 +507,43 @@ TEST_CASE("hardening: codebook geometry of huge shapes is refused without overfl
         CHECK(g.side_bytes == g.codebooks_offset + (size_t) g.n_groups * (size_t) g.k * (size_t) g.dim);
     }
 }
+
+// ---- fuzz findings ---------------------------------------------------------------------------------------------
+
+TEST_CASE("hardening: every saved fuzz crash input of a single-file reader loads or is a quill::Error") {
+    // tests/fuzz/regressions/<target>/: inputs that once crashed a fuzz target (ASan/UBSan); the fuzz script
+    // replays them under the sanitizers, this replays the single-file ones in the ordinary build.
+    int n = 0;
+    for (const char * target : {"gguf", "quill"}) {
+        const fs::path dir = fs::path(QUILL_SOURCE_DIR) / "tests/fuzz/regressions" / target;
+        if (!fs::is_directory(dir)) continue;
+        for (const auto & e : fs::directory_iterator(dir)) {
+            const std::string path = e.path().string();
+            CAPTURE(path);
+            n++;
+            try {
+                ModelFile mf = load_model(path);
+                validate_runnable(mf);
+            } catch (const Error &) {
+            }
+        }
+    }
+    MESSAGE(n << " saved inputs replayed");
+}
+
+TEST_CASE("hardening: a float where an integer is expected converts only when whole and in range") {
+    Metadata m;
+    m.set_f32("whole", 2048.0f);
+    m.set_f32("huge", 1e30f);
+    m.set_f32("nan", std::numeric_limits<float>::quiet_NaN());
+    m.set_f32("half", 2.5f);
+    CHECK(m.get_int("whole", 0) == 2048);
+    for (const char * k : {"huge", "nan", "half"}) {
+        CAPTURE(k);
+        const std::string err = error_of([&] { (void) m.get_int(k, 0); });  // 1e30 -> int64 was undefined
+        CHECK(err.find(std::string("'") + k + "'") != std::string::npos);
+        CHECK(err.find("not an integer") != std::string::npos);
+    }
+    m.set("big", MetaValue::of_u64(UINT64_MAX));
+    CHECK(error_of([&] { (void) m.get_int("big", 0); }).find("too large") != std::string::npos);
+}
