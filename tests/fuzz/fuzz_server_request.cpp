@@ -59,7 +59,7 @@ int quill_fuzz_server_request(const uint8_t * data, size_t size) {
     pc.bos_text = tok.bos() >= 0 ? tok.token_text(tok.bos()) : "";
     pc.n_ctx = 64 + (int32_t) (size % 449);  // a context between 64 and 512 (the model's)
     pc.max_choices = 1 + (int32_t) (size % 16);
-    for (const std::string & name : {"llama2", "chatml", "llama3", "plain"}) {
+    for (const char * name : {"llama2", "chatml", "llama3", "plain"}) {
         pc.chat_template = name;
         try {
             check_request(parse_chat_request(j, pc), pc);

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
+#include <map>
 #include <memory>
 #include <omp.h>
 #include <sys/stat.h>
@@ -36,7 +37,7 @@ void init_process() {
 
 namespace {
 
-std::string g_scratch;
+std::map<std::string, std::string> g_scratch;  // target -> its directory
 
 void remove_tree(const std::string & dir) {
     if (DIR * d = opendir(dir.c_str())) {
@@ -50,7 +51,7 @@ void remove_tree(const std::string & dir) {
 }
 
 void cleanup_scratch() {
-    if (!g_scratch.empty()) remove_tree(g_scratch);
+    for (const auto & kv : g_scratch) remove_tree(kv.second);
 }
 
 bool usable_dir(const char * p) {
@@ -61,18 +62,19 @@ bool usable_dir(const char * p) {
 }  // namespace
 
 const std::string & scratch_dir(const char * target) {
-    if (!g_scratch.empty()) return g_scratch;
+    auto it = g_scratch.find(target);
+    if (it != g_scratch.end()) return it->second;
     const char * base = "/tmp";
     if (usable_dir("/dev/shm")) base = "/dev/shm";
     else if (usable_dir(getenv("TMPDIR"))) base = getenv("TMPDIR");
-    g_scratch = strfmt("%s/quill-fuzz-%s-%d", base, target, (int) getpid());
-    remove_tree(g_scratch);  // a stale one from a recycled pid
-    if (mkdir(g_scratch.c_str(), 0700) != 0) {
-        fprintf(stderr, "fuzz: cannot create %s: %s\n", g_scratch.c_str(), strerror(errno));
+    const std::string dir = strfmt("%s/quill-fuzz-%s-%d", base, target, (int) getpid());
+    remove_tree(dir);  // a stale one from a recycled pid
+    if (mkdir(dir.c_str(), 0700) != 0) {
+        fprintf(stderr, "fuzz: cannot create %s: %s\n", dir.c_str(), strerror(errno));
         abort();
     }
-    atexit(cleanup_scratch);
-    return g_scratch;
+    if (g_scratch.empty()) atexit(cleanup_scratch);
+    return g_scratch.emplace(target, dir).first->second;
 }
 
 std::string write_scratch(const std::string & dir, const std::string & name, const void * data, size_t size) {
