@@ -57,7 +57,9 @@ LlamaModel::LlamaModel(const ModelFile & mf) {
                     key("rope.freq_base").c_str());
     hp.head_dim = m.get_int(key("attention.key_length"), hp.n_embd / hp.n_head);
     hp.n_rot = m.get_int(key("rope.dimension_count"), hp.head_dim);
-    if (hp.head_dim <= 0 || hp.n_rot <= 0 || hp.n_rot > hp.head_dim || hp.n_rot % 2 != 0)
+    // Bounded before any product: n_head * head_dim with a key_length of 2^62 overflowed (fuzz_gguf).
+    if (hp.head_dim <= 0 || hp.head_dim > (1 << 16) || hp.n_rot <= 0 || hp.n_rot > hp.head_dim || hp.n_rot % 2 != 0 ||
+        hp.n_head * hp.head_dim > lim)
         throw_error("%s: invalid head dimension %lld / rope dimensions %lld", mf.path.c_str(), (long long) hp.head_dim, (long long) hp.n_rot);
     const std::string scaling = m.get_str(key("rope.scaling.type"), "none");
     if (scaling == "linear") {
