@@ -56,4 +56,10 @@ void exercise_tokenizer(const quill::Tokenizer & tok, const std::string & extra 
 // built and run for a few tokens in a tiny context. quill::Error from each stage is expected for bad input.
 void exercise_model(const quill::ModelFile & mf);
 
+// fuzz_gguf and fuzz_quill's LLVMFuzzerCustomMutator (model_mutator.cpp): half the time libFuzzer's own mutation,
+// half the time one to three structured changes of a GGUF or quill header (a metadata value retyped or set to an
+// extreme, a key added, dropped or duplicated, an array resized, a tensor's shape, type, offset or name changed),
+// written back with the tensor data re-aligned.
+size_t mutate_model_file(uint8_t * data, size_t size, size_t max_size, unsigned seed);
+
 }  // namespace quill_fuzz
