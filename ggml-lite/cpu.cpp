@@ -27,6 +27,7 @@ static gl_cpu_features detect() {
     if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
         f.avx2 = f.avx && (b & (1u << 5));
         f.avx512f = zmm_os && (b & (1u << 16));
+        f.avx512dq = f.avx512f && (b & (1u << 17));
         f.avx512bw = f.avx512f && (b & (1u << 30));
         f.avx512vl = f.avx512f && (b & (1u << 31));
         f.avx512vnni = f.avx512f && (c & (1u << 11));
@@ -46,7 +47,8 @@ const gl_cpu_features & gl_cpu_get_features() {
 
 gl_cpu_level gl_cpu_max_level() {
     const gl_cpu_features & f = gl_cpu_get_features();
-    if (f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni) return GL_CPU_AVX512;
+    // Every feature the AVX-512 files are built with (CMakeLists.txt: -mavx512f/bw/vl/vnni/dq plus the AVX2 set).
+    if (f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx512dq) return GL_CPU_AVX512;
     if (f.avx2 && f.fma && f.f16c) return GL_CPU_AVX2;
     return GL_CPU_SCALAR;
 }

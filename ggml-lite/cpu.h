@@ -21,7 +21,7 @@ enum gl_cpu_level {
 struct gl_cpu_features {
     bool avx = false, avx2 = false, fma = false, f16c = false;
     bool avx512f = false, avx512bw = false, avx512vl = false, avx512vnni = false, avx512bf16 = false, avxvnni = false;
-    bool avx512vbmi = false;
+    bool avx512vbmi = false, avx512dq = false;
 };
 
 const gl_cpu_features & gl_cpu_get_features();

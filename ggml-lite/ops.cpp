@@ -188,8 +188,8 @@ void gl_attention(const float * q, int64_t n_head, int64_t n_head_kv, int64_t he
     const size_t q_size = gl_get_type_traits(kt->vec_dot_type)->type_size;
     const int64_t group = n_head / n_head_kv;
     float * att = scratch;  // n_kv
-    uint8_t qconv[1024 * 4];  // one head of q in the key's activation format
-    GL_ASSERT((size_t) head_dim * q_size <= sizeof(qconv));
+    uint8_t qconv[GL_ATTENTION_MAX_HEAD_DIM * 4];  // one head of q in the key's activation format
+    GL_ASSERT(head_dim <= GL_ATTENTION_MAX_HEAD_DIM && (size_t) head_dim * q_size <= sizeof(qconv));
     for (int64_t h = 0; h < n_head; ++h) {
         const int64_t kvh = h / group;
         qk.quantize_act(q + h * head_dim, qconv, head_dim);

@@ -67,6 +67,7 @@ struct gl_kv_view {
 
 // Grouped-query attention of one token: for each query head h (kv head h / (n_head/n_head_kv)),
 // out_h = Σ_j softmax_j(scale · q_h·k_j) v_j over positions j < n_kv.
-// scratch holds n_kv + head_dim floats.
+// scratch holds n_kv + head_dim floats. head_dim is at most GL_ATTENTION_MAX_HEAD_DIM.
+constexpr int64_t GL_ATTENTION_MAX_HEAD_DIM = 1024;
 void gl_attention(const float * q, int64_t n_head, int64_t n_head_kv, int64_t head_dim, const gl_kv_view & k, const gl_kv_view & v,
                   int64_t n_kv, float scale, float * out, float * scratch);

@@ -57,8 +57,9 @@ LlamaModel::LlamaModel(const ModelFile & mf) {
                     key("rope.freq_base").c_str());
     hp.head_dim = m.get_int(key("attention.key_length"), hp.n_embd / hp.n_head);
     hp.n_rot = m.get_int(key("rope.dimension_count"), hp.head_dim);
-    // Bounded before any product: n_head * head_dim with a key_length of 2^62 overflowed (fuzz_gguf).
-    if (hp.head_dim <= 0 || hp.head_dim > (1 << 16) || hp.n_rot <= 0 || hp.n_rot > hp.head_dim || hp.n_rot % 2 != 0 ||
+    // Bounded before any product (n_head * head_dim with a key_length of 2^62 overflowed, fuzz_gguf) and to what
+    // gl_attention takes.
+    if (hp.head_dim <= 0 || hp.head_dim > GL_ATTENTION_MAX_HEAD_DIM || hp.n_rot <= 0 || hp.n_rot > hp.head_dim || hp.n_rot % 2 != 0 ||
         hp.n_head * hp.head_dim > lim)
         throw_error("%s: invalid head dimension %lld / rope dimensions %lld", mf.path.c_str(), (long long) hp.head_dim, (long long) hp.n_rot);
     const std::string scaling = m.get_str(key("rope.scaling.type"), "none");
@@ -161,7 +162,6 @@ Context::Context(const LlamaModel & model, const ContextParams & params) : model
     hb_.resize(B * hp.n_ff);
     hb2_.resize(B * hp.n_ff);
     logits_.resize(B * hp.n_vocab);
-    att_scratch_.resize((size_t) omp_get_max_threads() * (size_t) (params_.n_ctx + hp.head_dim));
     size_t wd = 0;
     for (const LlamaLayer & L : model.layers) {
         for (const gl_tensor * w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) wd = std::max(wd, gl_mul_mat_scratch_size(*w, (int64_t) B));
@@ -200,6 +200,11 @@ void Context::decode(const Batch & b) {
     for (int64_t t = 0; t < n; ++t) gl_get_row(model_.tok_embd, b.token[t], &x_[t * E]);
     const float kq_scale = 1.0f / sqrtf((float) hp.head_dim);
     const gl_from_float_fn kv_store = gl_kernels(kv_.type).quantize_act;  // the dispatched converter
+    // Attention scratch per thread, sized from the threads the parallel loop below will run (the count may have
+    // changed since the Context was built: quill bench sets it afterwards); grows once, not per token.
+    const int att_threads = omp_get_max_threads();
+    const size_t att_per_thread = (size_t) (kv_.n_ctx + hp.head_dim);
+    if (att_scratch_.size() < (size_t) att_threads * att_per_thread) att_scratch_.resize((size_t) att_threads * att_per_thread);
 
     for (int64_t l = 0; l < hp.n_layer; ++l) {
         const LlamaLayer & L = model_.layers[(size_t) l];
@@ -215,7 +220,9 @@ void Context::decode(const Batch & b) {
         }
 #pragma omp parallel for schedule(dynamic) if (n > 1)
         for (int64_t t = 0; t < n; ++t) {
-            float * scratch = &att_scratch_[(size_t) omp_get_thread_num() * (size_t) (kv_.n_ctx + hp.head_dim)];
+            const int tid = omp_get_thread_num();
+            GL_ASSERT(tid < att_threads);
+            float * scratch = &att_scratch_[(size_t) tid * att_per_thread];
             gl_attention(&q_[t * q_dim], hp.n_head, hp.n_head_kv, hp.head_dim, kv_.k_view(l, b.seq[t]), kv_.v_view(l, b.seq[t]),
                          b.pos[t] + 1, kq_scale, &att_[t * q_dim], scratch);
         }

@@ -18,6 +18,7 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <omp.h>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -546,4 +547,29 @@ TEST_CASE("hardening: a float where an integer is expected converts only when wh
     }
     m.set("big", MetaValue::of_u64(UINT64_MAX));
     CHECK(error_of([&] { (void) m.get_int("big", 0); }).find("too large") != std::string::npos);
+}
+
+// ---- scratch sized from the threads that run --------------------------------------------------------------------
+
+TEST_CASE("hardening: a Context built at one thread and decoding at four gives the same logits as one built at four") {
+    // quill bench built the Context before setting the thread count: attention scratch sized for 1 thread, indexed
+    // by 4 (valgrind: "Invalid write ... 0 bytes after a block", issue 10). Scratch is now sized where it is used.
+    REQUIRE_SHARED();
+    const ModelFile mf = load_gguf(shared_path("golden/stories260K/stories260K-F32.gguf"));
+    const LlamaModel model(mf);
+    ContextParams cp;
+    cp.n_ctx = 64;
+    Batch b;
+    for (int32_t i = 0; i < 24; ++i) b.add((i * 37 + 5) % (int32_t) model.hp.n_vocab, i, 0, true);
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    Context one(model, cp);
+    omp_set_num_threads(4);
+    Context four(model, cp);
+    one.decode(b);
+    four.decode(b);
+    omp_set_num_threads(saved);
+    REQUIRE(one.n_logits() == 24);
+    for (size_t i = 0; i < 24; ++i)
+        CHECK(std::memcmp(one.logits(i), four.logits(i), sizeof(float) * (size_t) model.hp.n_vocab) == 0);
 }
