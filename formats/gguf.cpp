@@ -77,8 +77,10 @@ ModelFile load_gguf(const std::string & path, const LoadOptions & opt) {
     }
 
     uint64_t alignment = (uint64_t) mf.meta.get_int("general.alignment", 32);
-    if (alignment == 0 || (alignment & (alignment - 1)) != 0 || alignment > 4096)
-        throw_error("%s: invalid general.alignment %llu", path.c_str(), (unsigned long long) alignment);
+    // The GGUF spec asks for a multiple of 8: below that, tensor data (fp32 values, fp16 block scales) would sit
+    // at addresses their types may not be read from (fuzz_gguf: alignment 1, UBSan in q4_0_to_float).
+    if (alignment < 8 || (alignment & (alignment - 1)) != 0 || alignment > 4096)
+        throw_error("%s: invalid general.alignment %llu (a power of two from 8 to 4096)", path.c_str(), (unsigned long long) alignment);
     uint64_t data_start = (r.pos() + alignment - 1) / alignment * alignment;
     if (data_start > map->size) throw_error("%s: truncated file: no tensor data", path.c_str());
 
