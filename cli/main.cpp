@@ -14,7 +14,7 @@ static void usage() {
            "  run          generate text from a prompt, or chat in the terminal (-i)\n"
            "  convert      convert a llama2.c, GGUF or Hugging Face model to a .quill file\n"
            "  perplexity   perplexity of a model on a text file (llama.cpp's method)\n"
-           "  quantize     quantize a model to 2/3/4-bit integer types with GPTQ or round-to-nearest\n"
+           "  quantize     quantize a model: RTN or GPTQ to 2/3/4-bit integer types, GPTVQ to int8 codebooks\n"
            "  info         print a model's metadata and tensors; --verify checks every checksum\n"
            "  bench        prompt and generation speed (like llama-bench), with the memory-bandwidth share\n"
            "  serve        OpenAI-compatible HTTP server with continuous batching and a chat page (server/README.md)\n");

@@ -104,7 +104,7 @@ int cmd_bench(int argc, char ** argv) {
                   {{"-t", "--threads"}, "N", "0", "thread counts, comma-separated (0: physical cores)"},
                   {{"-r", "--repetitions"}, "N", "5", "repetitions of each test", int_in(1, 1000)},
                   {{"-b", "--batch-size"}, "N", "512", "tokens per forward pass in pp", int_in(1, kMaxTokens)},
-                  {{"--kv-type"}, "TYPE", "f16", "KV cache type"},
+                  {{"--kv-type"}, "TYPE", "f16", "KV cache type: f16, bf16 or f32"},
                   {{"--no-bandwidth"}, "", "", "skip the memory bandwidth measurement"},
               });
     if (!args.parse(argc, argv)) return 0;

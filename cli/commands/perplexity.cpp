@@ -73,7 +73,7 @@ int cmd_perplexity(int argc, char ** argv) {
                   {{"-b", "--batch-size"}, "N", "512", "tokens per forward pass (at most the chunk)", int_in(1, kMaxTokens)},
                   {{"--chunks"}, "K", "-1", "evaluate at most K chunks (-1: all)", int_in(-1, INT32_MAX)},
                   {{"-t", "--threads"}, "N", "0", "threads (0: physical cores)", int_in(0, kMaxThreads)},
-                  {{"--kv-type"}, "TYPE", "f16", "KV cache type: f16 or f32"},
+                  {{"--kv-type"}, "TYPE", "f16", "KV cache type: f16, bf16 or f32"},
                   {{"--tokenizer"}, "TOK", "", "llama2.c tokenizer.bin, for llama2.c checkpoints"},
                   {{"--kld-base"}, "FILE", "",
                    "also run this base model (e.g. the unquantized original) on the same chunks and report the KL-divergence "

@@ -144,7 +144,7 @@ int cmd_run(int argc, char ** argv) {
                   {{"--repeat-penalty"}, "R", "1.0", "repetition penalty (1: off)", real_in(kRepeatPenaltyRange.lo, kRepeatPenaltyRange.hi)},
                   {{"--repeat-last-n"}, "N", "64", "tokens the repetition penalty looks back on (-1: the whole context)", int_in(-1, kMaxTokens)},
                   {{"--seed"}, "S", "-1", "random seed (-1: random)", int_in(-1, UINT32_MAX)},
-                  {{"--kv-type"}, "TYPE", "f16", "KV cache type: f16 or f32"},
+                  {{"--kv-type"}, "TYPE", "f16", "KV cache type: f16, bf16 or f32"},
                   {{"--tokenizer"}, "TOK", "", "llama2.c tokenizer.bin, for llama2.c checkpoints"},
                   {{"-i", "--interactive"}, "", "", "chat in the terminal using the model's chat template"},
                   {{"--chat-template"}, "NAME", "", "chat template: llama2, chatml, llama3, plain (default: from the model)", one_of(chat_template_list())},

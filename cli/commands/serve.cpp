@@ -21,7 +21,7 @@ int cmd_serve(int argc, char ** argv) {
                   {{"-c", "--ctx-size"}, "N", "0", "context size of each slot (0: the model's)", int_in(0, kMaxTokens)},
                   {{"-b", "--batch-size"}, "N", "512", "most tokens in one decode step", int_in(1, kMaxTokens)},
                   {{"-t", "--threads"}, "N", "0", "threads (0: physical cores)", int_in(0, kMaxThreads)},
-                  {{"--kv-type"}, "TYPE", "f16", "KV cache type: f16 or f32"},
+                  {{"--kv-type"}, "TYPE", "f16", "KV cache type: f16, bf16 or f32"},
                   {{"--chat-template"}, "NAME", "", "chat template: llama2, chatml, llama3, plain (default: from the model; plain without one)", one_of(chat_template_list())},
                   {{"--alias"}, "NAME", "", "model id shown by the API (default: the model's file name)"},
                   {{"--cors-origin"}, "ORIGIN", "", "allow browser requests from ORIGIN (or *): adds CORS headers and answers preflights"},
