@@ -46,7 +46,7 @@ namespace {
 // Reads an integer key as a token id: absent => def; negative or >= n_vocab (GGUF writes -1 as u32 0xFFFFFFFF) => -1.
 int32_t read_id(const Metadata & meta, const char * key, int32_t def, int32_t n_vocab) {
     const MetaValue * v = meta.find(key);
-    if (!v) return def;
+    if (!v) return def < n_vocab ? def : -1;  // SPM's default ids (bos 1, eos 2) do not exist in a 1- or 2-token vocabulary
     if (!(meta_type_is_int(v->type) || meta_type_is_float(v->type)))
         throw_error("tokenizer: metadata key '%s' has type %s, expected an integer", key, meta_type_name(v->type));
     if (meta_type_is_unsigned(v->type) && v->u > (uint64_t) INT64_MAX) return -1;  // -1 written as a u64
