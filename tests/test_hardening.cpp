@@ -9,6 +9,7 @@
 #include "ggml-lite/common.h"
 #include "ggml-lite/types.h"
 #include "model/llama.h"
+#include "model/tokenizer.h"
 #include "tests/test_util.h"
 
 #include <nlohmann/json.hpp>
@@ -575,4 +576,15 @@ TEST_CASE("hardening: a Context built at one thread and decoding at four gives t
     REQUIRE(one.n_logits() == 24);
     for (size_t i = 0; i < 24; ++i)
         CHECK(std::memcmp(one.logits(i), four.logits(i), sizeof(float) * (size_t) model.hp.n_vocab) == 0);
+}
+
+TEST_CASE("hardening: SPM's default special ids are absent in a vocabulary too small to hold them") {
+    // fuzz_gguf: a 1-token vocabulary without bos/eos keys encoded BOS as token 1, past the end.
+    Metadata m;
+    m.set_str("tokenizer.ggml.model", "llama");
+    m.set("tokenizer.ggml.tokens", MetaValue::of_strs({"a"}));
+    const Tokenizer tok = Tokenizer::from_metadata(m);
+    CHECK(tok.bos() == -1);
+    CHECK(tok.eos() == -1);
+    for (int32_t id : tok.encode("a b a", true, false)) CHECK((id >= 0 && id < tok.n_vocab()));
 }
