@@ -145,7 +145,7 @@ for t in $TARGETS; do
         result="CRASH"
         failed+=("fuzz:$t")
         mkdir -p "tests/fuzz/regressions/$t"
-        for a in "$BUILD/artifacts/$t"/*; do
+        for a in "$BUILD/artifacts/$t"/{crash,leak,timeout,oom}-*; do
             [ -f "$a" ] || continue
             cp "$a" "tests/fuzz/regressions/$t/"
             result="CRASH -> tests/fuzz/regressions/$t/$(basename "$a")"

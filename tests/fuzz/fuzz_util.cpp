@@ -24,9 +24,14 @@ namespace quill_fuzz {
 using namespace quill;
 
 void contract_failed(const char * file, int line, const char * expr, const std::string & detail) {
+#ifdef QUILL_FUZZ_NO_MAIN
+    // In the ordinary test suite (regressions_test.cpp): a failed test case, not the end of the test process.
+    throw ContractViolation(strfmt("%s:%d: %s: %s", file, line, expr, detail.c_str()));
+#else
     fprintf(stderr, "\n==fuzz contract violated== %s:%d: %s\n  %s\n", file, line, expr, detail.c_str());
     fflush(stderr);
     abort();
+#endif
 }
 
 void init_process() {

@@ -12,12 +12,17 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace quill_fuzz {
 
-// Aborts with a message when a documented contract does not hold (libFuzzer records the input as a crash).
+// Aborts with a message when a documented contract does not hold (libFuzzer records the input as a crash); built
+// into the ordinary test suite (QUILL_FUZZ_NO_MAIN) it throws ContractViolation instead.
+struct ContractViolation : std::logic_error {
+    using std::logic_error::logic_error;
+};
 [[noreturn]] void contract_failed(const char * file, int line, const char * expr, const std::string & detail);
 #define FUZZ_CHECK(x, detail) \
     do { if (!(x)) ::quill_fuzz::contract_failed(__FILE__, __LINE__, #x, (detail)); } while (0)
