@@ -8,7 +8,7 @@
 #
 # Environment: FUZZ_JOBS (targets fuzzed at once, default: the number of cores), FUZZ_TARGETS (a space-separated
 # subset, default all), FUZZ_BUILD (default build-fuzz), QUILL_SHARED (default ../shared), FUZZ_ARGS (extra
-# libFuzzer flags). A new crash input is copied to tests/fuzz/regressions/<target>/ (commit it) and its report is in
+# libFuzzer flags), FUZZ_CORPUS_MB (a target's kept corpus above this starts again from the seeds; default 512). A new crash input is copied to tests/fuzz/regressions/<target>/ (commit it) and its report is in
 # build-fuzz/logs/<target>.log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -82,6 +82,14 @@ cmake --build "$BUILD" -j "$(nproc)" --target "${bins[@]}" >"$BUILD/build.log" 2
 # ---- seeds: made from ../shared every run (new inputs found by earlier runs stay in the corpus) -----------------
 CORPUS="$BUILD/corpus"
 mkdir -p "$CORPUS" "$BUILD/logs" "$BUILD/artifacts"
+# Model inputs are big (the real seeds are up to 1.7 MB and their mutants join the corpus), so a corpus that grew
+# past FUZZ_CORPUS_MB (default 512) starts again from the seeds.
+for t in $TARGETS; do
+    if [ -d "$CORPUS/$t" ] && [ "$(du -sm "$CORPUS/$t" | cut -f1)" -gt "${FUZZ_CORPUS_MB:-512}" ]; then
+        echo "fuzz: corpus of $t is over ${FUZZ_CORPUS_MB:-512} MB: starting again from the seeds"
+        rm -rf "${CORPUS:?}/$t"
+    fi
+done
 "$BUILD/quill_fuzz_seeds" "$SHARED" "$CORPUS" || exit 1
 
 export OMP_NUM_THREADS=1
