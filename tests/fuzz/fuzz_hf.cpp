@@ -55,18 +55,8 @@ int quill_fuzz_hf(const uint8_t * data, size_t size) {
         }
     }
 
-    try {
-        ModelFile mf = load_model(dir);
-        quill_fuzz::exercise_model(mf);
-    } catch (const Error &) {
-    }
+    quill_fuzz::load_and_exercise([&] { return load_model(dir); });
     return 0;
 }
 
-#ifndef QUILL_FUZZ_NO_MAIN
-extern "C" int LLVMFuzzerInitialize(int *, char ***) {
-    quill_fuzz::init_process();
-    return 0;
-}
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) { return quill_fuzz_hf(data, size); }
-#endif
+QUILL_FUZZ_ENTRY(quill_fuzz_hf, false)

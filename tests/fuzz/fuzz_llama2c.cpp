@@ -24,20 +24,10 @@ int quill_fuzz_llama2c(const uint8_t * data, size_t size) {
     } else {
         quill_fuzz::remove_scratch(dir, "tokenizer.bin");
     }
-    try {
-        LoadOptions opt;
-        opt.tokenizer_path = tok_path;
-        ModelFile mf = load_model(ckpt, opt);
-        quill_fuzz::exercise_model(mf);
-    } catch (const Error &) {
-    }
+    LoadOptions opt;
+    opt.tokenizer_path = tok_path;
+    quill_fuzz::load_and_exercise([&] { return load_model(ckpt, opt); });
     return 0;
 }
 
-#ifndef QUILL_FUZZ_NO_MAIN
-extern "C" int LLVMFuzzerInitialize(int *, char ***) {
-    quill_fuzz::init_process();
-    return 0;
-}
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) { return quill_fuzz_llama2c(data, size); }
-#endif
+QUILL_FUZZ_ENTRY(quill_fuzz_llama2c, false)

@@ -81,21 +81,9 @@ int quill_fuzz_quill(const uint8_t * data, size_t size) {
     path = quill_fuzz::write_scratch(dir, "model.quill", fixed.data(), fixed.size());
     LoadOptions opt;
     opt.verify = (size % 2) == 0;  // both settings of tensor verification
-    try {
-        ModelFile mf = load_quill(path, opt);
-        quill_fuzz::exercise_model(mf);
-    } catch (const Error &) {
-    }
+    quill_fuzz::load_and_exercise([&] { return load_quill(path, opt); });
     return 0;
 }
 
-#ifndef QUILL_FUZZ_NO_MAIN
-extern "C" int LLVMFuzzerInitialize(int *, char ***) {
-    quill_fuzz::init_process();
-    return 0;
-}
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) { return quill_fuzz_quill(data, size); }
-extern "C" size_t LLVMFuzzerCustomMutator(uint8_t * data, size_t size, size_t max_size, unsigned int seed) {
-    return quill_fuzz::mutate_model_file(data, size, max_size, seed);
-}
-#endif
+QUILL_FUZZ_ENTRY(quill_fuzz_quill, false)
+QUILL_FUZZ_MODEL_MUTATOR

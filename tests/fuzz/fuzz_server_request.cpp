@@ -75,11 +75,4 @@ int quill_fuzz_server_request(const uint8_t * data, size_t size) {
     return 0;
 }
 
-#ifndef QUILL_FUZZ_NO_MAIN
-extern "C" int LLVMFuzzerInitialize(int *, char ***) {
-    quill_fuzz::init_process();
-    (void) quill_fuzz::stories_tokenizer();
-    return 0;
-}
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) { return quill_fuzz_server_request(data, size); }
-#endif
+QUILL_FUZZ_ENTRY(quill_fuzz_server_request, true)

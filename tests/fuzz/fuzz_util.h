@@ -67,4 +67,33 @@ void exercise_model(const quill::ModelFile & mf);
 // written back with the tensor data re-aligned.
 size_t mutate_model_file(uint8_t * data, size_t size, size_t max_size, unsigned seed);
 
+// Loads a model with `load()` and exercises it (exercise_model); quill::Error, the answer to bad input, is expected.
+template <typename Load> void load_and_exercise(Load load) {
+    try {
+        const quill::ModelFile mf = load();
+        exercise_model(mf);
+    } catch (const quill::Error &) {
+    }
+}
+
 }  // namespace quill_fuzz
+
+// The libFuzzer entry points of a target whose input function is `fn`: init_process() first, and the stories
+// tokenizer built before the first input when `warm_tokenizer`. QUILL_FUZZ_MODEL_MUTATOR adds the structure-aware
+// mutator of GGUF and quill files. Built into the test suite (QUILL_FUZZ_NO_MAIN), they are left out.
+#ifndef QUILL_FUZZ_NO_MAIN
+#define QUILL_FUZZ_ENTRY(fn, warm_tokenizer)                                                                       \
+    extern "C" int LLVMFuzzerInitialize(int *, char ***) {                                                         \
+        quill_fuzz::init_process();                                                                                \
+        if (warm_tokenizer) (void) quill_fuzz::stories_tokenizer();                                                \
+        return 0;                                                                                                  \
+    }                                                                                                              \
+    extern "C" int LLVMFuzzerTestOneInput(const uint8_t * data, size_t size) { return fn(data, size); }
+#define QUILL_FUZZ_MODEL_MUTATOR                                                                                   \
+    extern "C" size_t LLVMFuzzerCustomMutator(uint8_t * data, size_t size, size_t max_size, unsigned int seed) { \
+        return quill_fuzz::mutate_model_file(data, size, max_size, seed);                                          \
+    }
+#else
+#define QUILL_FUZZ_ENTRY(fn, warm_tokenizer)
+#define QUILL_FUZZ_MODEL_MUTATOR
+#endif
