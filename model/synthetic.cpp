@@ -72,15 +72,7 @@ static void fill_random(TensorData & t, uint64_t seed, float scale, float offset
     }
 }
 
-ModelFile make_synthetic_model(const std::string & name, gl_type type, uint64_t seed) {
-    const SyntheticShape & s = synthetic_shape(name);
-    ModelFile mf;
-    mf.path = "synthetic:" + name;
-    mf.format = "synthetic";
-    Metadata & m = mf.meta;
-    m.set_str("general.architecture", "llama");
-    m.set_str("general.name", "synthetic " + name + " (random weights)");
-    m.set_str("quill.synthetic", name);
+void set_llama_hparams(Metadata & m, const SyntheticShape & s) {
     m.set_u32("llama.context_length", (uint32_t) s.n_ctx);
     m.set_u32("llama.embedding_length", (uint32_t) s.n_embd);
     m.set_u32("llama.feed_forward_length", (uint32_t) s.n_ff);
@@ -91,6 +83,18 @@ ModelFile make_synthetic_model(const std::string & name, gl_type type, uint64_t 
     m.set_f32("llama.rope.freq_base", s.rope_base);
     m.set_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
     m.set_u32("llama.vocab_size", (uint32_t) s.n_vocab);
+}
+
+ModelFile make_synthetic_model(const std::string & name, gl_type type, uint64_t seed) {
+    const SyntheticShape & s = synthetic_shape(name);
+    ModelFile mf;
+    mf.path = "synthetic:" + name;
+    mf.format = "synthetic";
+    Metadata & m = mf.meta;
+    m.set_str("general.architecture", "llama");
+    m.set_str("general.name", "synthetic " + name + " (random weights)");
+    m.set_str("quill.synthetic", name);
+    set_llama_hparams(m, s);
 
     // A SentencePiece-style vocabulary: <unk>, <s>, </s>, the 256 byte tokens, then filler words.
     std::vector<std::string> tokens;

@@ -20,6 +20,9 @@ struct SyntheticShape {
 const SyntheticShape & synthetic_shape(const std::string & name);
 std::vector<std::string> synthetic_names();
 
+// The llama.* hyper-parameter keys of a shape (also used by tests/fuzz/make_seeds.cpp for its tiny models).
+void set_llama_hparams(Metadata & m, const SyntheticShape & s);
+
 // A complete model (metadata, a synthetic SentencePiece-style vocabulary, every tensor) with random weights:
 // 2-D weights in `type` (f16 where a row is not a whole number of blocks), norms in f32. Deterministic for a seed.
 ModelFile make_synthetic_model(const std::string & name, gl_type type, uint64_t seed = 1);

@@ -128,16 +128,7 @@ ModelFile tiny_model(const Metadata & tok_meta, TinyShape s, gl_type type) {
     Metadata & m = mf.meta;
     m.set_str("general.architecture", "llama");
     m.set_str("general.name", "fuzz-seed-tiny");
-    m.set_u32("llama.context_length", (uint32_t) s.n_ctx);
-    m.set_u32("llama.embedding_length", (uint32_t) s.n_embd);
-    m.set_u32("llama.feed_forward_length", (uint32_t) s.n_ff);
-    m.set_u32("llama.block_count", (uint32_t) s.n_layer);
-    m.set_u32("llama.attention.head_count", (uint32_t) s.n_head);
-    m.set_u32("llama.attention.head_count_kv", (uint32_t) s.n_head_kv);
-    m.set_u32("llama.rope.dimension_count", (uint32_t) (s.n_embd / s.n_head));
-    m.set_f32("llama.rope.freq_base", 10000.0f);
-    m.set_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
-    m.set_u32("llama.vocab_size", (uint32_t) s.n_vocab);
+    set_llama_hparams(m, SyntheticShape{"tiny", s.n_embd, s.n_ff, s.n_layer, s.n_head, s.n_head_kv, s.n_vocab, s.n_ctx, 10000.0f, s.tied});
     for (const auto & kv : tok_meta.items()) m.set(kv.first, kv.second);
     const int64_t hd = s.n_embd / s.n_head;
     auto w2 = [&](const std::string & name, int64_t ne0, int64_t ne1) {
@@ -180,23 +171,17 @@ TinyShape shape_for(gl_type t) {
 
 std::string scratch_file(const std::string & name) { return g_out + "/.tmp-" + name; }
 
-std::string quill_bytes(const ModelFile & mf) {
-    const std::string p = scratch_file("seed.quill");
-    save_quill(p, mf);
+// The bytes of `mf` as written by save_quill or save_gguf (through a scratch file, as the writers take a path).
+std::string file_bytes(const ModelFile & mf, bool gguf) {
+    const std::string p = scratch_file(gguf ? "seed.gguf" : "seed.quill");
+    if (gguf) save_gguf(p, mf);
+    else save_quill(p, mf);
     std::string b = read_file(p);
     remove(p.c_str());
     return b;
 }
-
-std::string gguf_bytes(const ModelFile & mf) {
-    const std::string p = scratch_file("seed.gguf");
-    save_gguf(p, mf);
-    std::string b = read_file(p);
-    remove(p.c_str());
-    return b;
-}
-
-// ---- llama2.c -----------------------------------------------------------------------------------------------------
+std::string quill_bytes(const ModelFile & mf) { return file_bytes(mf, false); }
+std::string gguf_bytes(const ModelFile & mf) { return file_bytes(mf, true); }
 
 std::string llama2c_checkpoint(const TinyShape & s, bool shared_cls) {
     const int64_t hs = s.n_embd / s.n_head, kv = s.n_head_kv * hs;
