@@ -4,11 +4,9 @@
 #include "formats/meta_io.h"
 #include "ggml-lite/common.h"
 
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <map>
-#include <unistd.h>
 
 namespace quill {
 

@@ -24,10 +24,8 @@
 #include <cmath>
 #include <cstring>
 #include <dirent.h>
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 #include <sys/stat.h>
 
 namespace quill {

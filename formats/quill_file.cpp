@@ -5,11 +5,8 @@
 #include "formats/byte_reader.h"
 #include "formats/meta_io.h"
 
-#include <cerrno>
 #include <cstring>
-#include <fcntl.h>
 #include <memory>
-#include <unistd.h>
 #include <unordered_set>
 #include <xxhash.h>
 
