@@ -35,21 +35,6 @@ using json = nlohmann::json;
 
 namespace {
 
-struct Dir {
-    std::string path = make_temp_dir();
-    ~Dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string operator/(const std::string & name) const { return path + "/" + name; }
-    std::vector<std::string> list() const {
-        std::vector<std::string> names;
-        for (const auto & e : fs::directory_iterator(path)) names.push_back(e.path().filename().string());
-        std::sort(names.begin(), names.end());
-        return names;
-    }
-};
-
 std::string slurp(const std::string & path) {
     std::ifstream f(path, std::ios::binary);
     std::stringstream ss;
@@ -140,7 +125,7 @@ double run_seconds(const std::vector<std::string> & args) {
 // folder holds only what it held before, plus possibly the output, which must then be a complete model that loads
 // with every checksum right (a kill between the file getting its name and the exit leaves the finished model).
 // The delays adapt to how fast the command runs now, so a busy machine only changes how many rounds it takes.
-void kill_at_every_point(const Dir & dir, const std::vector<std::string> & args, const std::string & out, int sig, int want,
+void kill_at_every_point(const TempDir & dir, const std::vector<std::string> & args, const std::string & out, int sig, int want,
                          const std::vector<std::string> & env = {}) {
     const std::vector<std::string> before = dir.list();
     double t = run_seconds(args);  // one full run, to learn the duration
@@ -185,7 +170,7 @@ void kill_at_every_point(const Dir & dir, const std::vector<std::string> & args,
 
 TEST_CASE("hardening: tokenizer.json ids that overflow, are not integers or are negative are one-line errors naming the token") {
     REQUIRE_SHARED();
-    Dir dir;
+    TempDir dir;
     const json base = json::parse(slurp(shared_path("models/stories260K-hf/tokenizer.json")));
     const std::string victim = base["model"]["vocab"].begin().key();
     struct Case {
@@ -229,7 +214,7 @@ TEST_CASE("hardening: tokenizer.json ids that overflow, are not integers or are 
 
 TEST_CASE("hardening: quill info / convert on a Hugging Face directory with a hostile tokenizer.json exit 1 with one line") {
     REQUIRE_SHARED();
-    Dir dir;
+    TempDir dir;
     const std::string hf = dir / "hf";
     fs::create_directory(hf);
     for (const char * f : {"config.json", "model.safetensors", "tokenizer_config.json"})
@@ -251,7 +236,7 @@ TEST_CASE("hardening: quill info / convert on a Hugging Face directory with a ho
 
 TEST_CASE("hardening: a symlink planted at the old temporary name or at the output path is never written through") {
     REQUIRE_SHARED();
-    Dir dir;
+    TempDir dir;
     const std::string victim = dir / "victim.txt";
     spit(victim, "precious");
     const std::string in = stories_bin(), tok = stories_tok();
@@ -278,7 +263,7 @@ TEST_CASE("hardening: a symlink planted at the old temporary name or at the outp
 }
 
 TEST_CASE("hardening: AtomicFile writes whole or nothing, on the O_TMPFILE path and on the named fallback") {
-    Dir dir;
+    TempDir dir;
     for (const char * fallback : {"0", "1"}) {
         CAPTURE(fallback);
         setenv("QUILL_NO_O_TMPFILE", fallback, 1);
@@ -315,7 +300,7 @@ TEST_CASE("hardening: AtomicFile writes whole or nothing, on the O_TMPFILE path 
 
 TEST_CASE("hardening: SIGKILL at any point of convert and quantize leaves no output and no temporary file") {
     REQUIRE_SHARED();
-    Dir dir;
+    TempDir dir;
     const std::string q = quill_binary(), in4 = shared_path("models/stories4M/stories4M.bin"), tok4 = shared_path("models/stories4M/tok512.bin");
     for (const char * ext : {".quill", ".gguf"}) {
         const std::string out = dir / (std::string("c") + ext);
@@ -330,7 +315,7 @@ TEST_CASE("hardening: SIGKILL at any point of convert and quantize leaves no out
 
 TEST_CASE("hardening: where O_TMPFILE is unavailable, SIGINT and SIGTERM at any point leave nothing behind") {
     REQUIRE_SHARED();
-    Dir dir;
+    TempDir dir;
     const std::string q = quill_binary(), in4 = shared_path("models/stories4M/stories4M.bin"), tok4 = shared_path("models/stories4M/tok512.bin");
     const std::vector<std::string> env = {"QUILL_NO_O_TMPFILE=1"};
     const std::string out = dir / "c.quill";
@@ -346,7 +331,7 @@ TEST_CASE("hardening: where O_TMPFILE is unavailable, SIGINT and SIGTERM at any 
 
 TEST_CASE("hardening: -m on a FIFO, -f on /dev/zero, a FIFO or a directory are refused at once") {
     REQUIRE_SHARED();
-    Dir dir;
+    TempDir dir;
     const std::string fifo = dir / "fifo";
     REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
     const std::string q = quill_binary(), m = " -m " + shq(stories_bin()) + " --tokenizer " + shq(stories_tok());
@@ -443,7 +428,7 @@ TEST_CASE("hardening: out-of-range and wrapped-around option values are rejected
 
 TEST_CASE("hardening: convert refuses a cut-off tokenizer.bin instead of writing a file that run refuses") {
     REQUIRE_SHARED();
-    Dir dir;
+    TempDir dir;
     spit(dir / "tok100.bin", slurp(stories_tok()).substr(0, 100));
     std::string out;
     CHECK(run_command(quill_binary() + " convert " + shq(stories_bin()) + " --tokenizer " + shq(dir / "tok100.bin") + " -o " +
@@ -456,7 +441,7 @@ TEST_CASE("hardening: convert refuses a cut-off tokenizer.bin instead of writing
 
 TEST_CASE("hardening: a NaN RMSNorm epsilon, a zero or NaN RoPE base, or a bad rope_freqs are load errors") {
     REQUIRE_SHARED();
-    Dir dir;
+    TempDir dir;
     const ModelFile good = load_gguf(shared_path("golden/stories260K/stories260K-F32.gguf"));
     CHECK_NOTHROW(validate_runnable(good));
     struct Case {

@@ -41,22 +41,6 @@ void write_bytes(const std::string & path, const std::string & bytes) {
     REQUIRE(f.good());
 }
 
-std::vector<std::string> list_dir(const std::string & dir) {
-    std::vector<std::string> names;
-    for (const auto & e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-}
-
-struct TempDir {
-    std::string path = make_temp_dir();
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    std::string operator/(const std::string & name) const { return path + "/" + name; }
-};
-
 void put_u32(std::string & b, size_t pos, uint32_t v) { memcpy(&b[pos], &v, 4); }
 void put_u64(std::string & b, size_t pos, uint64_t v) { memcpy(&b[pos], &v, 8); }
 void app_u32(std::string & b, uint32_t v) { b.append((const char *) &v, 4); }
@@ -420,7 +404,7 @@ TEST_CASE("quill file: metadata of every value type and every tensor's bytes sur
     const ModelFile mf = make_tiny_model(1);
     const std::string path = dir / "model.quill";
     save_quill(path, mf, origins_of(mf));
-    CHECK(list_dir(dir.path) == std::vector<std::string>{"model.quill"});  // no temporary file left behind
+    CHECK(dir.list() == std::vector<std::string>{"model.quill"});  // no temporary file left behind
 
     const ModelFile back = load_quill(path);
     CHECK(back.format == "quill");
@@ -489,7 +473,7 @@ TEST_CASE("quill file: writing over an existing file replaces it atomically") {
     const ModelFile old = load_quill(path);  // keeps the old file mapped
 
     save_quill(path, b);
-    CHECK(list_dir(dir.path) == std::vector<std::string>{"model.quill"});
+    CHECK(dir.list() == std::vector<std::string>{"model.quill"});
     struct stat st_b;
     REQUIRE(stat(path.c_str(), &st_b) == 0);
     CHECK(st_a.st_ino != st_b.st_ino);  // a new file renamed into place, not the old one rewritten
@@ -511,9 +495,9 @@ TEST_CASE("quill file: an unfinished QuillWriter leaves no output and no tempora
             for (size_t i = 0; i + 1 < mf.tensors.size(); ++i) w.write_tensor(i, mf.tensors[i].data, mf.tensors[i].nbytes);
             // While writing, nothing has the output's name (the data is in an unnamed O_TMPFILE file, or in a
             // random hidden name where that is unsupported; tests/test_hardening.cpp covers both).
-            for (const std::string & name : list_dir(dir.path)) CHECK(name != "never.quill");
+            for (const std::string & name : dir.list()) CHECK(name != "never.quill");
         }
-        CHECK(list_dir(dir.path).empty());
+        CHECK(dir.list().empty());
     }
     SUBCASE("destroyed before finish() over an existing file: the old file is untouched") {
         const std::string path = dir / "existing.quill";
@@ -523,7 +507,7 @@ TEST_CASE("quill file: an unfinished QuillWriter leaves no output and no tempora
             QuillWriter w(path, make_tiny_model(4).meta, specs);
             w.write_tensor(0, mf.tensors[0].data, mf.tensors[0].nbytes);
         }
-        CHECK(list_dir(dir.path) == std::vector<std::string>{"existing.quill"});
+        CHECK(dir.list() == std::vector<std::string>{"existing.quill"});
         CHECK(read_bytes(path) == before);
     }
     SUBCASE("finish() with a tensor never written throws, naming it, and cleans up") {
@@ -540,7 +524,7 @@ TEST_CASE("quill file: an unfinished QuillWriter leaves no output and no tempora
             CHECK(msg.find("'" + mf.tensors[0].name + "'") != std::string::npos);
             CHECK(msg.find("never written") != std::string::npos);
         }
-        CHECK(list_dir(dir.path).empty());
+        CHECK(dir.list().empty());
     }
     SUBCASE("bad specs and wrong sizes are errors, and create nothing") {
         const std::string path = dir / "bad.quill";
@@ -555,7 +539,7 @@ TEST_CASE("quill file: an unfinished QuillWriter leaves no output and no tempora
             QuillWriter w(path, mf.meta, specs);
             CHECK_THROWS_AS(w.write_tensor(0, mf.tensors[0].data, mf.tensors[0].nbytes - 1), Error);
         }
-        CHECK(list_dir(dir.path).empty());
+        CHECK(dir.list().empty());
     }
 }
 

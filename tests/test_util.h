@@ -1,7 +1,11 @@
 // Helpers shared by the tests.
 #pragma once
 
+#include <algorithm>
 #include <cstdlib>
+#include <filesystem>
+#include <system_error>
+#include <vector>
 #include <string>
 #include <sys/stat.h>
 
@@ -40,6 +44,22 @@ inline std::string shared_path(const char * rel) {
 
 // A fresh temporary directory for one test (removed by the OS's tmp cleaner; tests remove what they make).
 std::string make_temp_dir();
+
+// A fresh temporary directory that is removed, with everything in it, when the test ends.
+struct TempDir {
+    std::string path = make_temp_dir();
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    std::string operator/(const std::string & name) const { return path + "/" + name; }
+    std::vector<std::string> list() const {  // the names in it, sorted
+        std::vector<std::string> names;
+        for (const auto & e : std::filesystem::directory_iterator(path)) names.push_back(e.path().filename().string());
+        std::sort(names.begin(), names.end());
+        return names;
+    }
+};
 std::string quill_binary();
 // Runs a shell command, returning its exit status and capturing stdout+stderr.
 int run_command(const std::string & cmd, std::string * output);
