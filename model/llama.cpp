@@ -118,30 +118,6 @@ void validate_runnable(const ModelFile & mf) {
     check_vocab_matches(tok, model, mf.path);
 }
 
-// ---- KV cache -------------------------------------------------------------------------------------------------
-
-void KvCache::init(const LlamaHparams & hp, int32_t ctx, int32_t seqs, gl_type t) {
-    const gl_type_traits * tr = gl_get_type_traits(t);
-    if (!tr || tr->block_size != 1) throw_error("KV cache type %s is not supported (f32, f16)", gl_type_name(t));
-    type = t;
-    n_ctx = ctx;
-    n_seq = seqs;
-    n_layer_ = hp.n_layer;
-    row_bytes_ = gl_row_size(t, hp.kv_dim());
-    const size_t total = (size_t) n_layer_ * (size_t) n_seq * (size_t) n_ctx * row_bytes_;
-    k_.assign(total, 0);
-    v_.assign(total, 0);
-    len.assign((size_t) n_seq, 0);
-}
-
-size_t KvCache::offset(int64_t layer, int32_t seq, int32_t pos) const {
-    return (((size_t) layer * (size_t) n_seq + (size_t) seq) * (size_t) n_ctx + (size_t) pos) * row_bytes_;
-}
-uint8_t * KvCache::k_row(int64_t layer, int32_t seq, int32_t pos) { return k_.data() + offset(layer, seq, pos); }
-uint8_t * KvCache::v_row(int64_t layer, int32_t seq, int32_t pos) { return v_.data() + offset(layer, seq, pos); }
-gl_kv_view KvCache::k_view(int64_t layer, int32_t seq) const { return {type, k_.data() + offset(layer, seq, 0), row_bytes_}; }
-gl_kv_view KvCache::v_view(int64_t layer, int32_t seq) const { return {type, v_.data() + offset(layer, seq, 0), row_bytes_}; }
-
 // ---- context --------------------------------------------------------------------------------------------------
 
 Context::Context(const LlamaModel & model, const ContextParams & params) : model_(model), params_(params) {
@@ -150,7 +126,7 @@ Context::Context(const LlamaModel & model, const ContextParams & params) : model
     if (params_.n_ctx > (1 << 22)) throw_error("context size %d is too large", params_.n_ctx);
     if (params_.n_batch <= 0) params_.n_batch = 512;
     if (params_.n_seq <= 0 || params_.n_seq > 1024) throw_error("invalid number of sequences %d", params_.n_seq);
-    kv_.init(hp, params_.n_ctx, params_.n_seq, params_.kv_type);
+    kv_.init(hp.n_layer, hp.n_head_kv, hp.head_dim, params_.n_ctx, params_.n_seq, params_.kv_type);
     const size_t B = (size_t) params_.n_batch;
     const int64_t q_dim = hp.n_head * hp.head_dim;
     x_.resize(B * hp.n_embd);

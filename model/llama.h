@@ -6,6 +6,7 @@
 #pragma once
 
 #include "formats/model_file.h"
+#include "model/kv_cache.h"
 #include "ggml-lite/ops.h"
 
 #include <cstdint>
@@ -65,26 +66,6 @@ struct ContextParams {
     int32_t n_batch = 512;    // most tokens in one decode()
     int32_t n_seq = 1;        // sequences (KV slots)
     gl_type kv_type = GL_TYPE_F16;
-};
-
-// The KV cache: for each layer and sequence, n_ctx rows of kv_dim elements of kv_type, for keys and for values.
-class KvCache {
-public:
-    void init(const LlamaHparams & hp, int32_t n_ctx, int32_t n_seq, gl_type type);
-    uint8_t * k_row(int64_t layer, int32_t seq, int32_t pos);
-    uint8_t * v_row(int64_t layer, int32_t seq, int32_t pos);
-    gl_kv_view k_view(int64_t layer, int32_t seq) const;
-    gl_kv_view v_view(int64_t layer, int32_t seq) const;
-    gl_type type = GL_TYPE_F16;
-    int32_t n_ctx = 0, n_seq = 0;
-    std::vector<int32_t> len;  // filled positions per sequence
-    size_t bytes() const { return k_.size() + v_.size(); }
-
-private:
-    int64_t n_layer_ = 0;
-    size_t row_bytes_ = 0;
-    std::vector<uint8_t> k_, v_;
-    size_t offset(int64_t layer, int32_t seq, int32_t pos) const;
 };
 
 class Context {
