@@ -2,6 +2,7 @@
 
 #include "ggml-lite/common.h"
 #include "ggml-lite/cpu.h"
+#include "ggml-lite/kv.h"
 
 #include <cmath>
 #include <algorithm>
@@ -174,38 +175,26 @@ void gl_swiglu(const float * gate, const float * up, int64_t n, float * out) { g
 
 void gl_attention(const float * q, int64_t n_head, int64_t n_head_kv, int64_t head_dim, const gl_kv_view & k, const gl_kv_view & v,
                   int64_t n_kv, float scale, float * out, float * scratch) {
-    GL_ASSERT(n_head % n_head_kv == 0 && n_kv > 0);
-    const gl_type_traits * kt = gl_get_type_traits(k.type);
-    const gl_type_traits * vt = gl_get_type_traits(v.type);
-    GL_ASSERT(kt->block_size == 1 && vt->block_size == 1);
-    // Like every matmul, q·k takes q in the key type's activation format (f16 keys: q rounded to f16), and the
-    // weighted sum of values takes the probabilities in the value type's format. This is what ggml does.
-    const gl_type_kernels & kk = gl_kernels(k.type);
-    const gl_type_kernels & vk = gl_kernels(v.type);
-    const gl_type_kernels & qk = gl_kernels(kt->vec_dot_type);
-    const gl_type_kernels & pk = gl_kernels(vt->vec_dot_type);
-    GL_ASSERT(vk.axpy != nullptr);
-    const size_t q_size = gl_get_type_traits(kt->vec_dot_type)->type_size;
+    GL_ASSERT(n_head_kv > 0 && n_head % n_head_kv == 0 && n_kv > 0);
+    GL_ASSERT(head_dim > 0 && head_dim <= GL_ATTENTION_MAX_HEAD_DIM);
+    const gl_kv_type_traits * kt = gl_kv_get(k.type);
+    const gl_kv_type_traits * vt = gl_kv_get(v.type);
+    GL_ASSERT(kt && vt && head_dim % kt->head_multiple == 0 && head_dim % vt->head_multiple == 0);
+    const gl_kv_kernels & kk = gl_kv_kernels_get(k.type);
+    const gl_kv_kernels & vk = gl_kv_kernels_get(v.type);
+    // q·k takes q in the key type's query format (f16 keys: q rounded to f16; q8_0/q4_0 keys: Q8_0), as ggml does.
+    const gl_from_float_fn q_convert = gl_kernels(kt->q_type).quantize_act;
+    uint8_t qconv[GL_ATTENTION_MAX_HEAD_DIM * sizeof(float)];  // one head of q in that format (never larger than f32)
     const int64_t group = n_head / n_head_kv;
     float * att = scratch;  // n_kv
-    uint8_t qconv[GL_ATTENTION_MAX_HEAD_DIM * 4];  // one head of q in the key's activation format
-    GL_ASSERT(head_dim <= GL_ATTENTION_MAX_HEAD_DIM && (size_t) head_dim * q_size <= sizeof(qconv));
     for (int64_t h = 0; h < n_head; ++h) {
         const int64_t kvh = h / group;
-        qk.quantize_act(q + h * head_dim, qconv, head_dim);
-        const uint8_t * kbase = (const uint8_t *) k.data + kvh * head_dim * kt->type_size;
-        for (int64_t j = 0; j < n_kv; ++j) kk.vec_dot(head_dim, &att[j], kbase + j * k.stride, qconv);
+        q_convert(q + h * head_dim, qconv, head_dim);
+        // Heads are whole blocks, so head kvh starts kvh * head_dim values into the row.
+        kk.qk(head_dim, n_kv, qconv, (const uint8_t *) k.data + gl_row_size(k.type, kvh * head_dim), k.stride, att);
         gl_softmax(att, n_kv, scale);
-        if (vt->vec_dot_type != GL_TYPE_F32) {
-            for (int64_t j = 0; j < n_kv; ++j) {
-                uint8_t tmp[8];
-                pk.quantize_act(&att[j], tmp, 1);
-                pk.to_float(tmp, &att[j], 1);
-            }
-        }
         float * oh = out + h * head_dim;
         for (int64_t d = 0; d < head_dim; ++d) oh[d] = 0.0f;
-        const uint8_t * vbase = (const uint8_t *) v.data + kvh * head_dim * vt->type_size;
-        for (int64_t j = 0; j < n_kv; ++j) vk.axpy(head_dim, att[j], vbase + j * v.stride, oh);
+        vk.pv(head_dim, n_kv, att, (const uint8_t *) v.data + gl_row_size(v.type, kvh * head_dim), v.stride, oh);
     }
 }

@@ -58,7 +58,8 @@ float gl_silu(float x);
 void gl_swiglu(const float * gate, const float * up, int64_t n, float * out);
 
 // Keys or values of one sequence in the KV cache: row j (position j) holds n_head_kv*head_dim elements of `type`
-// (F32 or F16), rows `stride` bytes apart.
+// (a KV type of ggml-lite/kv.h: f32, f16, bf16, q8_0, q4_0), rows `stride` bytes apart. A window of positions
+// [start, start + n) is the view with data advanced by start * stride.
 struct gl_kv_view {
     gl_type      type = GL_TYPE_F16;
     const void * data = nullptr;
@@ -67,7 +68,9 @@ struct gl_kv_view {
 
 // Grouped-query attention of one token: for each query head h (kv head h / (n_head/n_head_kv)),
 // out_h = Σ_j softmax_j(scale · q_h·k_j) v_j over positions j < n_kv.
-// scratch holds n_kv + head_dim floats. head_dim is at most GL_ATTENTION_MAX_HEAD_DIM.
+// q·k and p·v go through the KV types' kernels (ggml-lite/kv.h: how q is converted for the keys, how probabilities
+// meet the values). scratch holds n_kv + head_dim floats. head_dim is at most GL_ATTENTION_MAX_HEAD_DIM and a
+// multiple of both types' head_multiple (32 for q8_0/q4_0; KvCache::init refuses other shapes with an error).
 constexpr int64_t GL_ATTENTION_MAX_HEAD_DIM = 1024;
 void gl_attention(const float * q, int64_t n_head, int64_t n_head_kv, int64_t head_dim, const gl_kv_view & k, const gl_kv_view & v,
                   int64_t n_kv, float scale, float * out, float * scratch);

@@ -5,13 +5,14 @@
 namespace quill {
 
 void KvCache::init(int64_t n_layer, int64_t n_head_kv, int64_t head_dim, int32_t ctx, int32_t seqs, gl_type t) {
-    const gl_type_traits * tr = gl_get_type_traits(t);
-    if (!tr || tr->block_size != 1) throw_error("KV cache type %s is not supported (f32, f16)", gl_type_name(t));
+    char why[256];
+    if (!gl_kv_supports(t, head_dim, why, sizeof(why))) throw_error("%s", why);
     type = t;
     n_ctx = ctx;
     n_seq = seqs;
     n_layer_ = n_layer;
-    row_bytes_ = gl_row_size(t, n_head_kv * head_dim);
+    kv_dim_ = n_head_kv * head_dim;
+    row_bytes_ = gl_kv_row_size(t, kv_dim_);
     const size_t total = (size_t) n_layer_ * (size_t) n_seq * (size_t) n_ctx * row_bytes_;
     k_.assign(total, 0);
     v_.assign(total, 0);
@@ -19,8 +20,17 @@ void KvCache::init(int64_t n_layer, int64_t n_head_kv, int64_t head_dim, int32_t
 }
 
 size_t KvCache::offset(int64_t layer, int32_t seq, int32_t pos) const {
+    GL_ASSERT(layer >= 0 && layer < n_layer_ && seq >= 0 && seq < n_seq && pos >= 0 && pos < n_ctx);
     return (((size_t) layer * (size_t) n_seq + (size_t) seq) * (size_t) n_ctx + (size_t) pos) * row_bytes_;
 }
+
+void KvCache::write(int64_t layer, int32_t seq, int32_t pos, const float * k, const float * v) {
+    const size_t off = offset(layer, seq, pos);
+    const gl_from_float_fn w = gl_kv_kernels_get(type).write;
+    w(k, k_.data() + off, kv_dim_);
+    w(v, v_.data() + off, kv_dim_);
+}
+
 uint8_t * KvCache::k_row(int64_t layer, int32_t seq, int32_t pos) { return k_.data() + offset(layer, seq, pos); }
 uint8_t * KvCache::v_row(int64_t layer, int32_t seq, int32_t pos) { return v_.data() + offset(layer, seq, pos); }
 gl_kv_view KvCache::k_view(int64_t layer, int32_t seq) const { return {type, k_.data() + offset(layer, seq, 0), row_bytes_}; }

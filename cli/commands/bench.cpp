@@ -1,6 +1,7 @@
 // quill bench: like llama-bench. Prompt processing (pp) and generation (tg) tokens/s as a markdown table, plus the
 // share of the machine's memory bandwidth that generation uses, against a STREAM-like copy measured in the same run.
 #include "cli/commands/args.h"
+#include "cli/commands/kv_opt.h"
 #include "formats/gguf_writer.h"
 #include "formats/quill_file.h"
 #include "ggml-lite/common.h"
@@ -104,7 +105,7 @@ int cmd_bench(int argc, char ** argv) {
                   {{"-t", "--threads"}, "N", "0", "thread counts, comma-separated (0: physical cores)"},
                   {{"-r", "--repetitions"}, "N", "5", "repetitions of each test", int_in(1, 1000)},
                   {{"-b", "--batch-size"}, "N", "512", "tokens per forward pass in pp", int_in(1, kMaxTokens)},
-                  {{"--kv-type"}, "TYPE", "f16", "KV cache type: f16, bf16 or f32"},
+                  kv_type_option(),
                   {{"--no-bandwidth"}, "", "", "skip the memory bandwidth measurement"},
               });
     if (!args.parse(argc, argv)) return 0;
@@ -144,8 +145,7 @@ int cmd_bench(int argc, char ** argv) {
     const std::vector<long long> pps = split_ints(args.str("-p"), "-p"), tgs = split_ints(args.str("-n"), "-n"),
                                  threads = split_ints(args.str("-t"), "-t");
     const long long reps = args.num("-r");
-    gl_type kv_type;
-    if (!gl_type_from_name(args.str("--kv-type").c_str(), &kv_type)) throw_error("bench: unknown KV cache type");
+    const gl_type kv_type = kv_type_arg(args);
 
     printf("| model | size | params | backend | threads | test | t/s |\n");
     printf("| --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
@@ -223,8 +223,9 @@ int cmd_bench(int argc, char ** argv) {
             }
         }
         rss_peak = std::max(rss_peak, rss_kib("VmHWM:"));
-        fprintf(stderr, "bench: %s: weights %s, KV cache %s, peak RSS so far %s\n", e.label.c_str(), human_size(file_bytes).c_str(),
-                human_size(ctx.kv().bytes()).c_str(), human_size(rss_peak * 1024).c_str());
+        fprintf(stderr, "bench: %s: weights %s, KV cache %s (%s, %zu bytes per token), peak RSS so far %s\n", e.label.c_str(),
+                human_size(file_bytes).c_str(), human_size(ctx.kv().bytes()).c_str(), gl_type_name(ctx.kv().type), ctx.kv().bytes_per_token(),
+                human_size(rss_peak * 1024).c_str());
     }
 
     if (!tg_results.empty() && !args.flag("--no-bandwidth")) {

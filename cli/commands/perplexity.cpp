@@ -6,10 +6,12 @@
 // With --kld-base BASE, the base model (typically the unquantized original) runs on the same chunks, and for every
 // scored position the KL-divergence KL(p_base || p_model) = Σ_v p_base(v)·(log p_base(v) − log p_model(v)) is taken,
 // as llama.cpp's --kl-divergence does (it reads the base logits from a file it saved earlier; here the base runs
-// alongside, one chunk at a time, so memory stays at one chunk of logits per model). Reported next to PPL: the mean
+// alongside, one chunk at a time, so memory stays at one chunk of logits per model). The base runs with an f16 KV
+// cache (--kld-base-kv-type) whatever --kv-type is, so the same model as base measures a KV type against f16. Reported next to PPL: the mean
 // KLD with its standard error, the maximum, the 99.9/99/90/median percentiles, and how often both models rank the same
 // token first.
 #include "cli/commands/args.h"
+#include "cli/commands/kv_opt.h"
 #include "ggml-lite/common.h"
 #include "model/llama.h"
 #include "model/tokenizer.h"
@@ -73,11 +75,14 @@ int cmd_perplexity(int argc, char ** argv) {
                   {{"-b", "--batch-size"}, "N", "512", "tokens per forward pass (at most the chunk)", int_in(1, kMaxTokens)},
                   {{"--chunks"}, "K", "-1", "evaluate at most K chunks (-1: all)", int_in(-1, INT32_MAX)},
                   {{"-t", "--threads"}, "N", "0", "threads (0: physical cores)", int_in(0, kMaxThreads)},
-                  {{"--kv-type"}, "TYPE", "f16", "KV cache type: f16, bf16 or f32"},
+                  kv_type_option(),
                   {{"--tokenizer"}, "TOK", "", "llama2.c tokenizer.bin, for llama2.c checkpoints"},
                   {{"--kld-base"}, "FILE", "",
                    "also run this base model (e.g. the unquantized original) on the same chunks and report the KL-divergence "
                    "of -m's distributions against it"},
+                  kv_type_option("--kld-base-kv-type",
+                                 "KV cache type of the --kld-base model, whatever --kv-type is (so '-m M --kld-base M --kv-type q8_0' "
+                                 "measures the q8_0 cache against the f16 one)"),
               });
     if (!args.parse(argc, argv)) return 0;
     if (args.str("-m").empty() || args.str("-f").empty()) throw_error("perplexity: need -m FILE and -f TEXT");
@@ -114,10 +119,14 @@ int cmd_perplexity(int argc, char ** argv) {
     ContextParams cp;
     cp.n_ctx = (int32_t) n_ctx;
     cp.n_batch = (int32_t) std::min<int64_t>(n_ctx, args.num("-b"));
-    if (!gl_type_from_name(args.str("--kv-type").c_str(), &cp.kv_type)) throw_error("perplexity: unknown KV cache type");
+    cp.kv_type = kv_type_arg(args);
     Context ctx(model, cp);
     std::unique_ptr<Context> base_ctx;
-    if (base_model) base_ctx.reset(new Context(*base_model, cp));
+    if (base_model) {
+        ContextParams base_cp = cp;
+        base_cp.kv_type = kv_type_arg(args, "--kld-base-kv-type");
+        base_ctx.reset(new Context(*base_model, base_cp));
+    }
     const int32_t bos = tok.bos() >= 0 ? tok.bos() : tokens[0];
     const int64_t first = n_ctx / 2, n_vocab = model.hp.n_vocab;
 

@@ -1,5 +1,6 @@
 // quill run: stream a completion of a prompt, or chat in the terminal with -i.
 #include "cli/commands/args.h"
+#include "cli/commands/kv_opt.h"
 #include "ggml-lite/common.h"
 #include "model/chat.h"
 #include "model/llama.h"
@@ -144,7 +145,7 @@ int cmd_run(int argc, char ** argv) {
                   {{"--repeat-penalty"}, "R", "1.0", "repetition penalty (1: off)", real_in(kRepeatPenaltyRange.lo, kRepeatPenaltyRange.hi)},
                   {{"--repeat-last-n"}, "N", "64", "tokens the repetition penalty looks back on (-1: the whole context)", int_in(-1, kMaxTokens)},
                   {{"--seed"}, "S", "-1", "random seed (-1: random)", int_in(-1, UINT32_MAX)},
-                  {{"--kv-type"}, "TYPE", "f16", "KV cache type: f16, bf16 or f32"},
+                  kv_type_option(),
                   {{"--tokenizer"}, "TOK", "", "llama2.c tokenizer.bin, for llama2.c checkpoints"},
                   {{"-i", "--interactive"}, "", "", "chat in the terminal using the model's chat template"},
                   {{"--chat-template"}, "NAME", "", "chat template: llama2, chatml, llama3, plain (default: from the model)", one_of(chat_template_list())},
@@ -168,7 +169,7 @@ int cmd_run(int argc, char ** argv) {
     ContextParams cp;
     cp.n_ctx = (int32_t) args.num("-c");
     cp.n_batch = (int32_t) args.num("-b");
-    if (!gl_type_from_name(args.str("--kv-type").c_str(), &cp.kv_type)) throw_error("run: unknown KV cache type '%s'", args.str("--kv-type").c_str());
+    cp.kv_type = kv_type_arg(args);
 
     LoadOptions lo;
     lo.tokenizer_path = args.str("--tokenizer");

@@ -1,5 +1,6 @@
 // quill serve: options -> ServerParams -> server_run (server/).
 #include "cli/commands/args.h"
+#include "cli/commands/kv_opt.h"
 #include "ggml-lite/common.h"
 #include "model/chat.h"
 #include "server/server.h"
@@ -21,7 +22,7 @@ int cmd_serve(int argc, char ** argv) {
                   {{"-c", "--ctx-size"}, "N", "0", "context size of each slot (0: the model's)", int_in(0, kMaxTokens)},
                   {{"-b", "--batch-size"}, "N", "512", "most tokens in one decode step", int_in(1, kMaxTokens)},
                   {{"-t", "--threads"}, "N", "0", "threads (0: physical cores)", int_in(0, kMaxThreads)},
-                  {{"--kv-type"}, "TYPE", "f16", "KV cache type: f16, bf16 or f32"},
+                  kv_type_option(),
                   {{"--chat-template"}, "NAME", "", "chat template: llama2, chatml, llama3, plain (default: from the model; plain without one)", one_of(chat_template_list())},
                   {{"--alias"}, "NAME", "", "model id shown by the API (default: the model's file name)"},
                   {{"--cors-origin"}, "ORIGIN", "", "allow browser requests from ORIGIN (or *): adds CORS headers and answers preflights"},
@@ -48,7 +49,7 @@ int cmd_serve(int argc, char ** argv) {
     p.queue = (int32_t) args.num("--queue");
     p.n_ctx = (int32_t) args.num("-c");
     p.n_batch = (int32_t) args.num("-b");
-    if (!gl_type_from_name(args.str("--kv-type").c_str(), &p.kv_type)) throw_error("serve: unknown KV cache type '%s'", args.str("--kv-type").c_str());
+    p.kv_type = kv_type_arg(args);
     p.chat_template = args.str("--chat-template");
     p.alias = args.str("--alias");
     p.cors_origin = args.str("--cors-origin");
