@@ -2,18 +2,20 @@
 //
 // A directory holding config.json, one or more *.safetensors files (optionally with
 // model.safetensors.index.json) and tokenizer.json (+ tokenizer_config.json) becomes a ModelFile with GGUF names:
-//   - config.json -> llama.* metadata, the same keys llama.cpp's convert_hf_to_gguf.py writes;
-//   - tensors are renamed (model.layers.N.self_attn.q_proj.weight -> blk.N.attn_q.weight, ...); their shapes
-//     are reversed ([out, in] -> ne = {in, out});
-//   - q_proj and k_proj rows are permuted from HF's rotate-half order to the adjacent-pair order
-//     (convert_hf_to_gguf LlamaModel.permute); those two go into owned buffers, everything else stays in the
-//     read-only mappings (copied only when misaligned for its element type);
+//   - config.json's model_type / architectures pick the architecture entry (formats/arch.h: llama, mistral, qwen2,
+//     qwen3, gemma3_text); config.json -> {arch}.* metadata, the same keys llama.cpp's convert_hf_to_gguf.py writes;
+//   - tensors are renamed through the entry (model.layers.N.self_attn.q_proj.weight -> blk.N.attn_q.weight, ...);
+//     their shapes are reversed ([out, in] -> ne = {in, out});
+//   - for llama, q_proj and k_proj rows are permuted from HF's rotate-half order to the adjacent-pair order
+//     (convert_hf_to_gguf LlamaModel.permute); the other architectures keep HF's order (NEOX RoPE); Gemma's
+//     RMSNorm weights w become 1 + w in f32 (HF computes x̂·(1 + w)). Those go into owned buffers, everything else
+//     stays in the read-only mappings (copied only when misaligned for its element type);
 //   - lm_head.weight becomes output.weight unless tie_word_embeddings is true (then there is no output.weight);
 //   - rope_scaling {"rope_type": "llama3", ...} adds rope_freqs.weight (F32, ne = {head_dim/2}), computed like
 //     convert_hf_to_gguf (including its use of the top-level original_max_position_embeddings, default 8192);
 //     "linear" sets llama.rope.scaling.type/factor; other scaling types are rejected.
-// Only llama-family checkpoints (model_type llama or mistral) are accepted. Mistral's sliding_window is ignored
-// (as llama.cpp does for Mistral 7B v0.1; it only matters past 4096 tokens).
+// Mistral's sliding_window is ignored (as llama.cpp does for Mistral 7B v0.1; it only matters past 4096 tokens).
+#include "formats/arch.h"
 #include "formats/model_file.h"
 #include "formats/safetensors.h"
 #include "ggml-lite/common.h"
@@ -121,49 +123,6 @@ struct SourceTensor {
     std::string               file_name;
 };
 
-// HF name -> GGUF name. Returns false for names this reader does not know.
-bool map_name(const std::string & hf, int64_t n_layer, std::string * out) {
-    static const std::map<std::string, std::string> top = {
-        {"model.embed_tokens.weight", "token_embd.weight"},
-        {"model.norm.weight", "output_norm.weight"},
-        {"lm_head.weight", "output.weight"},
-    };
-    auto it = top.find(hf);
-    if (it != top.end()) {
-        *out = it->second;
-        return true;
-    }
-    static const std::map<std::string, std::string> blk = {
-        {"input_layernorm.weight", "attn_norm.weight"},
-        {"post_attention_layernorm.weight", "ffn_norm.weight"},
-        {"self_attn.q_proj.weight", "attn_q.weight"},
-        {"self_attn.k_proj.weight", "attn_k.weight"},
-        {"self_attn.v_proj.weight", "attn_v.weight"},
-        {"self_attn.o_proj.weight", "attn_output.weight"},
-        {"mlp.gate_proj.weight", "ffn_gate.weight"},
-        {"mlp.up_proj.weight", "ffn_up.weight"},
-        {"mlp.down_proj.weight", "ffn_down.weight"},
-    };
-    const std::string pre = "model.layers.";
-    if (hf.compare(0, pre.size(), pre) != 0) return false;
-    size_t p = pre.size();
-    int64_t layer = 0;
-    size_t digits = 0;
-    while (p < hf.size() && hf[p] >= '0' && hf[p] <= '9' && digits < 9) {
-        layer = layer * 10 + (hf[p] - '0');
-        ++p;
-        ++digits;
-    }
-    if (digits == 0 || p >= hf.size() || hf[p] != '.' || layer >= n_layer) return false;
-    if (digits > 1 && hf[pre.size()] == '0') return false;  // "01" is not a layer number
-    auto b = blk.find(hf.substr(p + 1));
-    if (b == blk.end()) return false;
-    *out = "blk." + std::to_string(layer) + "." + b->second;
-    return true;
-}
-
-// Copies `src` (rows of row_bytes) into `dst`, reordering rows from HF rotate-half order to adjacent-pair order:
-// dst row (h, 2i + j) = src row (h, j * hd/2 + i), for head h, i < hd/2, j in {0, 1}. This is
 // w.reshape(n_head, 2, hd/2, in).swapaxes(1, 2).reshape(out, in) of convert_hf_to_gguf's LlamaModel.permute.
 void permute_rows(const uint8_t * src, uint8_t * dst, int64_t n_head, int64_t hd, size_t row_bytes) {
     const int64_t half = hd / 2;
@@ -208,115 +167,160 @@ std::string base_name(std::string dir) {
     return s == std::string::npos ? dir : dir.substr(s + 1);
 }
 
-}  // namespace
-
-ModelFile load_hf(const std::string & dir_in, const LoadOptions & opt) {
-    std::string dir = dir_in;
-    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-
-    ModelFile mf;
-    mf.path = dir;
-    mf.format = "hf";
-
-    // ---- config.json -> metadata
-    const std::string cfg_path = dir + "/config.json";
-    if (!is_regular_file(cfg_path)) throw_error("%s: not a Hugging Face model directory (no config.json)", dir.c_str());
-    const json cj = parse_json_file(cfg_path);
-    if (!cj.is_object()) throw_error("%s is not a JSON object", cfg_path.c_str());
-    Config cfg{cj, cfg_path};
-
-    std::string model_type;
-    if (const json * v = cfg.find("model_type"); v && v->is_string()) model_type = v->get<std::string>();
-    std::string arch_name;
-    if (const json * v = cfg.find("architectures"); v && v->is_array() && !v->empty() && (*v)[0].is_string())
-        arch_name = (*v)[0].get<std::string>();
-    const bool type_ok = model_type == "llama" || model_type == "mistral";
-    const bool arch_ok = arch_name == "LlamaForCausalLM" || arch_name == "MistralForCausalLM";
-    if (!(type_ok || (model_type.empty() && arch_ok)) || (!arch_name.empty() && !arch_ok))
-        throw_error("%s: unsupported model (model_type '%s', architecture '%s'); only llama and mistral "
-                    "(LlamaForCausalLM, MistralForCausalLM) are supported",
-                    cfg_path.c_str(), model_type.c_str(), arch_name.c_str());
-
-    const int64_t kMax = int64_t(1) << 30;
-    const int64_t n_embd = cfg.get_int("hidden_size", 1, kMax);
-    const int64_t n_layer = cfg.get_int("num_hidden_layers", 1, 100000);
-    const int64_t n_ff = cfg.get_int("intermediate_size", 1, kMax);
-    const int64_t n_head = cfg.get_int("num_attention_heads", 1, 1 << 20);
-    const int64_t n_head_kv = cfg.get_int("num_key_value_heads", 1, 1 << 20, n_head);
-    const int64_t n_vocab = cfg.get_int("vocab_size", 1, kMax);
-    const int64_t n_ctx = cfg.get_int("max_position_embeddings", 1, kMax, 2048);
-    const json *  head_dim_v = cfg.find("head_dim");
-    int64_t head_dim;
-    if (head_dim_v) {
-        head_dim = cfg.int_val(*head_dim_v, "head_dim", 1, 1 << 20);
-    } else {
-        if (n_embd % n_head != 0)
-            throw_error("%s: hidden_size %lld is not a multiple of num_attention_heads %lld", cfg_path.c_str(),
-                        (long long) n_embd, (long long) n_head);
-        head_dim = n_embd / n_head;
-    }
-    if (head_dim % 2 != 0) throw_error("%s: head dimension %lld is odd", cfg_path.c_str(), (long long) head_dim);
-    if (n_head % n_head_kv != 0)
-        throw_error("%s: num_attention_heads %lld is not a multiple of num_key_value_heads %lld", cfg_path.c_str(),
-                    (long long) n_head, (long long) n_head_kv);
-    const double eps = cfg.get_float("rms_norm_eps", 1e-6);
-    const double rope_theta = cfg.get_float("rope_theta", 10000.0);
+// The hyper-parameters config.json gives, checked, and written as {arch}.* metadata.
+struct HfConfig {
+    const Arch * arch = nullptr;
+    int64_t n_embd = 0, n_layer = 0, n_ff = 0, n_head = 0, n_head_kv = 0, n_vocab = 0, head_dim = 0;
     bool tied = false;
-    if (const json * v = cfg.find("tie_word_embeddings")) {
-        if (!v->is_boolean()) throw_error("%s: tie_word_embeddings must be true or false", cfg_path.c_str());
-        tied = v->get<bool>();
-    }
+    std::vector<float> rope_factors;  // llama3 rope scaling: rope_freqs.weight
+};
 
-    Metadata & m = mf.meta;
-    m.set_str("general.architecture", "llama");
-    std::string name = base_name(dir);
-    if (const json * v = cfg.find("_name_or_path"); v && v->is_string() && !v->get<std::string>().empty())
-        name = v->get<std::string>();
-    m.set_str("general.name", name);
-    m.set_u32("llama.context_length", (uint32_t) n_ctx);
-    m.set_u32("llama.embedding_length", (uint32_t) n_embd);
-    m.set_u32("llama.block_count", (uint32_t) n_layer);
-    m.set_u32("llama.feed_forward_length", (uint32_t) n_ff);
-    m.set_u32("llama.attention.head_count", (uint32_t) n_head);
-    m.set_u32("llama.attention.head_count_kv", (uint32_t) n_head_kv);
-    m.set_f32("llama.attention.layer_norm_rms_epsilon", (float) eps);
-    m.set_f32("llama.rope.freq_base", (float) rope_theta);
-    m.set_u32("llama.rope.dimension_count", (uint32_t) head_dim);
-    if (head_dim_v) {
-        m.set_u32("llama.attention.key_length", (uint32_t) head_dim);
-        m.set_u32("llama.attention.value_length", (uint32_t) head_dim);
-    }
-    m.set_u32("llama.vocab_size", (uint32_t) n_vocab);
-
-    std::vector<float> rope_factors;
-    if (const json * rs = cfg.find("rope_scaling")) {
-        if (!rs->is_object()) throw_error("%s: rope_scaling must be an object or null", cfg_path.c_str());
-        Config rsc{*rs, cfg_path + " rope_scaling"};
-        std::string type;
-        if (const json * t = rsc.find("rope_type"); t && t->is_string()) type = t->get<std::string>();
-        else if (const json * t2 = rsc.find("type"); t2 && t2->is_string()) type = t2->get<std::string>();
-        std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return (char) std::tolower(c); });
-        if (type == "linear") {
-            const double f = rsc.get_float("factor", 1.0);
-            if (!(f > 0)) throw_error("%s: rope_scaling factor must be positive", cfg_path.c_str());
-            m.set_str("llama.rope.scaling.type", "linear");
-            m.set_f32("llama.rope.scaling.factor", (float) f);
-        } else if (type == "llama3") {
-            const double f = rsc.get_float("factor", 8.0);
-            const double lo = rsc.get_float("low_freq_factor", 1.0);
-            const double hi = rsc.get_float("high_freq_factor", 4.0);
-            // convert_hf_to_gguf reads original_max_position_embeddings from the top level of config.json.
-            const double old_ctx = cfg.get_float("original_max_position_embeddings", 8192.0);
-            if (!(f > 0) || !(lo > 0) || !(hi > lo) || !(old_ctx > 0))
-                throw_error("%s: invalid llama3 rope_scaling parameters", cfg_path.c_str());
-            rope_factors = llama3_rope_factors(rope_theta, head_dim, f, lo, hi, old_ctx);
-        } else if (!type.empty() && type != "default") {
-            throw_error("%s: unsupported rope_scaling type '%s' (supported: linear, llama3)", cfg_path.c_str(),
-                        type.c_str());
+// Gemma 3's sliding-window layers: the window, which layers are global (sliding_window_pattern or layer_types) and
+// their RoPE base. The GGUF keys are llama.cpp's; the pattern and local base are written only when they differ from
+// what llama.cpp hard-codes for the architecture (the entry's values).
+void read_sliding_window(const Config & cfg, const Arch & A, const HfConfig & hc, Metadata & m) {
+    const std::string & cfg_path = cfg.path;
+    const std::string arch = A.name;
+    const int64_t window = cfg.get_int("sliding_window", 1, int64_t(1) << 24);
+    m.set_u32(arch + ".attention.sliding_window", (uint32_t) window);
+    int64_t pattern = cfg.get_int("sliding_window_pattern", 1, 4096, A.swa_pattern);
+    if (const json * lt = cfg.find("layer_types")) {
+        if (!lt->is_array() || (int64_t) lt->size() != hc.n_layer)
+            throw_error("%s: layer_types must list the %lld layers", cfg_path.c_str(), (long long) hc.n_layer);
+        for (int64_t l = 0; l < hc.n_layer; ++l) {
+            const json & v = (*lt)[(size_t) l];
+            const bool global = v.is_string() && v.get<std::string>() == "full_attention";
+            if (!global && !(v.is_string() && v.get<std::string>() == "sliding_attention"))
+                throw_error("%s: layer_types[%lld] must be sliding_attention or full_attention", cfg_path.c_str(), (long long) l);
+            if (global != ((l + 1) % pattern == 0))
+                throw_error("%s: layer_types does not follow a sliding window pattern of %lld, which is all quill supports", cfg_path.c_str(),
+                            (long long) pattern);
         }
     }
+    if (pattern != A.swa_pattern) m.set_u32(arch + ".attention.sliding_window_pattern", (uint32_t) pattern);
+    const double local_base = cfg.get_float("rope_local_base_freq", A.swa_rope_base);
+    if (!(local_base > 1.0)) throw_error("%s: rope_local_base_freq must be above 1", cfg_path.c_str());
+    if ((float) local_base != A.swa_rope_base) m.set_f32(arch + ".rope.freq_base_swa", (float) local_base);
+    // quill's attention scale is 1/sqrt(head_dim), as llama.cpp's for these models.
+    if (const json * v = cfg.find("query_pre_attn_scalar"); v && cfg.float_val(*v, "query_pre_attn_scalar") != (double) hc.head_dim)
+        throw_error("%s: query_pre_attn_scalar %s differs from head_dim %lld, which quill does not support", cfg_path.c_str(), v->dump().c_str(),
+                    (long long) hc.head_dim);
+}
 
-    // ---- safetensors files
+// rope_scaling {"rope_type": "linear" | "llama3", ...}.
+void read_rope_scaling(const Config & cfg, const json & rs, const std::string & arch, double rope_theta, HfConfig & hc, Metadata & m) {
+    const std::string & cfg_path = cfg.path;
+    if (!rs.is_object()) throw_error("%s: rope_scaling must be an object or null", cfg_path.c_str());
+    Config rsc{rs, cfg_path + " rope_scaling"};
+    std::string type;
+    if (const json * t = rsc.find("rope_type"); t && t->is_string()) type = t->get<std::string>();
+    else if (const json * t2 = rsc.find("type"); t2 && t2->is_string()) type = t2->get<std::string>();
+    std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return (char) std::tolower(c); });
+    if (type == "linear") {
+        const double f = rsc.get_float("factor", 1.0);
+        if (!(f > 0)) throw_error("%s: rope_scaling factor must be positive", cfg_path.c_str());
+        m.set_str(arch + ".rope.scaling.type", "linear");
+        m.set_f32(arch + ".rope.scaling.factor", (float) f);
+    } else if (type == "llama3") {
+        const double f = rsc.get_float("factor", 8.0);
+        const double lo = rsc.get_float("low_freq_factor", 1.0);
+        const double hi = rsc.get_float("high_freq_factor", 4.0);
+        // convert_hf_to_gguf reads original_max_position_embeddings from the top-level config.
+        const double old_ctx = cfg.get_float("original_max_position_embeddings", 8192.0);
+        if (!(f > 0) || !(lo > 0) || !(hi > lo) || !(old_ctx > 0))
+            throw_error("%s: invalid llama3 rope_scaling parameters", cfg_path.c_str());
+        hc.rope_factors = llama3_rope_factors(rope_theta, hc.head_dim, f, lo, hi, old_ctx);
+    } else if (!type.empty() && type != "default") {
+        throw_error("%s: unsupported rope_scaling type '%s' (supported: linear, llama3)", cfg_path.c_str(), type.c_str());
+    }
+}
+
+HfConfig read_config(const Config & cfg, Metadata & m, const std::string & dir) {
+    const std::string & cfg_path = cfg.path;
+    HfConfig hc;
+    std::string model_type;
+    if (const json * v = cfg.find("model_type"); v && v->is_string()) model_type = v->get<std::string>();
+    std::string hf_class;
+    if (const json * v = cfg.find("architectures"); v && v->is_array() && !v->empty() && (*v)[0].is_string())
+        hf_class = (*v)[0].get<std::string>();
+    hc.arch = arch_from_hf(model_type, hf_class);
+    if (!hc.arch) {
+        std::string have;
+        for (const Arch * a : arch_all()) have += strfmt("%s%s (%s)", have.empty() ? "" : ", ", a->hf_model_types, a->hf_classes);
+        throw_error("%s: unsupported model (model_type '%s', architecture '%s'); supported: %s", cfg_path.c_str(), model_type.c_str(),
+                    hf_class.c_str(), have.c_str());
+    }
+    const Arch & A = *hc.arch;
+    const std::string arch = A.name;
+    auto key = [&](const char * k) { return arch + "." + k; };
+
+    const int64_t kMax = int64_t(1) << 30;
+    hc.n_embd = cfg.get_int("hidden_size", 1, kMax);
+    hc.n_layer = cfg.get_int("num_hidden_layers", 1, 100000);
+    hc.n_ff = cfg.get_int("intermediate_size", 1, kMax);
+    hc.n_head = cfg.get_int("num_attention_heads", 1, 1 << 20);
+    hc.n_head_kv = cfg.get_int("num_key_value_heads", 1, 1 << 20, hc.n_head);
+    hc.n_vocab = cfg.get_int("vocab_size", 1, kMax);
+    const int64_t n_ctx = cfg.get_int("max_position_embeddings", 1, kMax, 2048);
+    const json * head_dim_v = cfg.find("head_dim");
+    if (head_dim_v) {
+        hc.head_dim = cfg.int_val(*head_dim_v, "head_dim", 1, 1 << 20);
+    } else {
+        if (hc.n_embd % hc.n_head != 0)
+            throw_error("%s: hidden_size %lld is not a multiple of num_attention_heads %lld", cfg_path.c_str(), (long long) hc.n_embd,
+                        (long long) hc.n_head);
+        hc.head_dim = hc.n_embd / hc.n_head;
+    }
+    if (hc.head_dim % 2 != 0) throw_error("%s: head dimension %lld is odd", cfg_path.c_str(), (long long) hc.head_dim);
+    if (hc.n_head % hc.n_head_kv != 0)
+        throw_error("%s: num_attention_heads %lld is not a multiple of num_key_value_heads %lld", cfg_path.c_str(), (long long) hc.n_head,
+                    (long long) hc.n_head_kv);
+    const double eps = cfg.get_float("rms_norm_eps", 1e-6);
+    const double rope_theta = cfg.get_float("rope_theta", 10000.0);
+    hc.tied = A.hf_tied_default;
+    if (const json * v = cfg.find("tie_word_embeddings")) {
+        if (!v->is_boolean()) throw_error("%s: tie_word_embeddings must be true or false", cfg_path.c_str());
+        hc.tied = v->get<bool>();
+    }
+    // The activation the entry says, under either key HF uses.
+    const char * want_act = A.act == Activation::GELU_TANH ? "gelu_pytorch_tanh" : "silu";
+    for (const char * k : {"hidden_act", "hidden_activation"}) {
+        if (const json * v = cfg.find(k); v && (!v->is_string() || v->get<std::string>() != want_act))
+            throw_error("%s: %s %s is not supported for %s (%s)", cfg_path.c_str(), k, v->dump().c_str(), arch.c_str(), want_act);
+    }
+    if (const json * v = cfg.find("use_sliding_window"); v && v->is_boolean() && v->get<bool>() && A.swa_pattern == 0)
+        throw_error("%s: use_sliding_window is not supported for %s", cfg_path.c_str(), arch.c_str());
+    if (const json * v = cfg.find("attention_bias"); v && v->is_boolean() && v->get<bool>() && !arch_has(A, LayerTensor::ATTN_Q_BIAS))
+        throw_error("%s: attention_bias is not supported for %s", cfg_path.c_str(), arch.c_str());
+    if (cfg.find("attn_logit_softcapping")) throw_error("%s: attn_logit_softcapping is not supported", cfg_path.c_str());
+
+    m.set_str("general.architecture", arch);
+    std::string name = base_name(dir);
+    if (const json * v = cfg.find("_name_or_path"); v && v->is_string() && !v->get<std::string>().empty()) name = v->get<std::string>();
+    m.set_str("general.name", name);
+    m.set_u32(key("context_length"), (uint32_t) n_ctx);
+    m.set_u32(key("embedding_length"), (uint32_t) hc.n_embd);
+    m.set_u32(key("block_count"), (uint32_t) hc.n_layer);
+    m.set_u32(key("feed_forward_length"), (uint32_t) hc.n_ff);
+    m.set_u32(key("attention.head_count"), (uint32_t) hc.n_head);
+    m.set_u32(key("attention.head_count_kv"), (uint32_t) hc.n_head_kv);
+    m.set_f32(key("attention.layer_norm_rms_epsilon"), (float) eps);
+    m.set_f32(key("rope.freq_base"), (float) rope_theta);
+    m.set_u32(key("rope.dimension_count"), (uint32_t) hc.head_dim);
+    if (head_dim_v) {
+        m.set_u32(key("attention.key_length"), (uint32_t) hc.head_dim);
+        m.set_u32(key("attention.value_length"), (uint32_t) hc.head_dim);
+    }
+    m.set_u32(key("vocab_size"), (uint32_t) hc.n_vocab);
+    if (A.swa_pattern > 0) read_sliding_window(cfg, A, hc, m);
+    if (const json * v = cfg.find("final_logit_softcapping")) m.set_f32(key("final_logit_softcapping"), (float) cfg.float_val(*v, "final_logit_softcapping"));
+    if (const json * rs = cfg.find("rope_scaling")) read_rope_scaling(cfg, *rs, arch, rope_theta, hc, m);
+    return hc;
+}
+// The safetensors files of a checkpoint: the index's shards, model.safetensors, or every *.safetensors file.
+// Maps them into mf (which keeps them alive) and returns every tensor by HF name.
+std::map<std::string, SourceTensor> read_sources(const std::string & dir, ModelFile & mf,
+                                                 std::vector<std::unique_ptr<SafetensorsHeader>> & headers) {
     std::vector<std::string> files;
     std::map<std::string, std::string> weight_map;
     const std::string index_path = dir + "/model.safetensors.index.json";
@@ -342,8 +346,8 @@ ModelFile load_hf(const std::string & dir_in, const LoadOptions & opt) {
     }
     if (files.empty()) throw_error("%s: no .safetensors files found", dir.c_str());
 
-    std::vector<std::unique_ptr<SafetensorsHeader>> headers;
-    std::map<std::string, SourceTensor>             src;  // by HF name
+
+    std::map<std::string, SourceTensor> src;  // by HF name
     for (const std::string & f : files) {
         const std::string path = dir + "/" + f;
         auto mapping = std::make_shared<MappedFile>(path);
@@ -366,85 +370,108 @@ ModelFile load_hf(const std::string & dir_in, const LoadOptions & opt) {
             throw_error("%s: tensor '%s' listed in the index is missing from %s", dir.c_str(), kv.first.c_str(),
                         kv.second.c_str());
 
-    // ---- map names and check shapes
+    return src;
+}
+
+// The tensors a model of this config needs, in file order, by GGUF name, each checked against its shape.
+std::vector<std::pair<std::string, const SourceTensor *>> map_tensors(const std::string & dir, const HfConfig & hc,
+                                                                      const std::map<std::string, SourceTensor> & src) {
+    const Arch & A = *hc.arch;
     std::map<std::string, const SourceTensor *> by_gguf;
     for (const auto & kv : src) {
         const std::string & hf = kv.first;
         std::string g;
-        if (!map_name(hf, n_layer, &g)) {
+        if (!arch_map_hf_name(A, hf, hc.n_layer, &g)) {
             // Old checkpoints store the RoPE inverse frequencies; they are recomputed from config.json.
             if (ends_with(hf, ".self_attn.rotary_emb.inv_freq")) continue;
-            throw_error("%s: unexpected tensor '%s' for a %s model", dir.c_str(), hf.c_str(), model_type.c_str());
+            throw_error("%s: unexpected tensor '%s' for a %s model", dir.c_str(), hf.c_str(), A.name);
         }
-        if (g == "output.weight" && tied) continue;  // tied: the model uses token_embd
+        if (g == k_tensor_output && hc.tied) continue;  // tied: the model uses token_embd
         by_gguf[g] = &kv.second;
     }
-
-    auto expect = [&](const std::string & g, std::vector<int64_t> ne) {
+    std::vector<std::pair<std::string, const SourceTensor *>> order;
+    auto want = [&](const std::string & g, const std::vector<int64_t> & ne) {
         auto it = by_gguf.find(g);
         if (it == by_gguf.end()) throw_error("%s: missing tensor for %s", dir.c_str(), g.c_str());
         const SafetensorsTensor & t = *it->second->info;
-        std::vector<int64_t> got(t.shape.rbegin(), t.shape.rend());
+        const std::vector<int64_t> got(t.shape.rbegin(), t.shape.rend());
         if (got != ne) {
             std::string want_s, got_s;
             for (size_t i = 0; i < ne.size(); ++i) want_s += (i ? "," : "") + std::to_string(ne[ne.size() - 1 - i]);
             for (size_t i = 0; i < t.shape.size(); ++i) got_s += (i ? "," : "") + std::to_string(t.shape[i]);
-            throw_error("%s: tensor '%s' has shape [%s], expected [%s]", dir.c_str(), t.name.c_str(), got_s.c_str(),
-                        want_s.c_str());
+            throw_error("%s: tensor '%s' has shape [%s], expected [%s]", dir.c_str(), t.name.c_str(), got_s.c_str(), want_s.c_str());
         }
+        order.emplace_back(g, it->second);
     };
+    const BlockDims dims{hc.n_embd, hc.n_ff, hc.n_head, hc.n_head_kv, hc.head_dim};
+    want(k_tensor_token_embd, {hc.n_embd, hc.n_vocab});
+    for (int64_t l = 0; l < hc.n_layer; ++l)
+        for (const ArchLayerTensor & t : A.layer) want(layer_tensor_name(l, t.role), layer_tensor_shape(t.role, dims));
+    want(k_tensor_output_norm, {hc.n_embd});
+    if (by_gguf.count(k_tensor_output)) want(k_tensor_output, {hc.n_embd, hc.n_vocab});
+    return order;
+}
 
-    std::vector<std::string> order;
-    auto want = [&](const std::string & g, std::vector<int64_t> ne) {
-        expect(g, std::move(ne));
-        order.push_back(g);
-    };
-    want("token_embd.weight", {n_embd, n_vocab});
-    for (int64_t l = 0; l < n_layer; ++l) {
-        const std::string b = "blk." + std::to_string(l) + ".";
-        want(b + "attn_norm.weight", {n_embd});
-        want(b + "attn_q.weight", {n_embd, n_head * head_dim});
-        want(b + "attn_k.weight", {n_embd, n_head_kv * head_dim});
-        want(b + "attn_v.weight", {n_embd, n_head_kv * head_dim});
-        want(b + "attn_output.weight", {n_head * head_dim, n_embd});
-        want(b + "ffn_norm.weight", {n_embd});
-        want(b + "ffn_gate.weight", {n_embd, n_ff});
-        want(b + "ffn_up.weight", {n_embd, n_ff});
-        want(b + "ffn_down.weight", {n_ff, n_embd});
+// Adds one tensor to mf: mapped in place when it can be, else an owned copy (permuted q/k rows for llama, Gemma's
+// 1 + w norms in f32, misaligned data).
+void add_tensor(ModelFile & mf, const HfConfig & hc, const std::string & g, const SourceTensor & s) {
+    const Arch & A = *hc.arch;
+    const SafetensorsTensor & t = *s.info;
+    const uint8_t * data = s.file->data + t.offset;
+    const std::vector<int64_t> ne(t.shape.rbegin(), t.shape.rend());
+    const size_t elsize = safetensors_dtype_size(t.dtype);
+    const bool is_q = ends_with(g, (std::string(".") + layer_tensor_gguf(LayerTensor::ATTN_Q)).c_str());
+    const bool is_k = ends_with(g, (std::string(".") + layer_tensor_gguf(LayerTensor::ATTN_K)).c_str());
+    if (A.hf_permute_qk && (is_q || is_k)) {
+        TensorData & td = mf.add_owned_uninit(g, t.type, ne);
+        GL_ASSERT(td.nbytes == t.nbytes);
+        permute_rows(data, const_cast<uint8_t *>(td.data), is_q ? hc.n_head : hc.n_head_kv, hc.head_dim, (size_t) ne[0] * elsize);
+    } else if (A.hf_norm_plus_one && ne.size() == 1 && ends_with(g, "norm.weight")) {
+        TensorData & td = mf.add_owned_uninit(g, GL_TYPE_F32, ne);
+        float * out = reinterpret_cast<float *>(const_cast<uint8_t *>(td.data));
+        std::vector<uint8_t> aligned(data, data + t.nbytes);
+        gl_get_type_traits(t.type)->to_float(aligned.data(), out, ne[0]);
+        for (int64_t i = 0; i < ne[0]; ++i) out[i] += 1.0f;
+    } else if (reinterpret_cast<uintptr_t>(data) % elsize != 0) {
+        mf.add_owned(g, t.type, ne, data, t.nbytes);
+    } else {
+        TensorData td;
+        td.name = g;
+        td.type = t.type;
+        td.ne = ne;
+        td.data = data;
+        td.nbytes = t.nbytes;
+        mf.tensors.push_back(std::move(td));
     }
-    want("output_norm.weight", {n_embd});
-    if (by_gguf.count("output.weight")) want("output.weight", {n_embd, n_vocab});
+}
 
-    // ---- build the tensor list
+}  // namespace
+
+ModelFile load_hf(const std::string & dir_in, const LoadOptions & opt) {
+    std::string dir = dir_in;
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+
+    ModelFile mf;
+    mf.path = dir;
+    mf.format = "hf";
+    const std::string cfg_path = dir + "/config.json";
+    if (!is_regular_file(cfg_path)) throw_error("%s: not a Hugging Face model directory (no config.json)", dir.c_str());
+    const json cj = parse_json_file(cfg_path);
+    if (!cj.is_object()) throw_error("%s is not a JSON object", cfg_path.c_str());
+    const Config cfg{cj, cfg_path};
+    Metadata & m = mf.meta;
+    const HfConfig hc = read_config(cfg, m, dir);
+    const int64_t n_vocab = hc.n_vocab;
+
+    std::vector<std::unique_ptr<SafetensorsHeader>> headers;
+    const std::map<std::string, SourceTensor> src = read_sources(dir, mf, headers);
+    const auto order = map_tensors(dir, hc, src);
     mf.tensors.reserve(order.size() + 1);
-    if (!rope_factors.empty())
-        mf.add_owned("rope_freqs.weight", GL_TYPE_F32, {(int64_t) rope_factors.size()}, rope_factors.data(),
-                     rope_factors.size() * sizeof(float));
-    for (const std::string & g : order) {
-        const SourceTensor &       s = *by_gguf.at(g);
-        const SafetensorsTensor &  t = *s.info;
-        const uint8_t *            data = s.file->data + t.offset;
-        std::vector<int64_t>       ne(t.shape.rbegin(), t.shape.rend());
-        const size_t               elsize = safetensors_dtype_size(t.dtype);
-        const bool is_q = ends_with(g, ".attn_q.weight");
-        const bool is_k = ends_with(g, ".attn_k.weight");
-        if (is_q || is_k) {
-            TensorData & td = mf.add_owned_uninit(g, t.type, ne);
-            GL_ASSERT(td.nbytes == t.nbytes);
-            permute_rows(data, const_cast<uint8_t *>(td.data), is_q ? n_head : n_head_kv, head_dim,
-                         (size_t) ne[0] * elsize);
-        } else if (reinterpret_cast<uintptr_t>(data) % elsize != 0) {
-            mf.add_owned(g, t.type, ne, data, t.nbytes);
-        } else {
-            TensorData td;
-            td.name = g;
-            td.type = t.type;
-            td.ne = ne;
-            td.data = data;
-            td.nbytes = t.nbytes;
-            mf.tensors.push_back(std::move(td));
-        }
-    }
+    if (!hc.rope_factors.empty())
+        mf.add_owned(k_tensor_rope_freqs, GL_TYPE_F32, {(int64_t) hc.rope_factors.size()}, hc.rope_factors.data(),
+                     hc.rope_factors.size() * sizeof(float));
+    for (const auto & gs : order) add_tensor(mf, hc, gs.first, *gs.second);
+
     // ---- tokenizer
     {
         const std::string tok = opt.tokenizer_path.empty() ? dir + "/tokenizer.json" : opt.tokenizer_path;

@@ -6,6 +6,7 @@
 // w2[L,D,H], w3[L,H,D], rms_final[D], freq_cis_real[seq,hs/2], freq_cis_imag[seq,hs/2], (wcls[V,D]).
 // llama2.c rotates adjacent pairs, which is quill's (GGUF's) layout, so Q and K are used as they are, in place.
 #include "formats/byte_reader.h"
+#include "formats/arch.h"
 #include "formats/model_file.h"
 
 #include <memory>
@@ -73,22 +74,15 @@ ModelFile load_llama2c(const std::string & path, const LoadOptions & opt) {
         p += t.n_elements();
         mf.tensors.push_back(std::move(t));
     };
-    auto per_layer = [&](const char * name, std::vector<int64_t> ne) {
-        for (int64_t l = 0; l < n_layers; ++l) add(strfmt("blk.%lld.%s.weight", (long long) l, name), ne);
-    };
-    add("token_embd.weight", {dim, vocab});
-    per_layer("attn_norm", {dim});
-    per_layer("attn_q", {dim, dim});
-    per_layer("attn_k", {dim, kv_dim});
-    per_layer("attn_v", {dim, kv_dim});
-    per_layer("attn_output", {dim, dim});
-    per_layer("ffn_norm", {dim});
-    per_layer("ffn_gate", {dim, hidden});
-    per_layer("ffn_down", {hidden, dim});
-    per_layer("ffn_up", {dim, hidden});
-    add("output_norm.weight", {dim});
+    // The checkpoint's order: each kind of tensor for every layer, then the next kind (w1 = gate, w2 = down, w3 = up).
+    const BlockDims dims{dim, hidden, n_heads, n_kv, dim / n_heads};
+    add(k_tensor_token_embd, {dim, vocab});
+    using LT = LayerTensor;
+    for (LT role : {LT::ATTN_NORM, LT::ATTN_Q, LT::ATTN_K, LT::ATTN_V, LT::ATTN_OUT, LT::FFN_NORM, LT::FFN_GATE, LT::FFN_DOWN, LT::FFN_UP})
+        for (int64_t l = 0; l < n_layers; ++l) add(layer_tensor_name(l, role), layer_tensor_shape(role, dims));
+    add(k_tensor_output_norm, {dim});
     p += seq_len * hs;  // freq_cis tables: quill computes RoPE itself
-    if (!shared_cls) add("output.weight", {dim, vocab});
+    if (!shared_cls) add(k_tensor_output, {dim, vocab});
     return mf;
 }
 

@@ -113,6 +113,8 @@ static void resolve(gl_cpu_level level) {
         fill(f.rms_norm, ftables[l]->rms_norm);
         fill(f.softmax, ftables[l]->softmax);
         fill(f.swiglu, ftables[l]->swiglu);
+        fill(f.geglu, ftables[l]->geglu);
+        fill(f.add, ftables[l]->add);
     }
     g_float = f;
     g_level = level;

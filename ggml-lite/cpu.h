@@ -59,6 +59,8 @@ struct gl_float_kernels {
     void  (*rms_norm)(const float * x, const float * weight, int64_t n, float eps, float * y);
     void  (*softmax)(float * x, int64_t n, float scale);
     void  (*swiglu)(const float * gate, const float * up, int64_t n, float * out);
+    void  (*geglu)(const float * gate, const float * up, int64_t n, float * out);
+    void  (*add)(float * y, const float * x, int64_t n);
 };
 
 // The resolved kernels of the active level (never null: the scalar reference fills every gap; codebook types have

@@ -161,17 +161,42 @@ static void swiglu_ref(const float * gate, const float * up, int64_t n, float * 
     for (int64_t i = 0; i < n; ++i) out[i] = gl_silu(gate[i]) * up[i];
 }
 
+float gl_gelu_tanh(float x) {
+    const float k = 0.7978845608028654f;  // sqrt(2/pi)
+    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+}
+
+static void geglu_ref(const float * gate, const float * up, int64_t n, float * out) {
+    for (int64_t i = 0; i < n; ++i) out[i] = gl_gelu_tanh(gate[i]) * up[i];
+}
+
+static void add_ref(float * y, const float * x, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
 static float dot_f32_ref(int64_t n, const float * x, const float * y) {
     double sum = 0.0;
     for (int64_t i = 0; i < n; ++i) sum += (double) (x[i] * y[i]);
     return (float) sum;
 }
 
-const gl_float_kernels gl_float_scalar = {dot_f32_ref, rms_norm_ref, softmax_ref, swiglu_ref};
+const gl_float_kernels gl_float_scalar = {dot_f32_ref, rms_norm_ref, softmax_ref, swiglu_ref, geglu_ref, add_ref};
 
 void gl_rms_norm(const float * x, const float * weight, int64_t n, float eps, float * y) { gl_float_ops().rms_norm(x, weight, n, eps, y); }
 void gl_softmax(float * x, int64_t n, float scale) { gl_float_ops().softmax(x, n, scale); }
 void gl_swiglu(const float * gate, const float * up, int64_t n, float * out) { gl_float_ops().swiglu(gate, up, n, out); }
+void gl_geglu(const float * gate, const float * up, int64_t n, float * out) { gl_float_ops().geglu(gate, up, n, out); }
+void gl_add(float * y, const float * x, int64_t n) { gl_float_ops().add(y, x, n); }
+void gl_add_bias(float * rows, const float * bias, int64_t n_rows, int64_t n) {
+    const gl_float_kernels & f = gl_float_ops();
+    for (int64_t r = 0; r < n_rows; ++r) f.add(rows + r * n, bias, n);
+}
+void gl_scale(float * x, int64_t n, float s) {
+    for (int64_t i = 0; i < n; ++i) x[i] *= s;
+}
+void gl_softcap(float * x, int64_t n, float cap) {
+    for (int64_t i = 0; i < n; ++i) x[i] = cap * tanhf(x[i] / cap);
+}
 
 void gl_attention(const float * q, int64_t n_head, int64_t n_head_kv, int64_t head_dim, const gl_kv_view & k, const gl_kv_view & v,
                   int64_t n_kv, float scale, float * out, float * scratch) {

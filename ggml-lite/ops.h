@@ -54,8 +54,21 @@ void gl_rope(float * x, int64_t n_head, int64_t head_dim, int64_t n_dims, int64_
 void gl_softmax(float * x, int64_t n, float scale);
 
 float gl_silu(float x);
-// out[i] = silu(gate[i]) * up[i]
+// out[i] = silu(gate[i]) * up[i]   (out may be gate or up)
 void gl_swiglu(const float * gate, const float * up, int64_t n, float * out);
+// GELU, tanh approximation (PyTorch's gelu(approximate="tanh"), ggml's gelu): 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+float gl_gelu_tanh(float x);
+// out[i] = gelu_tanh(gate[i]) * up[i]   (out may be gate or up)
+void gl_geglu(const float * gate, const float * up, int64_t n, float * out);
+
+// y[i] += x[i]: the residual adds.
+void gl_add(float * y, const float * x, int64_t n);
+// Each of n_rows rows of n values: row += bias (the linear layers' biases).
+void gl_add_bias(float * rows, const float * bias, int64_t n_rows, int64_t n);
+// x[i] *= s
+void gl_scale(float * x, int64_t n, float s);
+// x[i] = cap · tanh(x[i] / cap): logit soft-capping.
+void gl_softcap(float * x, int64_t n, float cap);
 
 // Keys or values of one sequence in the KV cache: row j (position j) holds n_head_kv*head_dim elements of `type`
 // (a KV type of ggml-lite/kv.h: f32, f16, bf16, q8_0, q4_0), rows `stride` bytes apart. A window of positions

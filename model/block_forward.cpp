@@ -122,106 +122,55 @@ void gemm_nt_f32(int64_t m, int64_t n, int64_t k, const float * A, int64_t lda, 
 // ---- weights ----------------------------------------------------------------------------------------------------
 
 size_t BlockWeightsF32::n_floats() const {
-    return attn_norm.size() + ffn_norm.size() + wq.size() + wk.size() + wv.size() + wo.size() + w_gate.size() + w_up.size() + w_down.size();
+    size_t n = 0;
+    for (const std::vector<float> & v : w) n += v.size();
+    return n;
 }
 
-static std::vector<float> widen(const gl_tensor & t) {
-    std::vector<float> out((size_t) (t.ne0 * t.ne1));
-    for (int64_t r = 0; r < t.ne1; ++r) gl_get_row(t, r, out.data() + r * t.ne0);
-    return out;
+LlamaLayer BlockWeightsF32::layer() const {
+    LlamaLayer L = base;
+    for (int r = 0; r < (int) LayerTensor::COUNT; ++r) {
+        gl_tensor * t = L.linear((LayerTensor) r);
+        if (!t) continue;
+        GL_ASSERT((int64_t) w[r].size() == t->ne0 * t->ne1);
+        *t = gl_tensor_make(GL_TYPE_F32, t->ne0, t->ne1, w[r].data(), t->name);
+    }
+    return L;
 }
 
 BlockWeightsF32 block_weights_f32(const LlamaModel & model, int64_t layer) {
     GL_ASSERT(layer >= 0 && layer < model.hp.n_layer);
-    const LlamaLayer & L = model.layers[(size_t) layer];
-    const int64_t E = model.hp.n_embd;
-    BlockWeightsF32 w;
-    w.attn_norm.assign(L.attn_norm, L.attn_norm + E);
-    w.ffn_norm.assign(L.ffn_norm, L.ffn_norm + E);
-    w.wq = widen(L.wq);
-    w.wk = widen(L.wk);
-    w.wv = widen(L.wv);
-    w.wo = widen(L.wo);
-    w.w_gate = widen(L.w_gate);
-    w.w_up = widen(L.w_up);
-    w.w_down = widen(L.w_down);
-    return w;
-}
-
-const char * linear_input_name(LinearInput which) {
-    static const char * names[] = {"attn_qkv", "attn_output", "ffn_gate_up", "ffn_down"};
-    return names[(int) which];
-}
-
-int64_t linear_input_dim(const LlamaHparams & hp, LinearInput which) {
-    switch (which) {
-        case LinearInput::QKV: return hp.n_embd;
-        case LinearInput::ATTN_OUT: return hp.n_head * hp.head_dim;
-        case LinearInput::GATE_UP: return hp.n_embd;
-        case LinearInput::DOWN: return hp.n_ff;
-        default: GL_ASSERT(false);
+    BlockWeightsF32 bw;
+    bw.base = model.layers[(size_t) layer];
+    for (int r = 0; r < (int) LayerTensor::COUNT; ++r) {
+        const gl_tensor * t = bw.base.linear((LayerTensor) r);
+        if (!t) continue;
+        std::vector<float> & out = bw.w[r];
+        out.resize((size_t) (t->ne0 * t->ne1));
+        for (int64_t row = 0; row < t->ne1; ++row) gl_get_row(*t, row, out.data() + row * t->ne0);
     }
-    return 0;
+    return bw;
 }
 
-// ---- the block --------------------------------------------------------------------------------------------------
+// ---- the block over calibration sequences ------------------------------------------------------------------------
 
-void block_forward(const LlamaHparams & hp, const float * rope_freqs, const BlockWeightsF32 & w, float * x, int64_t n_seq,
-                   int64_t seq_len, const BlockRecorder & rec, bool update) {
-    const int64_t E = hp.n_embd, HD = hp.head_dim, q_dim = hp.n_head * HD, kv_dim = hp.kv_dim(), F = hp.n_ff, L = seq_len;
-    GL_ASSERT((int64_t) w.wq.size() == q_dim * E && (int64_t) w.wk.size() == kv_dim * E && (int64_t) w.wv.size() == kv_dim * E);
-    GL_ASSERT((int64_t) w.wo.size() == E * q_dim && (int64_t) w.w_gate.size() == F * E && (int64_t) w.w_up.size() == F * E);
-    GL_ASSERT((int64_t) w.w_down.size() == E * F && (int64_t) w.attn_norm.size() == E && (int64_t) w.ffn_norm.size() == E);
-    std::vector<float> xs((size_t) (L * E)), xb((size_t) (L * std::max(E, q_dim))), q((size_t) (L * q_dim)), k((size_t) (L * kv_dim)),
-        v((size_t) (L * kv_dim)), att((size_t) (L * q_dim)), h((size_t) (L * F)), h2((size_t) (L * F));
-    std::vector<float> scores((size_t) (L * L)), vt((size_t) (HD * L));
-    const float kq_scale = 1.0f / sqrtf((float) HD);
-    const int64_t group = hp.n_head / hp.n_head_kv;
-
-    for (int64_t s = 0; s < n_seq; ++s) {
-        float * xseq = x + s * L * E;
-        std::copy(xseq, xseq + L * E, xs.begin());
-
-        for (int64_t t = 0; t < L; ++t) gl_rms_norm(&xs[t * E], w.attn_norm.data(), E, hp.eps, &xb[t * E]);
-        if (rec) rec(LinearInput::QKV, xb.data(), L, E);
-        gemm_nt_f32(L, q_dim, E, xb.data(), E, w.wq.data(), E, q.data(), q_dim, false);
-        gemm_nt_f32(L, kv_dim, E, xb.data(), E, w.wk.data(), E, k.data(), kv_dim, false);
-        gemm_nt_f32(L, kv_dim, E, xb.data(), E, w.wv.data(), E, v.data(), kv_dim, false);
-        for (int64_t t = 0; t < L; ++t) {
-            gl_rope(&q[t * q_dim], hp.n_head, HD, hp.n_rot, t, hp.rope_base, hp.rope_freq_scale, rope_freqs, GL_ROPE_NORM);
-            gl_rope(&k[t * kv_dim], hp.n_head_kv, HD, hp.n_rot, t, hp.rope_base, hp.rope_freq_scale, rope_freqs, GL_ROPE_NORM);
-        }
-        // Causal attention, one head at a time as two products: S = Q_h·K_hᵀ (rows t, columns j), the softmax of
-        // each row over j <= t (the rest zeroed), then O_h = S·V_h (V_h transposed once per kv head).
-        for (int64_t hh = 0; hh < hp.n_head; ++hh) {
-            const int64_t kvh = hh / group;
-            if (hh % group == 0) {
-                for (int64_t j = 0; j < L; ++j)
-                    for (int64_t e = 0; e < HD; ++e) vt[(size_t) (e * L + j)] = v[(size_t) (j * kv_dim + kvh * HD + e)];
-            }
-            gemm_nt_f32(L, L, HD, &q[(size_t) (hh * HD)], q_dim, &k[(size_t) (kvh * HD)], kv_dim, scores.data(), L, false);
-#pragma omp parallel for schedule(static) if (L >= 1024)
-            for (int64_t t = 0; t < L; ++t) {
-                float * st = &scores[(size_t) (t * L)];
-                gl_softmax(st, t + 1, kq_scale);
-                std::fill(st + t + 1, st + L, 0.0f);
-            }
-            gemm_nt_f32(L, HD, L, scores.data(), L, vt.data(), L, &att[(size_t) (hh * HD)], q_dim, false);
-        }
-        if (rec) rec(LinearInput::ATTN_OUT, att.data(), L, q_dim);
-        gemm_nt_f32(L, E, q_dim, att.data(), q_dim, w.wo.data(), q_dim, xb.data(), E, false);
-        for (int64_t i = 0; i < L * E; ++i) xs[i] += xb[i];
-
-        for (int64_t t = 0; t < L; ++t) gl_rms_norm(&xs[t * E], w.ffn_norm.data(), E, hp.eps, &xb[t * E]);
-        if (rec) rec(LinearInput::GATE_UP, xb.data(), L, E);
-        gemm_nt_f32(L, F, E, xb.data(), E, w.w_gate.data(), E, h.data(), F, false);
-        gemm_nt_f32(L, F, E, xb.data(), E, w.w_up.data(), E, h2.data(), F, false);
-        for (int64_t i = 0; i < L * F; ++i) h[i] = gl_silu(h[i]) * h2[i];
-        if (rec) rec(LinearInput::DOWN, h.data(), L, F);
-        gemm_nt_f32(L, E, F, h.data(), F, w.w_down.data(), F, xb.data(), E, false);
-        for (int64_t i = 0; i < L * E; ++i) xs[i] += xb[i];
-
-        if (update) std::copy(xs.begin(), xs.end(), xseq);
+void block_forward(const LlamaHparams & hp, const LlamaLayer & L, float * x, int64_t n_seq, int64_t seq_len, const BlockRecorder & rec,
+                   bool update) {
+    GL_ASSERT(seq_len > 0 && seq_len <= (1 << 22));
+    const int64_t E = hp.n_embd;
+    KvCache kv;
+    kv.init(1, hp.n_head_kv, hp.head_dim, (int32_t) seq_len, 1, GL_TYPE_F32);
+    BlockScratch s;
+    s.init(hp, seq_len, seq_len, block_wdata_size(L, seq_len));
+    gl_buffer xs((size_t) (seq_len * E) * sizeof(float));
+    std::vector<int32_t> pos((size_t) seq_len), seq((size_t) seq_len, 0);
+    for (int64_t t = 0; t < seq_len; ++t) pos[(size_t) t] = (int32_t) t;
+    const BlockBatch b{seq_len, pos.data(), seq.data()};
+    for (int64_t sq = 0; sq < n_seq; ++sq) {
+        float * xseq = x + sq * seq_len * E;
+        std::copy(xseq, xseq + seq_len * E, xs.f32());
+        block_forward(hp, L, b, kv, 0, xs.f32(), s, rec ? &rec : nullptr);
+        if (update) std::copy(xs.f32(), xs.f32() + seq_len * E, xseq);
     }
 }
 

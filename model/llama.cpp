@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <omp.h>
 
 namespace quill {
 
@@ -21,17 +20,28 @@ static gl_tensor weight_2d(const ModelFile & mf, const std::string & name, int64
     return gl_tensor_make(t.type, ne0, ne1, t.data, t.name.c_str());
 }
 
-static const float * vector_f32(const ModelFile & mf, const std::string & name, int64_t n) {
+// Vectors (norms, biases, RoPE factors) are read as f32; files that store them as f16/bf16 (HF checkpoints, some
+// GGUFs) get a widened copy the model owns.
+const float * LlamaModel::vector_f32(const ModelFile & mf, const std::string & name, int64_t n) {
     const TensorData & t = mf.get(name);
-    if (t.type != GL_TYPE_F32 || t.n_elements() != n)
-        throw_error("%s: tensor '%s' must be an f32 vector of %lld values", mf.path.c_str(), name.c_str(), (long long) n);
-    return (const float *) t.data;
+    if (t.n_elements() != n || t.ne.size() != 1)
+        throw_error("%s: tensor '%s' must be a vector of %lld values", mf.path.c_str(), name.c_str(), (long long) n);
+    if (t.type == GL_TYPE_F32) return (const float *) t.data;
+    if (t.type != GL_TYPE_F16 && t.type != GL_TYPE_BF16)
+        throw_error("%s: tensor '%s' has type %s; vectors must be f32, f16 or bf16", mf.path.c_str(), name.c_str(), gl_type_name(t.type));
+    auto buf = std::make_shared<std::vector<float>>((size_t) n);
+    gl_get_type_traits(t.type)->to_float(t.data, buf->data(), n);
+    widened_.push_back(buf);
+    return buf->data();
 }
 
 LlamaModel::LlamaModel(const ModelFile & mf) {
     const Metadata & m = mf.meta;
     const std::string arch = m.get_str("general.architecture", "llama");
-    if (arch != "llama") throw_error("%s: architecture '%s' is not supported (quill runs the llama family)", mf.path.c_str(), arch.c_str());
+    hp.arch = arch_find(arch);
+    if (!hp.arch)
+        throw_error("%s: architecture '%s' is not supported (quill runs %s)", mf.path.c_str(), arch.c_str(), arch_names().c_str());
+    const Arch & A = *hp.arch;
     auto key = [&](const char * k) { return arch + "." + k; };
     hp.n_embd = m.get_int_req(key("embedding_length"));
     hp.n_ff = m.get_int_req(key("feed_forward_length"));
@@ -43,7 +53,7 @@ LlamaModel::LlamaModel(const ModelFile & mf) {
     hp.rope_base = (float) m.get_float(key("rope.freq_base"), 10000.0);
     const int64_t lim = 1 << 20;
     if (hp.n_embd <= 0 || hp.n_embd > lim || hp.n_ff <= 0 || hp.n_ff > lim || hp.n_layer <= 0 || hp.n_layer > 4096 ||
-        hp.n_head <= 0 || hp.n_head_kv <= 0 || hp.n_head % hp.n_head_kv != 0 || hp.n_embd % hp.n_head != 0 ||
+        hp.n_head <= 0 || hp.n_head_kv <= 0 || hp.n_head % hp.n_head_kv != 0 || hp.n_head > lim ||
         hp.n_ctx_train <= 0 || hp.n_ctx_train > (1 << 24))
         throw_error("%s: inconsistent hyper-parameters (embd %lld, ff %lld, layers %lld, heads %lld/%lld, ctx %lld)", mf.path.c_str(),
                     (long long) hp.n_embd, (long long) hp.n_ff, (long long) hp.n_layer, (long long) hp.n_head, (long long) hp.n_head_kv,
@@ -55,13 +65,20 @@ LlamaModel::LlamaModel(const ModelFile & mf) {
     if (!(std::isfinite(hp.rope_base) && hp.rope_base > 1.0f))
         throw_error("%s: invalid RoPE base %g (%s must be a finite number above 1)", mf.path.c_str(), (double) hp.rope_base,
                     key("rope.freq_base").c_str());
+    if (!m.has(key("attention.key_length")) && hp.n_embd % hp.n_head != 0)
+        throw_error("%s: embedding length %lld is not a multiple of the head count %lld", mf.path.c_str(), (long long) hp.n_embd,
+                    (long long) hp.n_head);
     hp.head_dim = m.get_int(key("attention.key_length"), hp.n_embd / hp.n_head);
+    const int64_t v_dim = m.get_int(key("attention.value_length"), hp.head_dim);
     hp.n_rot = m.get_int(key("rope.dimension_count"), hp.head_dim);
     // Bounded before any product (n_head * head_dim with a key_length of 2^62 overflowed, fuzz_gguf) and to what
     // gl_attention takes.
     if (hp.head_dim <= 0 || hp.head_dim > GL_ATTENTION_MAX_HEAD_DIM || hp.n_rot <= 0 || hp.n_rot > hp.head_dim || hp.n_rot % 2 != 0 ||
         hp.n_head * hp.head_dim > lim)
         throw_error("%s: invalid head dimension %lld / rope dimensions %lld", mf.path.c_str(), (long long) hp.head_dim, (long long) hp.n_rot);
+    if (v_dim != hp.head_dim)
+        throw_error("%s: value head size %lld differs from the key head size %lld, which quill does not support", mf.path.c_str(),
+                    (long long) v_dim, (long long) hp.head_dim);
     const std::string scaling = m.get_str(key("rope.scaling.type"), "none");
     if (scaling == "linear") {
         const double f = m.get_float(key("rope.scaling.factor"), 1.0);
@@ -70,15 +87,32 @@ LlamaModel::LlamaModel(const ModelFile & mf) {
     } else if (scaling != "none" && scaling != "") {
         throw_error("%s: rope scaling '%s' is not supported (none, linear)", mf.path.c_str(), scaling.c_str());
     }
+    hp.rope_mode = A.rope == RopeStyle::HALVES ? GL_ROPE_NEOX : GL_ROPE_NORM;
+    if (A.embd_scale) hp.embd_scale = sqrtf((float) hp.n_embd);
+    hp.logit_softcap = (float) m.get_float(key("final_logit_softcapping"), 0.0);
+    if (!(std::isfinite(hp.logit_softcap) && hp.logit_softcap >= 0.0f))
+        throw_error("%s: invalid %s %g", mf.path.c_str(), key("final_logit_softcapping").c_str(), (double) hp.logit_softcap);
+    // Sliding-window layers (Gemma 3): the window, which layers are global, and their RoPE base.
+    int64_t swa_pattern = 0;
+    float swa_base = hp.rope_base;
+    if (A.swa_pattern > 0) {
+        hp.n_swa = m.get_int(key("attention.sliding_window"), 0);
+        swa_pattern = m.get_int(key("attention.sliding_window_pattern"), A.swa_pattern);
+        swa_base = (float) m.get_float(key("rope.freq_base_swa"), A.swa_rope_base > 0 ? A.swa_rope_base : hp.rope_base);
+        if (hp.n_swa < 0 || hp.n_swa > (1 << 24) || swa_pattern < 1 || swa_pattern > 4096)
+            throw_error("%s: invalid sliding window %lld / pattern %lld", mf.path.c_str(), (long long) hp.n_swa, (long long) swa_pattern);
+        if (!(std::isfinite(swa_base) && swa_base > 1.0f))
+            throw_error("%s: invalid sliding-window RoPE base %g", mf.path.c_str(), (double) swa_base);
+    }
 
-    const TensorData & emb = mf.get("token_embd.weight");
-    if (emb.ne.size() != 2) throw_error("%s: token_embd.weight must be 2-D", mf.path.c_str());
+    const TensorData & emb = mf.get(k_tensor_token_embd);
+    if (emb.ne.size() != 2) throw_error("%s: %s must be 2-D", mf.path.c_str(), k_tensor_token_embd);
     hp.n_vocab = emb.ne[1];
-    tok_embd = weight_2d(mf, "token_embd.weight", hp.n_embd, hp.n_vocab);
-    output_norm = vector_f32(mf, "output_norm.weight", hp.n_embd);
-    output = mf.find("output.weight") ? weight_2d(mf, "output.weight", hp.n_embd, hp.n_vocab) : tok_embd;
-    if (mf.find("rope_freqs.weight")) {
-        rope_freqs = vector_f32(mf, "rope_freqs.weight", hp.n_rot / 2);
+    tok_embd = weight_2d(mf, k_tensor_token_embd, hp.n_embd, hp.n_vocab);
+    output_norm = vector_f32(mf, k_tensor_output_norm, hp.n_embd);
+    output = mf.find(k_tensor_output) ? weight_2d(mf, k_tensor_output, hp.n_embd, hp.n_vocab) : tok_embd;
+    if (mf.find(k_tensor_rope_freqs)) {
+        rope_freqs = vector_f32(mf, k_tensor_rope_freqs, hp.n_rot / 2);
         for (int64_t i = 0; i < hp.n_rot / 2; ++i) {
             if (!(std::isfinite(rope_freqs[i]) && rope_freqs[i] > 0.0f))
                 throw_error("%s: rope_freqs.weight[%lld] is %g; RoPE frequency factors must be finite and positive", mf.path.c_str(),
@@ -86,24 +120,48 @@ LlamaModel::LlamaModel(const ModelFile & mf) {
         }
     }
 
-    const int64_t q_dim = hp.n_head * hp.head_dim, kv_dim = hp.kv_dim();
+    const BlockDims dims{hp.n_embd, hp.n_ff, hp.n_head, hp.n_head_kv, hp.head_dim};
     for (int64_t l = 0; l < hp.n_layer; ++l) {
-        auto n = [&](const char * s) { return strfmt("blk.%lld.%s.weight", (long long) l, s); };
         LlamaLayer L;
-        L.attn_norm = vector_f32(mf, n("attn_norm"), hp.n_embd);
-        L.wq = weight_2d(mf, n("attn_q"), hp.n_embd, q_dim);
-        L.wk = weight_2d(mf, n("attn_k"), hp.n_embd, kv_dim);
-        L.wv = weight_2d(mf, n("attn_v"), hp.n_embd, kv_dim);
-        L.wo = weight_2d(mf, n("attn_output"), q_dim, hp.n_embd);
-        L.ffn_norm = vector_f32(mf, n("ffn_norm"), hp.n_embd);
-        L.w_gate = weight_2d(mf, n("ffn_gate"), hp.n_embd, hp.n_ff);
-        L.w_up = weight_2d(mf, n("ffn_up"), hp.n_embd, hp.n_ff);
-        L.w_down = weight_2d(mf, n("ffn_down"), hp.n_ff, hp.n_embd);
-        for (const gl_tensor * w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) weight_bytes += gl_tensor_nbytes(*w);
-        weight_bytes += 2 * (size_t) hp.n_embd * sizeof(float);
+        for (const ArchLayerTensor & at : A.layer) {
+            const std::string name = layer_tensor_name(l, at.role);
+            const std::vector<int64_t> ne = layer_tensor_shape(at.role, dims);
+            if (gl_tensor * w = L.linear(at.role)) {
+                *w = weight_2d(mf, name, ne[0], ne[1]);
+                weight_bytes += gl_tensor_nbytes(*w);
+                continue;
+            }
+            const float * vec = vector_f32(mf, name, ne[0]);
+            weight_bytes += (size_t) ne[0] * sizeof(float);
+            switch (at.role) {
+                case LayerTensor::ATTN_NORM: L.attn_norm = vec; break;
+                case LayerTensor::ATTN_Q_BIAS: L.bq = vec; break;
+                case LayerTensor::ATTN_K_BIAS: L.bk = vec; break;
+                case LayerTensor::ATTN_V_BIAS: L.bv = vec; break;
+                case LayerTensor::ATTN_Q_NORM: L.q_norm = vec; break;
+                case LayerTensor::ATTN_K_NORM: L.k_norm = vec; break;
+                case LayerTensor::POST_ATTN_NORM: L.post_attn_norm = vec; break;
+                case LayerTensor::FFN_NORM: L.ffn_norm = vec; break;
+                case LayerTensor::POST_FFW_NORM: L.post_ffw_norm = vec; break;
+                default: GL_ASSERT(false);
+            }
+        }
+        GL_ASSERT(L.attn_norm && L.ffn_norm);  // every architecture entry has both
+        L.rope_freqs = rope_freqs;
+        L.rope_base = hp.rope_base;
+        const bool sliding = swa_pattern > 0 && hp.n_swa > 0 && (l + 1) % swa_pattern != 0;
+        if (sliding) {
+            L.window = hp.n_swa;
+            L.rope_base = swa_base;
+        }
         layers.push_back(L);
     }
     weight_bytes += output.nb1 * (size_t) output.ne1 + tok_embd.nb1 + (size_t) hp.n_embd * sizeof(float);
+}
+
+void LlamaModel::embed(int32_t token, float * out) const {
+    gl_get_row(tok_embd, token, out);
+    if (hp.embd_scale != 1.0f) gl_scale(out, hp.n_embd, hp.embd_scale);
 }
 
 void check_vocab_matches(const Tokenizer & tok, const LlamaModel & model, const std::string & path) {
@@ -127,24 +185,14 @@ Context::Context(const LlamaModel & model, const ContextParams & params) : model
     if (params_.n_batch <= 0) params_.n_batch = 512;
     if (params_.n_seq <= 0 || params_.n_seq > 1024) throw_error("invalid number of sequences %d", params_.n_seq);
     kv_.init(hp.n_layer, hp.n_head_kv, hp.head_dim, params_.n_ctx, params_.n_seq, params_.kv_type);
-    const size_t B = (size_t) params_.n_batch;
-    const int64_t q_dim = hp.n_head * hp.head_dim;
-    x_.resize(B * hp.n_embd);
-    xb_.resize(B * std::max(hp.n_embd, q_dim));
-    q_.resize(B * q_dim);
-    k_.resize(B * hp.kv_dim());
-    v_.resize(B * hp.kv_dim());
-    att_.resize(B * q_dim);
-    hb_.resize(B * hp.n_ff);
-    hb2_.resize(B * hp.n_ff);
-    logits_.resize(B * hp.n_vocab);
+    const int64_t B = params_.n_batch;
     size_t wd = 0;
-    for (const LlamaLayer & L : model.layers) {
-        for (const gl_tensor * w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) wd = std::max(wd, gl_mul_mat_scratch_size(*w, (int64_t) B));
-    }
-    wd = std::max(wd, gl_mul_mat_scratch_size(model.output, (int64_t) B));
-    wdata_.resize(wd);
-    out_rows_.resize(B);
+    for (const LlamaLayer & L : model.layers) wd = std::max(wd, block_wdata_size(L, B));
+    scratch_.init(hp, B, params_.n_ctx, wd);
+    x_.alloc((size_t) B * (size_t) hp.n_embd * sizeof(float));
+    xn_.alloc((size_t) B * (size_t) hp.n_embd * sizeof(float));
+    logits_.alloc((size_t) B * (size_t) hp.n_vocab * sizeof(float));
+    out_wdata_.alloc(gl_mul_mat_scratch_size(model.output, B));
 }
 
 void Context::clear_seq(int32_t seq) {
@@ -172,56 +220,24 @@ void Context::decode(const Batch & b) {
         L = std::max(L, b.pos[t] + 1);
     }
 
-    const int64_t E = hp.n_embd, q_dim = hp.n_head * hp.head_dim, kv_dim = hp.kv_dim(), F = hp.n_ff;
-    for (int64_t t = 0; t < n; ++t) gl_get_row(model_.tok_embd, b.token[t], &x_[t * E]);
-    const float kq_scale = 1.0f / sqrtf((float) hp.head_dim);
-    const gl_from_float_fn kv_store = gl_kernels(kv_.type).quantize_act;  // the dispatched converter
-    // Attention scratch per thread, sized from the threads the parallel loop below will run (the count may have
-    // changed since the Context was built: quill bench sets it afterwards); grows once, not per token.
-    const int att_threads = omp_get_max_threads();
-    const size_t att_per_thread = (size_t) (kv_.n_ctx + hp.head_dim);
-    if (att_scratch_.size() < (size_t) att_threads * att_per_thread) att_scratch_.resize((size_t) att_threads * att_per_thread);
-
-    for (int64_t l = 0; l < hp.n_layer; ++l) {
-        const LlamaLayer & L = model_.layers[(size_t) l];
-        for (int64_t t = 0; t < n; ++t) gl_rms_norm(&x_[t * E], L.attn_norm, E, hp.eps, &xb_[t * E]);
-        gl_mul_mat(L.wq, xb_.data(), n, q_.data(), wdata_.data());
-        gl_mul_mat(L.wk, xb_.data(), n, k_.data(), wdata_.data());
-        gl_mul_mat(L.wv, xb_.data(), n, v_.data(), wdata_.data());
-        for (int64_t t = 0; t < n; ++t) {
-            gl_rope(&q_[t * q_dim], hp.n_head, hp.head_dim, hp.n_rot, b.pos[t], hp.rope_base, hp.rope_freq_scale, model_.rope_freqs, GL_ROPE_NORM);
-            gl_rope(&k_[t * kv_dim], hp.n_head_kv, hp.head_dim, hp.n_rot, b.pos[t], hp.rope_base, hp.rope_freq_scale, model_.rope_freqs, GL_ROPE_NORM);
-            kv_store(&k_[t * kv_dim], kv_.k_row(l, b.seq[t], b.pos[t]), kv_dim);
-            kv_store(&v_[t * kv_dim], kv_.v_row(l, b.seq[t], b.pos[t]), kv_dim);
-        }
-#pragma omp parallel for schedule(dynamic) if (n > 1)
-        for (int64_t t = 0; t < n; ++t) {
-            const int tid = omp_get_thread_num();
-            GL_ASSERT(tid < att_threads);
-            float * scratch = &att_scratch_[(size_t) tid * att_per_thread];
-            gl_attention(&q_[t * q_dim], hp.n_head, hp.n_head_kv, hp.head_dim, kv_.k_view(l, b.seq[t]), kv_.v_view(l, b.seq[t]),
-                         b.pos[t] + 1, kq_scale, &att_[t * q_dim], scratch);
-        }
-        gl_mul_mat(L.wo, att_.data(), n, xb_.data(), wdata_.data());
-        for (int64_t i = 0; i < n * E; ++i) x_[i] += xb_[i];
-
-        for (int64_t t = 0; t < n; ++t) gl_rms_norm(&x_[t * E], L.ffn_norm, E, hp.eps, &xb_[t * E]);
-        gl_mul_mat(L.w_gate, xb_.data(), n, hb_.data(), wdata_.data());
-        gl_mul_mat(L.w_up, xb_.data(), n, hb2_.data(), wdata_.data());
-        for (int64_t i = 0; i < n * F; ++i) hb_[i] = gl_silu(hb_[i]) * hb2_[i];
-        gl_mul_mat(L.w_down, hb_.data(), n, xb_.data(), wdata_.data());
-        for (int64_t i = 0; i < n * E; ++i) x_[i] += xb_[i];
-    }
+    const int64_t E = hp.n_embd;
+    float * x = x_.f32();
+    for (int64_t t = 0; t < n; ++t) model_.embed(b.token[t], x + t * E);
+    const BlockBatch bb{n, b.pos.data(), b.seq.data()};
+    for (int64_t l = 0; l < hp.n_layer; ++l) block_forward(hp, model_.layers[(size_t) l], bb, kv_, l, x, scratch_);
     len.swap(new_len);
 
     // Final norm and output projection for the tokens that asked for logits, gathered into consecutive rows.
     n_out_ = 0;
+    float * xn = xn_.f32();
     for (int64_t t = 0; t < n; ++t) {
         if (!b.want_logits[t]) continue;
-        gl_rms_norm(&x_[t * E], model_.output_norm, E, hp.eps, &xb_[n_out_ * E]);
+        gl_rms_norm(x + t * E, model_.output_norm, E, hp.eps, xn + n_out_ * E);
         ++n_out_;
     }
-    if (n_out_ > 0) gl_mul_mat(model_.output, xb_.data(), (int64_t) n_out_, logits_.data(), wdata_.data());
+    if (n_out_ == 0) return;
+    gl_mul_mat(model_.output, xn, (int64_t) n_out_, logits_.f32(), out_wdata_.data());
+    if (hp.logit_softcap > 0.0f) gl_softcap(logits_.f32(), (int64_t) n_out_ * hp.n_vocab, hp.logit_softcap);
 }
 
 }  // namespace quill

@@ -1,4 +1,5 @@
-// The LLaMA family (Llama 1/2/3, Mistral, TinyLlama shapes): weights, KV cache, and a batched forward pass.
+// The LLaMA family (Llama 1/2/3, Mistral, Qwen2, Qwen3, Gemma 3; formats/arch.h): weights, KV cache, and a batched
+// forward pass whose blocks are model/block.cpp's one block.
 //
 // One forward pass serves everything: a Batch holds tokens of one or many sequences, each with its position and
 // its sequence (KV slot). Prompt processing is a batch of one sequence's tokens; server decoding is a batch of one
@@ -6,27 +7,16 @@
 #pragma once
 
 #include "formats/model_file.h"
+#include "ggml-lite/backend.h"
+#include "model/block.h"
 #include "model/kv_cache.h"
-#include "ggml-lite/ops.h"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace quill {
-
-struct LlamaHparams {
-    int64_t n_vocab = 0, n_embd = 0, n_ff = 0, n_layer = 0, n_head = 0, n_head_kv = 0, head_dim = 0, n_rot = 0, n_ctx_train = 0;
-    float   eps = 1e-5f, rope_base = 10000.0f, rope_freq_scale = 1.0f;
-    int64_t kv_dim() const { return n_head_kv * head_dim; }
-};
-
-struct LlamaLayer {
-    const float * attn_norm = nullptr;  // (n_embd)
-    gl_tensor wq, wk, wv, wo;           // (n_embd -> n_head*hd), (n_embd -> kv_dim) x2, (n_head*hd -> n_embd)
-    const float * ffn_norm = nullptr;   // (n_embd)
-    gl_tensor w_gate, w_up, w_down;     // (n_embd -> n_ff) x2, (n_ff -> n_embd)
-};
 
 // Weights of a model, pointing into a ModelFile (which must outlive it).
 class LlamaModel {
@@ -39,6 +29,13 @@ public:
     const float * rope_freqs = nullptr;   // (n_rot/2) or null
     std::vector<LlamaLayer> layers;
     size_t weight_bytes = 0;              // bytes of every weight read per token
+
+    // The input of block 0 for a token: its embedding row, scaled as the architecture says.
+    void embed(int32_t token, float * out) const;
+
+private:
+    std::vector<std::shared_ptr<std::vector<float>>> widened_;  // vectors stored as f16/bf16, widened once
+    const float * vector_f32(const ModelFile & mf, const std::string & name, int64_t n);
 };
 
 class Tokenizer;
@@ -76,7 +73,7 @@ public:
     // context, a gap in a sequence's positions, too many tokens). Logits of the i-th token that asked for them
     // are at logits(i) afterwards (i counts only those tokens, in batch order).
     void decode(const Batch & batch);
-    const float * logits(size_t i) const { return logits_.data() + i * model_.hp.n_vocab; }
+    const float * logits(size_t i) const { return logits_.f32() + i * model_.hp.n_vocab; }
     size_t n_logits() const { return n_out_; }
 
     void clear_seq(int32_t seq);     // forget a sequence's cache
@@ -90,10 +87,9 @@ private:
     const LlamaModel & model_;
     ContextParams params_;
     KvCache kv_;
-    // Activations, each n_batch rows.
-    std::vector<float> x_, xb_, q_, k_, v_, att_, hb_, hb2_, logits_, att_scratch_;
-    std::vector<uint8_t> wdata_;
-    std::vector<int32_t> out_rows_;
+    BlockScratch scratch_;      // the block's activations, n_batch rows each
+    gl_buffer x_, xn_, logits_;  // residual stream, final-norm rows, logits (n_batch rows each)
+    gl_buffer out_wdata_;        // the output layer's activation scratch
     std::vector<int32_t> new_len_;  // decode's staging copy of the per-sequence lengths
     size_t n_out_ = 0;
 };

@@ -1,5 +1,6 @@
 #include "model/synthetic.h"
 
+#include "formats/arch.h"
 #include "ggml-lite/common.h"
 
 #include <cmath>
@@ -135,23 +136,20 @@ ModelFile make_synthetic_model(const std::string & name, gl_type type, uint64_t 
         TensorData & t = mf.add_owned_uninit(tname, ty, ne);
         fill_random(t, tensor_seed = mix(tensor_seed), scale, offset);
     };
-    const int64_t hd = s.n_embd / s.n_head, kv = s.n_head_kv * hd;
+    const int64_t hd = s.n_embd / s.n_head;
     const float w = 1.0f / sqrtf((float) s.n_embd);
-    add("token_embd.weight", {s.n_embd, s.n_vocab}, 1.0f, 0.0f, true);
+    const BlockDims dims{s.n_embd, s.n_ff, s.n_head, s.n_head_kv, hd};
+    add(k_tensor_token_embd, {s.n_embd, s.n_vocab}, 1.0f, 0.0f, true);
+    const Arch & arch = *arch_find("llama");
     for (int64_t l = 0; l < s.n_layer; ++l) {
-        auto n = [&](const char * x) { return strfmt("blk.%lld.%s.weight", (long long) l, x); };
-        add(n("attn_norm"), {s.n_embd}, 0.1f, 1.0f);
-        add(n("attn_q"), {s.n_embd, s.n_embd}, w, 0);
-        add(n("attn_k"), {s.n_embd, kv}, w, 0);
-        add(n("attn_v"), {s.n_embd, kv}, w, 0);
-        add(n("attn_output"), {s.n_embd, s.n_embd}, w, 0);
-        add(n("ffn_norm"), {s.n_embd}, 0.1f, 1.0f);
-        add(n("ffn_gate"), {s.n_embd, s.n_ff}, w, 0);
-        add(n("ffn_up"), {s.n_embd, s.n_ff}, w, 0);
-        add(n("ffn_down"), {s.n_ff, s.n_embd}, 1.0f / sqrtf((float) s.n_ff), 0);
+        for (const ArchLayerTensor & t : arch.layer) {
+            const std::vector<int64_t> ne = layer_tensor_shape(t.role, dims);
+            if (ne.size() == 1) add(layer_tensor_name(l, t.role), ne, 0.1f, 1.0f);  // norms around 1
+            else add(layer_tensor_name(l, t.role), ne, 1.0f / sqrtf((float) ne[0]), 0);
+        }
     }
-    add("output_norm.weight", {s.n_embd}, 0.1f, 1.0f);
-    if (!s.tied) add("output.weight", {s.n_embd, s.n_vocab}, w, 0, true);
+    add(k_tensor_output_norm, {s.n_embd}, 0.1f, 1.0f);
+    if (!s.tied) add(k_tensor_output, {s.n_embd, s.n_vocab}, w, 0, true);
     return mf;
 }
 

@@ -89,10 +89,10 @@ size_t BlockHessians::bytes() const {
     return b;
 }
 
-void collect_block_hessians(const LlamaHparams & hp, const float * rope_freqs, const BlockWeightsF32 & w, float * x, int64_t n_seq,
+void collect_block_hessians(const LlamaHparams & hp, const LlamaLayer & w, float * x, int64_t n_seq,
                             int64_t seq_len, BlockHessians & out) {
     for (int k = 0; k < (int) LinearInput::COUNT; ++k) out.h[k].init(linear_input_dim(hp, (LinearInput) k));
-    block_forward(hp, rope_freqs, w, x, n_seq, seq_len,
+    block_forward(hp, w, x, n_seq, seq_len,
                   [&](LinearInput which, const float * xin, int64_t n_tok, int64_t dim) {
                       GL_ASSERT(dim == out[which].dim());
                       out[which].add(xin, n_tok);

@@ -64,9 +64,9 @@ struct BlockHessians {
     size_t bytes() const;
 };
 
-// Step 1 above: runs block `w` over x (n_seq sequences of seq_len rows of n_embd floats; x is not changed) and
+// Step 1 above: runs block `w` (its float form: BlockWeightsF32::layer()) over x (n_seq sequences of seq_len rows of n_embd floats; x is not changed) and
 // returns the finished Hessians of its linear inputs.
-void collect_block_hessians(const LlamaHparams & hp, const float * rope_freqs, const BlockWeightsF32 & w, float * x, int64_t n_seq,
+void collect_block_hessians(const LlamaHparams & hp, const LlamaLayer & w, float * x, int64_t n_seq,
                             int64_t seq_len, BlockHessians & out);
 
 }  // namespace quill

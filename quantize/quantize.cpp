@@ -165,7 +165,7 @@ std::string quantize_methods_help() {
 // ---- keep rules ----------------------------------------------------------------------------------------------------
 
 std::vector<std::pair<std::string, std::string>> default_keep_rules() {
-    return {{"token_embd.weight", "q8_0"}, {"output.weight", "q8_0"}};
+    return {{k_tensor_token_embd, "q8_0"}, {k_tensor_output, "q8_0"}};
 }
 
 std::vector<std::pair<std::string, std::string>> parse_keep_rules(const std::string & list) {
@@ -188,17 +188,19 @@ std::vector<std::pair<std::string, std::string>> parse_keep_rules(const std::str
 
 // ---- the plan: every tensor's stored type -------------------------------------------------------------------------
 
+// The linear layers of a block of architecture a, in the architecture's order, with the input each reads.
 struct LinearSlot {
-    const char * suffix;
+    LayerTensor role;
     LinearInput input;
-    std::vector<float> BlockWeightsF32::*member;
 };
-static const LinearSlot k_linears[] = {
-    {"attn_q", LinearInput::QKV, &BlockWeightsF32::wq},         {"attn_k", LinearInput::QKV, &BlockWeightsF32::wk},
-    {"attn_v", LinearInput::QKV, &BlockWeightsF32::wv},         {"attn_output", LinearInput::ATTN_OUT, &BlockWeightsF32::wo},
-    {"ffn_gate", LinearInput::GATE_UP, &BlockWeightsF32::w_gate}, {"ffn_up", LinearInput::GATE_UP, &BlockWeightsF32::w_up},
-    {"ffn_down", LinearInput::DOWN, &BlockWeightsF32::w_down},
-};
+static std::vector<LinearSlot> block_linears(const Arch & a) {
+    std::vector<LinearSlot> out;
+    for (const ArchLayerTensor & t : a.layer) {
+        LinearInput in;
+        if (layer_tensor_linear(t.role, &in)) out.push_back({t.role, in});
+    }
+    return out;
+}
 
 struct TensorPlan {
     gl_type type = GL_TYPE_F32;
@@ -296,9 +298,10 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
     for (size_t i = 0; i < mf.tensors.size(); ++i) index[mf.tensors[i].name] = i;
     std::vector<TensorPlan> plan(mf.tensors.size());
     const int64_t n_blocks = p.max_blocks > 0 ? std::min<int64_t>(p.max_blocks, hp.n_layer) : hp.n_layer;
+    const std::vector<LinearSlot> linears = block_linears(*hp.arch);
     for (int64_t l = 0; l < n_blocks; ++l) {
-        for (const LinearSlot & s : k_linears) {
-            const std::string name = strfmt("blk.%lld.%s.weight", (long long) l, s.suffix);
+        for (const LinearSlot & s : linears) {
+            const std::string name = layer_tensor_name(l, s.role);
             plan[index.at(name)].linear = true;  // LlamaModel checked that it exists
         }
     }
@@ -433,11 +436,13 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
         const Clock::time_point t0 = Clock::now();
         const int64_t E = hp.n_embd, N = cd.n_tokens();
         X.resize((size_t) (N * E));
-        const gl_type emb_type = plan[index.at("token_embd.weight")].type;
+        const gl_type emb_type = plan[index.at(k_tensor_token_embd)].type;
         std::vector<uint8_t> tmp;
         for (int64_t t = 0; t < N; ++t) {
-            gl_get_row(model.tok_embd, cd.tokens[(size_t) t], &X[(size_t) (t * E)]);
-            if (emb_type != model.tok_embd.type) round_trip_rows(&X[(size_t) (t * E)], 1, E, emb_type, &tmp);
+            float * row = &X[(size_t) (t * E)];
+            gl_get_row(model.tok_embd, cd.tokens[(size_t) t], row);
+            if (emb_type != model.tok_embd.type) round_trip_rows(row, 1, E, emb_type, &tmp);
+            if (hp.embd_scale != 1.0f) gl_scale(row, E, hp.embd_scale);  // as LlamaModel::embed does
         }
         rep.activation_bytes = X.size() * sizeof(float);
         rep.calib_seconds += since(t0);
@@ -447,7 +452,7 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
     double work_total = 0, work_done = 0;
     for (size_t i = 0; i < mf.tensors.size(); ++i)
         if (plan[i].linear) work_total += (double) mf.tensors[i].n_elements();
-    const int n_linear = (int) (n_blocks * (int64_t) (sizeof k_linears / sizeof k_linears[0]));
+    const int n_linear = (int) (n_blocks * (int64_t) linears.size());
     int n_done = 0;
     size_t resident = 0;
     for (int64_t l = 0; l < n_blocks; ++l) {
@@ -459,16 +464,16 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
         BlockHessians hs;
         if (method->needs_calibration) {
             const Clock::time_point t0 = Clock::now();
-            collect_block_hessians(hp, model.rope_freqs, bw, X.data(), cd.n_seq, cd.seq_len, hs);
+            collect_block_hessians(hp, bw.layer(), X.data(), cd.n_seq, cd.seq_len, hs);
             rep.peak_hessian_bytes = std::max(rep.peak_hessian_bytes, hs.bytes());
             rep.calib_seconds += since(t0);
             if (p.progress) fprintf(stderr, "quantize: block %lld: Hessians over %lld tokens in %.2f s\n", (long long) l, (long long) cd.n_tokens(), since(t0));
         }
-        for (const LinearSlot & s : k_linears) {
-            const std::string name = strfmt("blk.%lld.%s.weight", (long long) l, s.suffix);
+        for (const LinearSlot & s : linears) {
+            const std::string name = layer_tensor_name(l, s.role);
             const size_t i = index.at(name);
             const TensorData & t = mf.tensors[i];
-            std::vector<float> & Wv = bw.*(s.member);
+            std::vector<float> & Wv = bw.of(s.role);
             const int64_t cols = t.ne[0], rows = t.ne[1];
             const Clock::time_point t0 = Clock::now();
             LayerResult res;
@@ -495,7 +500,7 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
         for (Hessian & h : hs.h) h.release();
         if (method->needs_calibration && l + 1 < n_blocks) {
             const Clock::time_point t0 = Clock::now();
-            block_forward(hp, model.rope_freqs, bw, X.data(), cd.n_seq, cd.seq_len, BlockRecorder(), true);
+            block_forward(hp, bw.layer(), X.data(), cd.n_seq, cd.seq_len, BlockRecorder(), true);
             rep.calib_seconds += since(t0);
         }
         resident -= bw.n_floats();

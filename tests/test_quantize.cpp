@@ -285,7 +285,7 @@ TEST_CASE("intq: GGUF export refuses the new types with an error naming the type
 
 // ---- block forward and Hessians ------------------------------------------------------------------------------------------
 
-TEST_CASE("block_forward: five float blocks + norm + output equal Context::decode's logits (f32 weights and KV)") {
+TEST_CASE("block_forward: the calibration pass (widened blocks, one sequence at a time) equals Context::decode's logits (f32 weights and KV)") {
     ModelFile mf = make_synthetic_model("stories260k", GL_TYPE_F32, 5);
     LlamaModel model(mf);
     const LlamaHparams & hp = model.hp;
@@ -294,8 +294,8 @@ TEST_CASE("block_forward: five float blocks + norm + output equal Context::decod
     for (int64_t i = 0; i < 2 * L; ++i) toks.push_back((int32_t) ((i * 37 + 11) % V));
     // Two sequences through the float blocks.
     std::vector<float> x((size_t) (2 * L * E));
-    for (int64_t t = 0; t < 2 * L; ++t) gl_get_row(model.tok_embd, toks[(size_t) t], &x[(size_t) (t * E)]);
-    for (int64_t l = 0; l < hp.n_layer; ++l) block_forward(hp, model.rope_freqs, block_weights_f32(model, l), x.data(), 2, L, BlockRecorder(), true);
+    for (int64_t t = 0; t < 2 * L; ++t) model.embed(toks[(size_t) t], &x[(size_t) (t * E)]);
+    for (int64_t l = 0; l < hp.n_layer; ++l) block_forward(hp, block_weights_f32(model, l).layer(), x.data(), 2, L, BlockRecorder(), true);
     ContextParams cp;
     cp.n_ctx = (int32_t) L;
     cp.kv_type = GL_TYPE_F32;
@@ -346,12 +346,12 @@ TEST_CASE("calibration: Hessians are 2/N_seq · Σ x·xᵀ of each linear input;
     const std::vector<float> x0 = x;
     const BlockWeightsF32 w = block_weights_f32(model, 2);
     BlockHessians hs;
-    collect_block_hessians(hp, model.rope_freqs, w, x.data(), S, L, hs);
+    collect_block_hessians(hp, w.layer(), x.data(), S, L, hs);
     CHECK(x == x0);  // a recording pass leaves the activations alone
     // Record the inputs directly and build each H in double.
     std::vector<std::vector<float>> rows((size_t) LinearInput::COUNT);
     std::vector<float> xc = x0;
-    block_forward(hp, model.rope_freqs, w, xc.data(), S, L,
+    block_forward(hp, w.layer(), xc.data(), S, L,
                   [&](LinearInput which, const float * xin, int64_t n, int64_t dim) { rows[(size_t) which].insert(rows[(size_t) which].end(), xin, xin + n * dim); },
                   false);
     for (int k = 0; k < (int) LinearInput::COUNT; ++k) {

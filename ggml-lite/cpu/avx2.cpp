@@ -895,4 +895,11 @@ const gl_type_kernels gl_kernels_avx2[GL_TYPE_COUNT] = {
 };
 #undef INTQ_ENTRY
 
-const gl_float_kernels gl_float_avx2 = {dot_f32, rms_norm, softmax, swiglu};
+static void add(float * y, const float * x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(x + i)));
+    for (; i < n; ++i) y[i] += x[i];
+}
+
+// geglu: the scalar reference (no vectorised tanh yet).
+const gl_float_kernels gl_float_avx2 = {dot_f32, rms_norm, softmax, swiglu, nullptr, add};

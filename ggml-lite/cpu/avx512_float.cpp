@@ -105,4 +105,5 @@ void swiglu(const float * gate, const float * up, int64_t n, float * out) {
 
 }  // namespace
 
-const gl_float_kernels gl_float_avx512 = {dot_f32_impl, rms_norm, softmax, swiglu};
+// geglu and add: the AVX2 ones.
+const gl_float_kernels gl_float_avx512 = {dot_f32_impl, rms_norm, softmax, swiglu, nullptr, nullptr};

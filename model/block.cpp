@@ -1,0 +1,141 @@
+#include "model/block.h"
+
+#include "ggml-lite/common.h"
+#include "ggml-lite/cpu.h"
+
+#include <algorithm>
+#include <cmath>
+#include <omp.h>
+
+namespace quill {
+
+gl_tensor * LlamaLayer::linear(LayerTensor role) {
+    switch (role) {
+        case LayerTensor::ATTN_Q: return &wq;
+        case LayerTensor::ATTN_K: return &wk;
+        case LayerTensor::ATTN_V: return &wv;
+        case LayerTensor::ATTN_OUT: return &wo;
+        case LayerTensor::FFN_GATE: return &w_gate;
+        case LayerTensor::FFN_UP: return &w_up;
+        case LayerTensor::FFN_DOWN: return &w_down;
+        default: return nullptr;
+    }
+}
+
+const char * linear_input_name(LinearInput which) {
+    static const char * names[] = {"attn_qkv", "attn_output", "ffn_gate_up", "ffn_down"};
+    GL_ASSERT((int) which >= 0 && which < LinearInput::COUNT);
+    return names[(int) which];
+}
+
+int64_t linear_input_dim(const LlamaHparams & hp, LinearInput which) {
+    switch (which) {
+        case LinearInput::QKV: return hp.n_embd;
+        case LinearInput::ATTN_OUT: return hp.q_dim();
+        case LinearInput::GATE_UP: return hp.n_embd;
+        case LinearInput::DOWN: return hp.n_ff;
+        default: GL_ASSERT(false);
+    }
+    return 0;
+}
+
+size_t block_wdata_size(const LlamaLayer & L, int64_t n_tok) {
+    size_t wd = 0;
+    for (const gl_tensor * w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) wd = std::max(wd, gl_mul_mat_scratch_size(*w, n_tok));
+    return wd;
+}
+
+void BlockScratch::init(const LlamaHparams & hp, int64_t n_batch, int64_t n_ctx, size_t wdata_bytes) {
+    GL_ASSERT(n_batch > 0 && n_ctx > 0);
+    n_batch_ = n_batch;
+    n_ctx_ = n_ctx;
+    head_dim_ = hp.head_dim;
+    const size_t B = (size_t) n_batch * sizeof(float);
+    xb_.alloc(B * (size_t) std::max(hp.n_embd, hp.q_dim()));
+    q_.alloc(B * (size_t) hp.q_dim());
+    k_.alloc(B * (size_t) hp.kv_dim());
+    v_.alloc(B * (size_t) hp.kv_dim());
+    att_.alloc(B * (size_t) hp.q_dim());
+    hb_.alloc(B * (size_t) hp.n_ff);
+    hb2_.alloc(B * (size_t) hp.n_ff);
+    wdata_.alloc(wdata_bytes);
+    att_threads_ = 0;
+    att_scratch_.release();
+}
+
+// Attention scratch per thread, for the threads the parallel loop will run (the count may change between calls:
+// quill bench sets it after building the Context). Grows when the thread count does, never per token.
+float * BlockScratch::att_scratch_for(int threads) {
+    if (threads > att_threads_) {
+        att_scratch_.alloc((size_t) threads * (size_t) (n_ctx_ + head_dim_) * sizeof(float));
+        att_threads_ = threads;
+    }
+    return att_scratch_.f32();
+}
+
+// RMSNorm of each of n rows of `width` values in place, in groups of `group` (per head when group < width).
+static void norm_rows(float * x, int64_t n_rows, int64_t width, int64_t group, const float * w, float eps) {
+    for (int64_t r = 0; r < n_rows * (width / group); ++r) gl_rms_norm(x + r * group, w, group, eps, x + r * group);
+}
+
+void block_forward(const LlamaHparams & hp, const LlamaLayer & L, const BlockBatch & b, KvCache & kv, int64_t kv_layer, float * x,
+                   BlockScratch & s, const BlockRecorder * rec) {
+    const int64_t n = b.n, E = hp.n_embd, HD = hp.head_dim, q_dim = hp.q_dim(), kv_dim = hp.kv_dim(), F = hp.n_ff;
+    GL_ASSERT(n > 0 && n <= s.n_batch_ && HD == s.head_dim_ && kv.n_ctx <= s.n_ctx_);
+    float * xb = s.xb_.f32(), * q = s.q_.f32(), * k = s.k_.f32(), * v = s.v_.f32(), * att = s.att_.f32();
+    float * hb = s.hb_.f32(), * hb2 = s.hb2_.f32();
+    void * wdata = s.wdata_.data();
+
+    // ---- attention
+    for (int64_t t = 0; t < n; ++t) gl_rms_norm(x + t * E, L.attn_norm, E, hp.eps, xb + t * E);
+    if (rec) (*rec)(LinearInput::QKV, xb, n, E);
+    gl_mul_mat(L.wq, xb, n, q, wdata);
+    gl_mul_mat(L.wk, xb, n, k, wdata);
+    gl_mul_mat(L.wv, xb, n, v, wdata);
+    if (L.bq) gl_add_bias(q, L.bq, n, q_dim);
+    if (L.bk) gl_add_bias(k, L.bk, n, kv_dim);
+    if (L.bv) gl_add_bias(v, L.bv, n, kv_dim);
+    if (L.q_norm) norm_rows(q, n, q_dim, HD, L.q_norm, hp.eps);
+    if (L.k_norm) norm_rows(k, n, kv_dim, HD, L.k_norm, hp.eps);
+    const gl_from_float_fn kv_store = gl_kernels(kv.type).quantize_act;
+    for (int64_t t = 0; t < n; ++t) {
+        gl_rope(q + t * q_dim, hp.n_head, HD, hp.n_rot, b.pos[t], L.rope_base, hp.rope_freq_scale, L.rope_freqs, hp.rope_mode);
+        gl_rope(k + t * kv_dim, hp.n_head_kv, HD, hp.n_rot, b.pos[t], L.rope_base, hp.rope_freq_scale, L.rope_freqs, hp.rope_mode);
+        kv_store(k + t * kv_dim, kv.k_row(kv_layer, b.seq[t], b.pos[t]), kv_dim);
+        kv_store(v + t * kv_dim, kv.v_row(kv_layer, b.seq[t], b.pos[t]), kv_dim);
+    }
+    const float kq_scale = 1.0f / sqrtf((float) HD);
+    const int att_threads = omp_get_max_threads();
+    const size_t att_per_thread = (size_t) (s.n_ctx_ + HD);
+    float * att_scratch = s.att_scratch_for(att_threads);
+#pragma omp parallel for schedule(dynamic) if (n > 1)
+    for (int64_t t = 0; t < n; ++t) {
+        const int tid = omp_get_thread_num();
+        GL_ASSERT(tid < att_threads);
+        // A sliding-window layer sees positions (pos - window, pos]: the views start at the first one.
+        const int64_t first = L.window > 0 ? std::max<int64_t>(0, b.pos[t] + 1 - L.window) : 0;
+        gl_kv_view kview = kv.k_view(kv_layer, b.seq[t]), vview = kv.v_view(kv_layer, b.seq[t]);
+        kview.data = (const uint8_t *) kview.data + (size_t) first * kview.stride;
+        vview.data = (const uint8_t *) vview.data + (size_t) first * vview.stride;
+        gl_attention(q + t * q_dim, hp.n_head, hp.n_head_kv, HD, kview, vview, b.pos[t] + 1 - first, kq_scale, att + t * q_dim,
+                     att_scratch + (size_t) tid * att_per_thread);
+    }
+    if (rec) (*rec)(LinearInput::ATTN_OUT, att, n, q_dim);
+    gl_mul_mat(L.wo, att, n, xb, wdata);
+    if (L.post_attn_norm) norm_rows(xb, n, E, E, L.post_attn_norm, hp.eps);
+    gl_add(x, xb, n * E);
+
+    // ---- MLP
+    for (int64_t t = 0; t < n; ++t) gl_rms_norm(x + t * E, L.ffn_norm, E, hp.eps, xb + t * E);
+    if (rec) (*rec)(LinearInput::GATE_UP, xb, n, E);
+    gl_mul_mat(L.w_gate, xb, n, hb, wdata);
+    gl_mul_mat(L.w_up, xb, n, hb2, wdata);
+    if (hp.arch && hp.arch->act == Activation::GELU_TANH) gl_geglu(hb, hb2, n * F, hb);
+    else gl_swiglu(hb, hb2, n * F, hb);
+    if (rec) (*rec)(LinearInput::DOWN, hb, n, F);
+    gl_mul_mat(L.w_down, hb, n, xb, wdata);
+    if (L.post_ffw_norm) norm_rows(xb, n, E, E, L.post_ffw_norm, hp.eps);
+    gl_add(x, xb, n * E);
+}
+
+}  // namespace quill
