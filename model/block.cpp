@@ -97,12 +97,10 @@ void block_forward(const LlamaHparams & hp, const LlamaLayer & L, const BlockBat
     if (L.bv) gl_add_bias(v, L.bv, n, kv_dim);
     if (L.q_norm) norm_rows(q, n, q_dim, HD, L.q_norm, hp.eps);
     if (L.k_norm) norm_rows(k, n, kv_dim, HD, L.k_norm, hp.eps);
-    const gl_from_float_fn kv_store = gl_kernels(kv.type).quantize_act;
     for (int64_t t = 0; t < n; ++t) {
         gl_rope(q + t * q_dim, hp.n_head, HD, hp.n_rot, b.pos[t], L.rope_base, hp.rope_freq_scale, L.rope_freqs, hp.rope_mode);
         gl_rope(k + t * kv_dim, hp.n_head_kv, HD, hp.n_rot, b.pos[t], L.rope_base, hp.rope_freq_scale, L.rope_freqs, hp.rope_mode);
-        kv_store(k + t * kv_dim, kv.k_row(kv_layer, b.seq[t], b.pos[t]), kv_dim);
-        kv_store(v + t * kv_dim, kv.v_row(kv_layer, b.seq[t], b.pos[t]), kv_dim);
+        kv.write(kv_layer, b.seq[t], b.pos[t], k + t * kv_dim, v + t * kv_dim);
     }
     const float kq_scale = 1.0f / sqrtf((float) HD);
     const int att_threads = omp_get_max_threads();
