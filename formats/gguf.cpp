@@ -9,34 +9,39 @@
 
 namespace quill {
 
-// ggml's type ids (ggml.h) and the quill type each maps to, or GL_TYPE_COUNT when quill does not support it.
-struct GgmlTypeName { uint32_t id; const char * name; gl_type quill; };
-static const GgmlTypeName k_ggml_types[] = {
-    {0, "F32", GL_TYPE_F32},       {1, "F16", GL_TYPE_F16},        {2, "Q4_0", GL_TYPE_Q4_0},
-    {3, "Q4_1", GL_TYPE_COUNT},    {6, "Q5_0", GL_TYPE_COUNT},     {7, "Q5_1", GL_TYPE_COUNT},
-    {8, "Q8_0", GL_TYPE_Q8_0},     {9, "Q8_1", GL_TYPE_COUNT},     {10, "Q2_K", GL_TYPE_COUNT},
-    {11, "Q3_K", GL_TYPE_COUNT},   {12, "Q4_K", GL_TYPE_COUNT},    {13, "Q5_K", GL_TYPE_COUNT},
-    {14, "Q6_K", GL_TYPE_COUNT},   {15, "Q8_K", GL_TYPE_COUNT},    {16, "IQ2_XXS", GL_TYPE_COUNT},
-    {17, "IQ2_XS", GL_TYPE_COUNT}, {18, "IQ3_XXS", GL_TYPE_COUNT}, {19, "IQ1_S", GL_TYPE_COUNT},
-    {20, "IQ4_NL", GL_TYPE_COUNT}, {21, "IQ3_S", GL_TYPE_COUNT},   {22, "IQ2_S", GL_TYPE_COUNT},
-    {23, "IQ4_XS", GL_TYPE_COUNT}, {24, "I8", GL_TYPE_COUNT},      {25, "I16", GL_TYPE_COUNT},
-    {26, "I32", GL_TYPE_COUNT},    {27, "I64", GL_TYPE_COUNT},     {28, "F64", GL_TYPE_COUNT},
-    {29, "IQ1_M", GL_TYPE_COUNT},  {30, "BF16", GL_TYPE_BF16},     {34, "TQ1_0", GL_TYPE_COUNT},
-    {35, "TQ2_0", GL_TYPE_COUNT},
+// ggml's type names by id (ggml.h), for error messages only: which ones quill reads is the registry's gguf_type
+// (ggml-lite/types.cpp).
+struct GgmlTypeName { uint32_t id; const char * name; };
+static const GgmlTypeName k_ggml_type_names[] = {
+    {0, "F32"},      {1, "F16"},      {2, "Q4_0"},    {3, "Q4_1"},     {6, "Q5_0"},     {7, "Q5_1"},   {8, "Q8_0"},
+    {9, "Q8_1"},     {10, "Q2_K"},    {11, "Q3_K"},   {12, "Q4_K"},    {13, "Q5_K"},    {14, "Q6_K"},  {15, "Q8_K"},
+    {16, "IQ2_XXS"}, {17, "IQ2_XS"},  {18, "IQ3_XXS"}, {19, "IQ1_S"},  {20, "IQ4_NL"},  {21, "IQ3_S"}, {22, "IQ2_S"},
+    {23, "IQ4_XS"},  {24, "I8"},      {25, "I16"},    {26, "I32"},     {27, "I64"},     {28, "F64"},   {29, "IQ1_M"},
+    {30, "BF16"},    {34, "TQ1_0"},   {35, "TQ2_0"},
 };
 
-static const GgmlTypeName * ggml_type_lookup(uint32_t id) {
-    for (const GgmlTypeName & t : k_ggml_types) {
-        if (t.id == id) return &t;
+static const char * ggml_type_name(uint32_t id) {
+    for (const GgmlTypeName & t : k_ggml_type_names) {
+        if (t.id == id) return t.name;
     }
     return nullptr;
 }
 
-uint32_t gguf_type_id(gl_type t) {
-    for (const GgmlTypeName & g : k_ggml_types) {
-        if (g.quill == t) return g.id;
+// The registry's types that GGUF files can hold, for messages: "F32, F16, ...".
+static std::string gguf_supported_types() {
+    std::string out;
+    for (uint32_t t = 0; t < GL_TYPE_COUNT; ++t) {
+        if (gl_get_type_traits((gl_type) t)->gguf_type < 0) continue;
+        if (!out.empty()) out += ", ";
+        for (const char * c = gl_type_name((gl_type) t); *c; ++c) out += (char) toupper((unsigned char) *c);
     }
-    throw_error("type %s has no GGUF equivalent", gl_type_name(t));
+    return out;
+}
+
+uint32_t gguf_type_id(gl_type t) {
+    const gl_type_traits * tr = gl_get_type_traits(t);
+    if (!tr || tr->gguf_type < 0) throw_error("type %s has no GGUF equivalent", gl_type_name(t));
+    return (uint32_t) tr->gguf_type;
 }
 
 ModelFile load_gguf(const std::string & path, const LoadOptions & opt) {
@@ -85,17 +90,19 @@ ModelFile load_gguf(const std::string & path, const LoadOptions & opt) {
     if (data_start > map->size) throw_error("%s: truncated file: no tensor data", path.c_str());
 
     for (Info & in : infos) {
-        const GgmlTypeName * g = ggml_type_lookup(in.ggml_type);
-        if (!g) throw_error("%s: tensor '%s' has unknown ggml type id %u", path.c_str(), in.name.c_str(), in.ggml_type);
-        if (g->quill == GL_TYPE_COUNT)
-            throw_error("%s: tensor '%s' has type %s, which quill does not support (supported: F32, F16, BF16, Q8_0, Q4_0)",
-                        path.c_str(), in.name.c_str(), g->name);
+        const gl_type qt = gl_type_from_gguf(in.ggml_type);
+        const char * gname = ggml_type_name(in.ggml_type);
+        if (qt == GL_TYPE_COUNT && !gname)
+            throw_error("%s: tensor '%s' has unknown ggml type id %u", path.c_str(), in.name.c_str(), in.ggml_type);
+        if (qt == GL_TYPE_COUNT)
+            throw_error("%s: tensor '%s' has type %s, which quill does not support (supported: %s)", path.c_str(), in.name.c_str(),
+                        gname, gguf_supported_types().c_str());
         TensorData t;
         t.name = in.name;
-        t.type = g->quill;
+        t.type = qt;
         t.ne = in.ne;
         if (!gl_nbytes_checked(t.type, t.ne.data(), (int) t.ne.size(), &t.nbytes))
-            throw_error("%s: tensor '%s' has an invalid shape for type %s", path.c_str(), in.name.c_str(), g->name);
+            throw_error("%s: tensor '%s' has an invalid shape for type %s", path.c_str(), in.name.c_str(), gl_type_name(qt));
         if (in.offset % alignment != 0) throw_error("%s: tensor '%s' data is not aligned", path.c_str(), in.name.c_str());
         uint64_t avail = map->size - data_start;
         if (in.offset > avail || t.nbytes > avail - in.offset)

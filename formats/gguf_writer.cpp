@@ -23,14 +23,8 @@ static uint32_t gguf_file_type(const ModelFile & mf) {
     for (const auto & kv : bytes) {
         if (kv.second > best) best = kv.second, main = kv.first;
     }
-    switch (main) {
-        case GL_TYPE_F32: return 0;
-        case GL_TYPE_F16: return 1;
-        case GL_TYPE_Q4_0: return 2;
-        case GL_TYPE_Q8_0: return 7;
-        case GL_TYPE_BF16: return 32;
-        default: return 0;
-    }
+    const int32_t ftype = gl_get_type_traits(main)->gguf_ftype;
+    return ftype >= 0 ? (uint32_t) ftype : 0;
 }
 
 void save_gguf(const std::string & path, const ModelFile & mf) {

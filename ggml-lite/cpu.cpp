@@ -45,13 +45,40 @@ const gl_cpu_features & gl_cpu_get_features() {
     return f;
 }
 
+// Every feature a level's files are built with (CMakeLists.txt's -m flags; a level needs the ones below it too).
+#define GL_FEATURE(x) {#x, &gl_cpu_features::x}
+static const gl_cpu_feature_info k_level_features[GL_CPU_LEVEL_COUNT][10] = {  // each row ends with a null name
+    /* scalar */ {{nullptr, nullptr}},
+    /* avx2   */ {GL_FEATURE(avx), GL_FEATURE(avx2), GL_FEATURE(fma), GL_FEATURE(f16c), {nullptr, nullptr}},
+    /* avx512 */ {GL_FEATURE(avx), GL_FEATURE(avx2), GL_FEATURE(fma), GL_FEATURE(f16c), GL_FEATURE(avx512f), GL_FEATURE(avx512bw),
+                  GL_FEATURE(avx512vl), GL_FEATURE(avx512vnni), GL_FEATURE(avx512dq), {nullptr, nullptr}},
+};
+#undef GL_FEATURE
+
+const gl_cpu_feature_info * gl_cpu_level_features(gl_cpu_level level) {
+    return k_level_features[(unsigned) level < GL_CPU_LEVEL_COUNT ? level : 0];
+}
+
 gl_cpu_level gl_cpu_max_level() {
     const gl_cpu_features & f = gl_cpu_get_features();
-    // Every feature the AVX-512 files are built with (CMakeLists.txt: -mavx512f/bw/vl/vnni/dq plus the AVX2 set).
-    if (f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx512dq) return GL_CPU_AVX512;
-    if (f.avx2 && f.fma && f.f16c) return GL_CPU_AVX2;
-    return GL_CPU_SCALAR;
+    gl_cpu_level best = GL_CPU_SCALAR;
+    for (int l = GL_CPU_SCALAR + 1; l < GL_CPU_LEVEL_COUNT; ++l) {
+        bool ok = true;
+        for (const gl_cpu_feature_info * fi = gl_cpu_level_features((gl_cpu_level) l); fi->name; ++fi) ok = ok && f.*(fi->has);
+        if (!ok) break;
+        best = (gl_cpu_level) l;
+    }
+    return best;
 }
+
+// ---- extensions: kernels gated on one more feature ----------------------------------------------------------------
+
+const gl_cpu_ext gl_cpu_exts[] = {
+    {"avx512vbmi", GL_CPU_AVX512, &gl_cpu_features::avx512vbmi, nullptr, &gl_vq_gemm_avx512},
+    {"avx512bf16", GL_CPU_AVX512, &gl_cpu_features::avx512bf16, &gl_kernels_avx512_bf16, nullptr},
+};
+const int gl_cpu_ext_count = (int) (sizeof(gl_cpu_exts) / sizeof(gl_cpu_exts[0]));
+static bool g_ext_enabled = true;
 
 const char * gl_cpu_level_name(gl_cpu_level level) {
     static const char * names[] = {"scalar", "avx2", "avx512"};
@@ -79,25 +106,35 @@ template <typename T> static void fill(T & dst, const T & src) {
     if (!dst) dst = src;
 }
 
+static void fill_kernels(gl_type_kernels & k, const gl_type_kernels & s) {
+    fill(k.vec_dot, s.vec_dot);
+    fill(k.quantize_act, s.quantize_act);
+    fill(k.to_float, s.to_float);
+    fill(k.gemm, s.gemm);
+    fill(k.axpy, s.axpy);
+}
+
+static gl_linalg_kernels g_linalg;
+
 static void resolve(gl_cpu_level level) {
-    const gl_type_kernels * tables[] = {gl_kernels_scalar, gl_kernels_avx2, gl_kernels_avx512};
+    const gl_type_table<gl_type_kernels> * tables[] = {&gl_kernels_scalar, &gl_kernels_avx2, &gl_kernels_avx512};
+    const gl_type_table<gl_vq_gemm_fn> * vtables[] = {&gl_vq_gemm_scalar, &gl_vq_gemm_avx2, nullptr};
     const gl_float_kernels * ftables[] = {&gl_float_scalar, &gl_float_avx2, &gl_float_avx512};
+    const gl_linalg_kernels * ltables[] = {&gl_linalg_scalar, &gl_linalg_avx2, nullptr};
+    const gl_cpu_features & cf = gl_cpu_get_features();
     for (int t = 0; t < (int) GL_TYPE_COUNT; ++t) {
         gl_type_kernels k = {};
-        for (int l = level; l >= 0; --l) {
-            const gl_type_kernels & s = tables[l][t];
-            fill(k.vec_dot, s.vec_dot);
-            fill(k.quantize_act, s.quantize_act);
-            fill(k.to_float, s.to_float);
-            fill(k.gemm, s.gemm);
-            fill(k.axpy, s.axpy);
-        }
         gl_vq_gemm_fn vq = nullptr;
-        const gl_cpu_features & cf = gl_cpu_get_features();
         for (int l = level; l >= 0; --l) {
-            if (l == GL_CPU_AVX512 && !(cf.avx512vnni && cf.avx512vbmi)) continue;
-            const gl_vq_gemm_fn * vt[] = {gl_vq_gemm_scalar, gl_vq_gemm_avx2, gl_vq_gemm_avx512};
-            fill(vq, vt[l][t]);
+            // A level's extensions (the CPU has their feature) come before its own table.
+            for (int e = 0; e < gl_cpu_ext_count && g_ext_enabled; ++e) {
+                const gl_cpu_ext & x = gl_cpu_exts[e];
+                if (x.level != l || !(cf.*(x.feature))) continue;
+                if (x.kernels) fill_kernels(k, x.kernels->at[t]);
+                if (x.vq) fill(vq, x.vq->at[t]);
+            }
+            fill_kernels(k, tables[l]->at[t]);
+            if (vtables[l]) fill(vq, vtables[l]->at[t]);
         }
         if (gl_get_type_traits((gl_type) t)->vq) {
             GL_ASSERT(vq);
@@ -117,6 +154,17 @@ static void resolve(gl_cpu_level level) {
         fill(f.add, ftables[l]->add);
     }
     g_float = f;
+    gl_linalg_kernels lk = {};
+    for (int l = level; l >= 0; --l) {
+        if (!ltables[l]) continue;
+        fill(lk.gemm_nt_block, ltables[l]->gemm_nt_block);
+        fill(lk.axpy_f32, ltables[l]->axpy_f32);
+        fill(lk.axpy_f64, ltables[l]->axpy_f64);
+        fill(lk.dot_f64, ltables[l]->dot_f64);
+        fill(lk.syrk_tile_f64, ltables[l]->syrk_tile_f64);
+        for (int d = 0; d < 3; ++d) fill(lk.vq_nearest[d], ltables[l]->vq_nearest[d]);
+    }
+    g_linalg = lk;
     g_level = level;
 }
 
@@ -127,6 +175,12 @@ bool gl_cpu_level_set(gl_cpu_level level) {
 }
 
 gl_cpu_level gl_cpu_level_get() { return g_level; }
+
+void gl_cpu_ext_set_enabled(bool on) {
+    g_ext_enabled = on;
+    resolve(g_level);
+}
+bool gl_cpu_ext_enabled() { return g_ext_enabled; }
 
 // At start-up: the best level, or QUILL_CPU's. A bad QUILL_CPU is reported once and ignored rather than
 // aborting a library user's program.
@@ -142,6 +196,7 @@ static const bool g_init = [] {
             level = want;
         }
     }
+    if (const char * env = getenv("QUILL_CPU_EXT")) g_ext_enabled = strcmp(env, "off") != 0;
     resolve(level);
     return true;
 }();
@@ -149,3 +204,4 @@ static const bool g_init = [] {
 const gl_type_kernels & gl_kernels(gl_type t) { return g_kernels[t]; }
 gl_vq_gemm_fn gl_vq_gemm(gl_type t) { return g_vq[t]; }
 const gl_float_kernels & gl_float_ops() { return g_float; }
+const gl_linalg_kernels & gl_linalg_ops() { return g_linalg; }

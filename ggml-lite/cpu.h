@@ -24,6 +24,15 @@ struct gl_cpu_features {
     bool avx512vbmi = false, avx512dq = false;
 };
 
+// A CPU feature by the name of its compiler flag (-m<name>), and its field in gl_cpu_features.
+struct gl_cpu_feature_info {
+    const char * name;
+    bool gl_cpu_features::*has;
+};
+// The features a level needs (nullptr-terminated): the probe (gl_cpu_max_level) reads these, and they cover every
+// -m flag its kernel files are built with (CMakeLists.txt; tests/test_kernel_harness.cpp checks this).
+const gl_cpu_feature_info * gl_cpu_level_features(gl_cpu_level level);
+
 const gl_cpu_features & gl_cpu_get_features();
 gl_cpu_level gl_cpu_max_level();     // the best level this CPU supports
 gl_cpu_level gl_cpu_level_get();     // the active level
@@ -69,15 +78,73 @@ const gl_type_kernels & gl_kernels(gl_type t);
 gl_vq_gemm_fn gl_vq_gemm(gl_type t);
 const gl_float_kernels & gl_float_ops();
 
-// Per-level tables, each defined in its own file. Entries are indexed by gl_type.
-extern const gl_type_kernels gl_kernels_scalar[GL_TYPE_COUNT];
-extern const gl_type_kernels gl_kernels_avx2[GL_TYPE_COUNT];
-extern const gl_type_kernels gl_kernels_avx512[GL_TYPE_COUNT];
+// ---- per-level tables -------------------------------------------------------------------------------------------
+// Each kernel file lists {type, kernels} pairs for the types it has kernels for; gl_type_table_make places them by
+// enum value at compile time (the tables are constant-initialised, so cpu.cpp may read them during static
+// initialisation) and flags a type listed twice (static_assert(!table.dup) where the table is defined). Types a
+// table does not list are zero, i.e. "use the level below". No table lists every type.
+template <typename K> struct gl_type_entry {
+    gl_type type;
+    K       k;
+};
+template <typename K> struct gl_type_table {
+    K    at[GL_TYPE_COUNT] = {};
+    bool dup = false;  // some type was listed twice
+};
+template <typename K, size_t N> constexpr gl_type_table<K> gl_type_table_make(const gl_type_entry<K> (&entries)[N]) {
+    gl_type_table<K> t{};
+    bool seen[GL_TYPE_COUNT] = {};
+    for (size_t i = 0; i < N; ++i) {
+        if (seen[entries[i].type]) t.dup = true;
+        seen[entries[i].type] = true;
+        t.at[entries[i].type] = entries[i].k;
+    }
+    return t;
+}
+
+extern const gl_type_table<gl_type_kernels> gl_kernels_scalar;  // ggml-lite/types.cpp
+extern const gl_type_table<gl_type_kernels> gl_kernels_avx2;    // ggml-lite/cpu/avx2.cpp (+ intq_avx2.cpp's kernels)
+extern const gl_type_table<gl_type_kernels> gl_kernels_avx512;  // ggml-lite/cpu/avx512.cpp
 // Codebook-type products per level (null: the level below), indexed by gl_type; defined in types.cpp (scalar) and
-// ggml-lite/cpu/vq_avx2.cpp, vq_avx512.cpp. The AVX-512 ones need VNNI and VBMI too (checked at resolution).
-extern const gl_vq_gemm_fn gl_vq_gemm_scalar[GL_TYPE_COUNT];
-extern const gl_vq_gemm_fn gl_vq_gemm_avx2[GL_TYPE_COUNT];
-extern const gl_vq_gemm_fn gl_vq_gemm_avx512[GL_TYPE_COUNT];
+// ggml-lite/cpu/vq_avx2.cpp, vq_avx512.cpp. The AVX-512 ones need VBMI too: an extension (gl_cpu_exts below).
+extern const gl_type_table<gl_vq_gemm_fn> gl_vq_gemm_scalar;
+extern const gl_type_table<gl_vq_gemm_fn> gl_vq_gemm_avx2;
+extern const gl_type_table<gl_vq_gemm_fn> gl_vq_gemm_avx512;
 extern const gl_float_kernels gl_float_scalar;
 extern const gl_float_kernels gl_float_avx2;
 extern const gl_float_kernels gl_float_avx512;
+
+// ---- kernels gated on a feature beyond their level's ------------------------------------------------------------
+// Resolved in cpu.cpp before the level's own table when the CPU has the feature and extensions are enabled
+// (gl_cpu_ext_set_enabled; QUILL_CPU_EXT=off at start-up). Nothing else checks CPU features.
+struct gl_cpu_ext {
+    const char *                          name;     // "avx512bf16"
+    gl_cpu_level                          level;    // used at this level and above
+    bool gl_cpu_features::*               feature;
+    const gl_type_table<gl_type_kernels> * kernels;  // may be null
+    const gl_type_table<gl_vq_gemm_fn> *   vq;       // may be null
+};
+extern const gl_cpu_ext gl_cpu_exts[];
+extern const int        gl_cpu_ext_count;
+extern const gl_type_table<gl_type_kernels> gl_kernels_avx512_bf16;  // ggml-lite/cpu/avx512.cpp, needs AVX512-BF16
+// false: resolve the active level again without any extension (the plain level tables); true: with those the CPU has.
+void gl_cpu_ext_set_enabled(bool on);
+bool gl_cpu_ext_enabled();
+
+// ---- the quantizers' dense kernels (ops.h: gl_gemm_nt_f32, gl_axpy_f32, ...) ---------------------------------------
+// Null means "use the level below". Scalar: ggml-lite/linalg.cpp; AVX2: ggml-lite/cpu/linalg_avx2.cpp (the AVX-512
+// level uses the AVX2 ones). Same bodies (ggml-lite/cpu/linalg_impl.h) at every level.
+struct gl_linalg_kernels {
+    // C (mb × nb, rows ldc apart) = A·Bᵀ over k (+ C when add); A mb × k, B nb × k, rows lda / ldb floats apart.
+    void   (*gemm_nt_block)(int64_t mb, int64_t nb, int64_t k, const float * A, int64_t lda, const float * B, int64_t ldb, float * C,
+                           int64_t ldc, bool add);
+    void   (*axpy_f32)(int64_t n, float a, const float * x, float * y);
+    void   (*axpy_f64)(int64_t n, double a, const double * x, double * y);
+    double (*dot_f64)(int64_t n, const double * x, const double * y);
+    void   (*syrk_tile_f64)(double * A, int64_t n, int64_t i0, int64_t j0, int64_t k0, int64_t kb);
+    // vq_nearest[0, 1, 2]: vectors of 1, 2, 4 floats (ops.h gl_vq_nearest)
+    void   (*vq_nearest[3])(int64_t n, const float * X, const float * w, int k, int ib, const float * cA, int32_t * out, float * second);
+};
+extern const gl_linalg_kernels gl_linalg_scalar;
+extern const gl_linalg_kernels gl_linalg_avx2;
+const gl_linalg_kernels & gl_linalg_ops();

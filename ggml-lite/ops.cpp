@@ -21,12 +21,8 @@ gl_tensor gl_tensor_make(gl_type type, int64_t ne0, int64_t ne1, const void * da
     return t;
 }
 
-// Bytes of one activation row: codebook types take Q8_0 rows padded to whole blocks (their rows may be 172 wide).
-static size_t act_row_size(const gl_tensor & w) {
-    const gl_type_traits * tr = gl_get_type_traits(w.type);
-    if (tr->vq) return gl_row_size(tr->vec_dot_type, (w.ne0 + 31) / 32 * 32);
-    return gl_row_size(tr->vec_dot_type, w.ne0);
-}
+// Bytes of one activation row (types.h gl_act_row_size: the traits' activation format and padding).
+static size_t act_row_size(const gl_tensor & w) { return gl_act_row_size(w.type, w.ne0); }
 
 size_t gl_mul_mat_scratch_size(const gl_tensor & w, int64_t n_tok) {
     const gl_type vt = gl_get_type_traits(w.type)->vec_dot_type;
@@ -39,18 +35,20 @@ const void * gl_quantize_activations(const gl_tensor & w, const float * x, int64
     if (vt == GL_TYPE_F32) return x;
     const gl_from_float_fn quant = gl_kernels(vt).quantize_act;
     const size_t row = act_row_size(w);
-    const int64_t full = w.ne0 / 32 * 32, tail = w.ne0 - full;
-    if (tail == 0 || !gl_get_type_traits(w.type)->vq) {
+    const int64_t pad = gl_get_type_traits(w.type)->act_pad;
+    const int64_t full = w.ne0 / pad * pad, tail = w.ne0 - full;
+    if (tail == 0) {
         for (int64_t t = 0; t < n_tok; ++t) quant(x + t * w.ne0, (uint8_t *) wdata + t * row, w.ne0);
         return wdata;
     }
-    // The zero-padded last block of a codebook type's row.
+    // The zero-padded last chunk of a row (codebook types: rows of 172 take Q8_0 blocks of 32).
+    float last[256] = {0};
+    GL_ASSERT(pad <= 256);
     for (int64_t t = 0; t < n_tok; ++t) {
         uint8_t * dst = (uint8_t *) wdata + t * row;
         if (full > 0) quant(x + t * w.ne0, dst, full);
-        float last[32] = {0};
         memcpy(last, x + t * w.ne0 + full, (size_t) tail * sizeof(float));
-        quant(last, dst + gl_row_size(vt, full), 32);
+        quant(last, dst + gl_row_size(vt, full), pad);
     }
     return wdata;
 }

@@ -70,6 +70,27 @@ void gl_scale(float * x, int64_t n, float s);
 // x[i] = cap · tanh(x[i] / cap): logit soft-capping.
 void gl_softcap(float * x, int64_t n, float cap);
 
+// ---- dense float/double kernels of the quantizers (quantize/: Hessians, GPTQ, GPTVQ) ------------------------------
+// Dispatched like every op (ggml-lite/cpu.h gl_linalg_kernels). Results are a fixed function of the inputs at a given
+// dispatch level: independent of the thread count.
+
+// C[i][j] = Σ_l A[i][l]·B[j][l]  (A: m×k, B: n×k, C: m×n; rows lda/ldb/ldc floats apart), C = C·beta + A·Bᵀ with
+// beta 0 or 1 (accumulate). Float products and sums in a fixed order. Large products run on OpenMP threads.
+void gl_gemm_nt_f32(int64_t m, int64_t n, int64_t k, const float * A, int64_t lda, const float * B, int64_t ldb, float * C, int64_t ldc,
+                    bool accumulate);
+// y[i] += a·x[i]
+void   gl_axpy_f32(int64_t n, float a, const float * x, float * y);
+void   gl_axpy_f64(int64_t n, double a, const double * x, double * y);
+double gl_dot_f64(int64_t n, const double * x, const double * y);
+// A[i][j] -= Σ_l A[i][k0+l]·A[j][k0+l] (l < kb) for rows i0 <= i < min(n, i0+4) and j0 <= j <= i (A: n × n doubles,
+// row-major): one row tile of a blocked Cholesky's trailing update.
+void   gl_syrk_tile_f64(double * A, int64_t n, int64_t i0, int64_t j0, int64_t k0, int64_t kb);
+// Nearest of k centroids for each of n vectors of `dim` (1, 2 or 4) floats X, under the coordinate weights w (dim):
+// cA holds k entries of dim + 1 floats (Σ_t w_t·c_mt², then c_m); ib index bits (k <= 2^ib). out[i] = the index;
+// second[i] (when non-null) a lower bound of the second-smallest weighted distance (+inf when k = 1). Distances equal
+// in all but their low ib mantissa bits tie and go to the lower index (ggml-lite/cpu/linalg_impl.h).
+void   gl_vq_nearest(int dim, int64_t n, const float * X, const float * w, int k, int ib, const float * cA, int32_t * out, float * second);
+
 // Keys or values of one sequence in the KV cache: row j (position j) holds n_head_kv*head_dim elements of `type`
 // (a KV type of ggml-lite/kv.h: f32, f16, bf16, q8_0, q4_0), rows `stride` bytes apart. A window of positions
 // [start, start + n) is the view with data advanced by start * stride.

@@ -345,30 +345,16 @@ template <int B, int G> static void intq_unpack_row(int64_t n, const void * src,
     }
 }
 
-// The family, one row per type: what quantize/ needs to pack GPTQ's codes without naming types.
-struct intq_desc {
-    gl_type type;
-    int     bits, group;
-    void (*pack)(int64_t, const uint8_t *, const gl_intq_params *, void *);
-    void (*unpack)(int64_t, const void *, uint8_t *, gl_intq_params *);
-};
-#define INTQ_DESC(T, B, G) {T, B, G, intq_pack_row<B, G>, intq_unpack_row<B, G>}
-static const intq_desc k_intq[] = {
-    INTQ_DESC(GL_TYPE_Q4_G128, 4, 128), INTQ_DESC(GL_TYPE_Q3_G128, 3, 128), INTQ_DESC(GL_TYPE_Q2_G128, 2, 128),
-    INTQ_DESC(GL_TYPE_Q4_G64, 4, 64),   INTQ_DESC(GL_TYPE_Q3_G64, 3, 64),   INTQ_DESC(GL_TYPE_Q2_G64, 2, 64),
-    INTQ_DESC(GL_TYPE_Q4_G32, 4, 32),   INTQ_DESC(GL_TYPE_Q3_G32, 3, 32),   INTQ_DESC(GL_TYPE_Q2_G32, 2, 32),
-};
-#undef INTQ_DESC
+// The family's layouts, one per (bits, group), referenced from the traits entries below.
+template <int B, int G> static constexpr gl_intq_layout k_intq_layout = {B, G, intq_pack_row<B, G>, intq_unpack_row<B, G>};
 
-static const intq_desc * intq_find(gl_type t) {
-    for (const intq_desc & d : k_intq) {
-        if (d.type == t) return &d;
-    }
-    return nullptr;
+static const gl_intq_layout * intq_find(gl_type t) {
+    const gl_type_traits * tr = gl_get_type_traits(t);
+    return tr ? tr->intq : nullptr;
 }
 
 bool gl_intq_info(gl_type t, int * bits, int * group) {
-    const intq_desc * d = intq_find(t);
+    const gl_intq_layout * d = intq_find(t);
     if (!d) return false;
     if (bits) *bits = d->bits;
     if (group) *group = d->group;
@@ -376,14 +362,15 @@ bool gl_intq_info(gl_type t, int * bits, int * group) {
 }
 
 gl_type gl_intq_type(int bits, int group) {
-    for (const intq_desc & d : k_intq) {
-        if (d.bits == bits && d.group == group) return d.type;
+    for (uint32_t t = 0; t < GL_TYPE_COUNT; ++t) {
+        const gl_intq_layout * d = intq_find((gl_type) t);
+        if (d && d->bits == bits && d->group == group) return (gl_type) t;
     }
     return GL_TYPE_COUNT;
 }
 
 void gl_intq_pack_row(gl_type t, int64_t n, const uint8_t * codes, const gl_intq_params * groups, void * dst) {
-    const intq_desc * d = intq_find(t);
+    const gl_intq_layout * d = intq_find(t);
     if (!d || n % d->group != 0) {
         fprintf(stderr, "gl_intq_pack_row: %s cannot hold a row of %lld\n", gl_type_name(t), (long long) n);
         abort();
@@ -392,7 +379,7 @@ void gl_intq_pack_row(gl_type t, int64_t n, const uint8_t * codes, const gl_intq
 }
 
 void gl_intq_unpack_row(gl_type t, int64_t n, const void * src, uint8_t * codes, gl_intq_params * groups) {
-    const intq_desc * d = intq_find(t);
+    const gl_intq_layout * d = intq_find(t);
     if (!d || n % d->group != 0) {
         fprintf(stderr, "gl_intq_unpack_row: %s cannot hold a row of %lld\n", gl_type_name(t), (long long) n);
         abort();
@@ -402,20 +389,18 @@ void gl_intq_unpack_row(gl_type t, int64_t n, const void * src, uint8_t * codes,
 
 // ---- codebook (vector-quantized) types: vq<d>_b<b>_g<l> (layout at gl_vq_geom in types.h) ----------------------
 
-static constexpr gl_vq_layout k_vq_layouts[] = {
-    {1, 2, 256}, {1, 2, 128}, {1, 3, 512}, {1, 4, 1024}, {2, 2, 2048}, {2, 2, 1024}, {2, 3, 8192}, {2, 4, 32768}, {4, 2, 65536}, {4, 2, 32768},
-};
-static_assert(sizeof(k_vq_layouts) / sizeof(k_vq_layouts[0]) == GL_TYPE_COUNT - GL_TYPE_VQ1_B2_G256, "one layout per vq type");
+// One layout per codebook type, referenced from its traits entry below.
+template <int D, int B, int64_t G> static constexpr gl_vq_layout k_vq_layout = {D, B, G};
 
 const gl_vq_layout * gl_vq_info(gl_type t) {
-    if ((uint32_t) t < (uint32_t) GL_TYPE_VQ1_B2_G256 || (uint32_t) t >= (uint32_t) GL_TYPE_COUNT) return nullptr;
-    return &k_vq_layouts[t - GL_TYPE_VQ1_B2_G256];
+    const gl_type_traits * tr = gl_get_type_traits(t);
+    return tr ? tr->vq : nullptr;
 }
 
 gl_type gl_vq_type(int dim, int bits, int64_t group) {
-    for (uint32_t t = GL_TYPE_VQ1_B2_G256; t < GL_TYPE_COUNT; ++t) {
+    for (uint32_t t = 0; t < GL_TYPE_COUNT; ++t) {
         const gl_vq_layout * l = gl_vq_info((gl_type) t);
-        if (l->dim == dim && l->bits == bits && l->group == group) return (gl_type) t;
+        if (l && l->dim == dim && l->bits == bits && l->group == group) return (gl_type) t;
     }
     return GL_TYPE_COUNT;
 }
@@ -534,37 +519,66 @@ void gl_vq_row_to_float(const gl_vq_geom & g, const void * data, int64_t row, fl
 
 // ---- the table ------------------------------------------------------------------------------------------------
 
-static const gl_type_traits k_traits[GL_TYPE_COUNT] = {
-    /* GL_TYPE_F32  */ {"f32", 1, 4, false, GL_TYPE_F32, f32_to_float, f32_from_float, f32_vec_dot, nullptr},
-    /* GL_TYPE_F16  */ {"f16", 1, 2, false, GL_TYPE_F16, f16_to_float, f16_from_float, f16_vec_dot, nullptr},
-    /* GL_TYPE_BF16 */ {"bf16", 1, 2, false, GL_TYPE_BF16, bf16_to_float, bf16_from_float, bf16_vec_dot, nullptr},
-    /* GL_TYPE_Q8_0 */ {"q8_0", GL_QK8_0, sizeof(gl_block_q8_0), true, GL_TYPE_Q8_0, q8_0_to_float, q8_0_from_float, q8_0_vec_dot, nullptr},
-    /* GL_TYPE_Q4_0 */ {"q4_0", GL_QK4_0, sizeof(gl_block_q4_0), true, GL_TYPE_Q8_0, q4_0_to_float, q4_0_from_float, q4_0_vec_dot, nullptr},
-#define INTQ_TRAITS(NAME, B, G) {NAME, G, sizeof(gl_block_intq<B, G>), true, GL_TYPE_Q8_0, intq_to_float<B, G>, intq_from_float<B, G>, intq_vec_dot<B, G>, nullptr}
-    /* GL_TYPE_Q4_G128 */ INTQ_TRAITS("q4_g128", 4, 128),
-    /* GL_TYPE_Q3_G128 */ INTQ_TRAITS("q3_g128", 3, 128),
-    /* GL_TYPE_Q2_G128 */ INTQ_TRAITS("q2_g128", 2, 128),
-    /* GL_TYPE_Q4_G64  */ INTQ_TRAITS("q4_g64", 4, 64),
-    /* GL_TYPE_Q3_G64  */ INTQ_TRAITS("q3_g64", 3, 64),
-    /* GL_TYPE_Q2_G64  */ INTQ_TRAITS("q2_g64", 2, 64),
-    /* GL_TYPE_Q4_G32  */ INTQ_TRAITS("q4_g32", 4, 32),
-    /* GL_TYPE_Q3_G32  */ INTQ_TRAITS("q3_g32", 3, 32),
-    /* GL_TYPE_Q2_G32  */ INTQ_TRAITS("q2_g32", 2, 32),
-#undef INTQ_TRAITS
-#define VQ_TRAITS(NAME, T) {NAME, 32, (size_t) (4 * k_vq_layouts[T - GL_TYPE_VQ1_B2_G256].bits), true, GL_TYPE_Q8_0, nullptr, nullptr, nullptr, &k_vq_layouts[T - GL_TYPE_VQ1_B2_G256]}
-    VQ_TRAITS("vq1_b2_g256", GL_TYPE_VQ1_B2_G256),
-    VQ_TRAITS("vq1_b2_g128", GL_TYPE_VQ1_B2_G128),
-    VQ_TRAITS("vq1_b3_g512", GL_TYPE_VQ1_B3_G512),
-    VQ_TRAITS("vq1_b4_g1024", GL_TYPE_VQ1_B4_G1024),
-    VQ_TRAITS("vq2_b2_g2048", GL_TYPE_VQ2_B2_G2048),
-    VQ_TRAITS("vq2_b2_g1024", GL_TYPE_VQ2_B2_G1024),
-    VQ_TRAITS("vq2_b3_g8192", GL_TYPE_VQ2_B3_G8192),
-    VQ_TRAITS("vq2_b4_g32768", GL_TYPE_VQ2_B4_G32768),
-    VQ_TRAITS("vq4_b2_g65536", GL_TYPE_VQ4_B2_G65536),
-    VQ_TRAITS("vq4_b2_g32768", GL_TYPE_VQ4_B2_G32768),
-#undef VQ_TRAITS
+// One entry per type, placed by its enum value (the order below does not matter). A type missing or listed twice
+// fails to compile.
+struct traits_entry {
+    gl_type        type;
+    gl_type_traits tr;
 };
-static_assert(GL_TYPE_COUNT == 24, "add the new type's entry to k_traits");
+#define PLAIN(NAME, T, BLK, SIZE, VT, GGUF, FTYPE, FN) \
+    {T, {NAME, BLK, SIZE, BLK > 1, VT, 1, GGUF, FTYPE, FN##_to_float, FN##_from_float, FN##_vec_dot, nullptr, nullptr}}
+#define INTQ(NAME, T, B, G) \
+    {T, {NAME, G, sizeof(gl_block_intq<B, G>), true, GL_TYPE_Q8_0, 1, -1, -1, intq_to_float<B, G>, intq_from_float<B, G>, intq_vec_dot<B, G>, nullptr, &k_intq_layout<B, G>}}
+// Codebook types: 32-weight chunks of 4·bits bytes; activations zero-padded to whole Q8_0 blocks.
+#define VQ(NAME, T, D, B, G) {T, {NAME, 32, (size_t) (4 * B), true, GL_TYPE_Q8_0, 32, -1, -1, nullptr, nullptr, nullptr, &k_vq_layout<D, B, G>, nullptr}}
+static constexpr traits_entry k_traits_entries[] = {
+    PLAIN("f32", GL_TYPE_F32, 1, 4, GL_TYPE_F32, 0, 0, f32),
+    PLAIN("f16", GL_TYPE_F16, 1, 2, GL_TYPE_F16, 1, 1, f16),
+    PLAIN("bf16", GL_TYPE_BF16, 1, 2, GL_TYPE_BF16, 30, 32, bf16),
+    PLAIN("q8_0", GL_TYPE_Q8_0, GL_QK8_0, sizeof(gl_block_q8_0), GL_TYPE_Q8_0, 8, 7, q8_0),
+    PLAIN("q4_0", GL_TYPE_Q4_0, GL_QK4_0, sizeof(gl_block_q4_0), GL_TYPE_Q8_0, 2, 2, q4_0),
+    INTQ("q4_g128", GL_TYPE_Q4_G128, 4, 128),
+    INTQ("q3_g128", GL_TYPE_Q3_G128, 3, 128),
+    INTQ("q2_g128", GL_TYPE_Q2_G128, 2, 128),
+    INTQ("q4_g64", GL_TYPE_Q4_G64, 4, 64),
+    INTQ("q3_g64", GL_TYPE_Q3_G64, 3, 64),
+    INTQ("q2_g64", GL_TYPE_Q2_G64, 2, 64),
+    INTQ("q4_g32", GL_TYPE_Q4_G32, 4, 32),
+    INTQ("q3_g32", GL_TYPE_Q3_G32, 3, 32),
+    INTQ("q2_g32", GL_TYPE_Q2_G32, 2, 32),
+    VQ("vq1_b2_g256", GL_TYPE_VQ1_B2_G256, 1, 2, 256),
+    VQ("vq1_b2_g128", GL_TYPE_VQ1_B2_G128, 1, 2, 128),
+    VQ("vq1_b3_g512", GL_TYPE_VQ1_B3_G512, 1, 3, 512),
+    VQ("vq1_b4_g1024", GL_TYPE_VQ1_B4_G1024, 1, 4, 1024),
+    VQ("vq2_b2_g2048", GL_TYPE_VQ2_B2_G2048, 2, 2, 2048),
+    VQ("vq2_b2_g1024", GL_TYPE_VQ2_B2_G1024, 2, 2, 1024),
+    VQ("vq2_b3_g8192", GL_TYPE_VQ2_B3_G8192, 2, 3, 8192),
+    VQ("vq2_b4_g32768", GL_TYPE_VQ2_B4_G32768, 2, 4, 32768),
+    VQ("vq4_b2_g65536", GL_TYPE_VQ4_B2_G65536, 4, 2, 65536),
+    VQ("vq4_b2_g32768", GL_TYPE_VQ4_B2_G32768, 4, 2, 32768),
+};
+#undef PLAIN
+#undef INTQ
+#undef VQ
+
+struct traits_table {
+    gl_type_traits at[GL_TYPE_COUNT] = {};
+    bool           complete = false;  // every type listed exactly once
+};
+static constexpr traits_table make_traits_table() {
+    traits_table t{};
+    int seen[GL_TYPE_COUNT] = {};
+    for (const traits_entry & e : k_traits_entries) {
+        t.at[e.type] = e.tr;
+        ++seen[e.type];
+    }
+    t.complete = true;
+    for (int i = 0; i < (int) GL_TYPE_COUNT; ++i) t.complete = t.complete && seen[i] == 1;
+    return t;
+}
+static constexpr traits_table k_traits_table = make_traits_table();
+static_assert(k_traits_table.complete, "every gl_type needs exactly one entry in k_traits_entries");
+static constexpr const gl_type_traits * k_traits = k_traits_table.at;
 
 const gl_type_traits * gl_get_type_traits(gl_type t) {
     return (uint32_t) t < GL_TYPE_COUNT ? &k_traits[t] : nullptr;
@@ -582,6 +596,23 @@ bool gl_type_from_name(const char * name, gl_type * out) {
         }
     }
     return false;
+}
+
+int64_t gl_act_row_elems(gl_type t, int64_t n) {
+    const int64_t pad = gl_get_type_traits(t)->act_pad;
+    return (n + pad - 1) / pad * pad;
+}
+
+size_t gl_act_row_size(gl_type t, int64_t n) {
+    const gl_type_traits * tr = gl_get_type_traits(t);
+    return gl_row_size(tr->vec_dot_type, gl_act_row_elems(t, n));
+}
+
+gl_type gl_type_from_gguf(uint32_t id) {
+    for (uint32_t t = 0; t < GL_TYPE_COUNT; ++t) {
+        if (k_traits[t].gguf_type >= 0 && (uint32_t) k_traits[t].gguf_type == id) return (gl_type) t;
+    }
+    return GL_TYPE_COUNT;
 }
 
 size_t gl_row_size(gl_type t, int64_t n) {
@@ -642,24 +673,27 @@ static void bf16_axpy(int64_t n, float a, const void * vx, float * y) {
     for (int64_t i = 0; i < n; ++i) y[i] += a * gl_bf16_to_fp32(x[i]);
 }
 
-const gl_type_kernels gl_kernels_scalar[GL_TYPE_COUNT] = {
-    /* F32  */ {f32_vec_dot, f32_from_float, f32_to_float, gemm_generic<f32_vec_dot>, f32_axpy},
-    /* F16  */ {f16_vec_dot, f16_from_float, f16_to_float, gemm_generic<f16_vec_dot>, f16_axpy},
-    /* BF16 */ {bf16_vec_dot, bf16_from_float, bf16_to_float, gemm_generic<bf16_vec_dot>, bf16_axpy},
-    /* Q8_0 */ {q8_0_vec_dot, q8_0_from_float, q8_0_to_float, gemm_generic<q8_0_vec_dot>, nullptr},
-    /* Q4_0 */ {q4_0_vec_dot, q4_0_from_float, q4_0_to_float, gemm_generic<q4_0_vec_dot>, nullptr},
-#define INTQ_KERNELS(B, G) {intq_vec_dot<B, G>, intq_from_float<B, G>, intq_to_float<B, G>, gemm_generic<intq_vec_dot<B, G>>, nullptr}
-    /* Q4_G128 */ INTQ_KERNELS(4, 128),
-    /* Q3_G128 */ INTQ_KERNELS(3, 128),
-    /* Q2_G128 */ INTQ_KERNELS(2, 128),
-    /* Q4_G64  */ INTQ_KERNELS(4, 64),
-    /* Q3_G64  */ INTQ_KERNELS(3, 64),
-    /* Q2_G64  */ INTQ_KERNELS(2, 64),
-    /* Q4_G32  */ INTQ_KERNELS(4, 32),
-    /* Q3_G32  */ INTQ_KERNELS(3, 32),
-    /* Q2_G32  */ INTQ_KERNELS(2, 32),
+// Codebook types have no entry: their product needs the tensor's side section (gl_vq_gemm_scalar below).
+static constexpr gl_type_entry<gl_type_kernels> k_scalar_entries[] = {
+    {GL_TYPE_F32, {f32_vec_dot, f32_from_float, f32_to_float, gemm_generic<f32_vec_dot>, f32_axpy}},
+    {GL_TYPE_F16, {f16_vec_dot, f16_from_float, f16_to_float, gemm_generic<f16_vec_dot>, f16_axpy}},
+    {GL_TYPE_BF16, {bf16_vec_dot, bf16_from_float, bf16_to_float, gemm_generic<bf16_vec_dot>, bf16_axpy}},
+    {GL_TYPE_Q8_0, {q8_0_vec_dot, q8_0_from_float, q8_0_to_float, gemm_generic<q8_0_vec_dot>, nullptr}},
+    {GL_TYPE_Q4_0, {q4_0_vec_dot, q4_0_from_float, q4_0_to_float, gemm_generic<q4_0_vec_dot>, nullptr}},
+#define INTQ_KERNELS(T, B, G) {T, {intq_vec_dot<B, G>, intq_from_float<B, G>, intq_to_float<B, G>, gemm_generic<intq_vec_dot<B, G>>, nullptr}}
+    INTQ_KERNELS(GL_TYPE_Q4_G128, 4, 128),
+    INTQ_KERNELS(GL_TYPE_Q3_G128, 3, 128),
+    INTQ_KERNELS(GL_TYPE_Q2_G128, 2, 128),
+    INTQ_KERNELS(GL_TYPE_Q4_G64, 4, 64),
+    INTQ_KERNELS(GL_TYPE_Q3_G64, 3, 64),
+    INTQ_KERNELS(GL_TYPE_Q2_G64, 2, 64),
+    INTQ_KERNELS(GL_TYPE_Q4_G32, 4, 32),
+    INTQ_KERNELS(GL_TYPE_Q3_G32, 3, 32),
+    INTQ_KERNELS(GL_TYPE_Q2_G32, 2, 32),
 #undef INTQ_KERNELS
 };
+constexpr gl_type_table<gl_type_kernels> gl_kernels_scalar = gl_type_table_make(k_scalar_entries);
+static_assert(!gl_kernels_scalar.dup, "a type is listed twice");
 
 // ---- codebook types: the reference product ---------------------------------------------------------------------
 // Per row and token: for every column group, the integer dot of each 32-weight chunk (int8 centroid values × int8
@@ -700,7 +734,10 @@ static void vq_gemm_ref(const gl_vq_geom & g, const void * data, int64_t r0, int
     }
 }
 
-const gl_vq_gemm_fn gl_vq_gemm_scalar[GL_TYPE_COUNT] = {
-    nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-    vq_gemm_ref, vq_gemm_ref, vq_gemm_ref, vq_gemm_ref, vq_gemm_ref, vq_gemm_ref, vq_gemm_ref, vq_gemm_ref, vq_gemm_ref, vq_gemm_ref,
-};
+// The reference product serves every codebook type (its geometry comes from the traits): filled by the traits.
+static constexpr gl_type_table<gl_vq_gemm_fn> make_vq_gemm_scalar() {
+    gl_type_table<gl_vq_gemm_fn> t{};
+    for (int i = 0; i < (int) GL_TYPE_COUNT; ++i) t.at[i] = k_traits[i].vq ? vq_gemm_ref : nullptr;
+    return t;
+}
+constexpr gl_type_table<gl_vq_gemm_fn> gl_vq_gemm_scalar = make_vq_gemm_scalar();

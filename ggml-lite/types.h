@@ -108,28 +108,49 @@ struct gl_vq_layout {
     int64_t group;
 };
 
+struct gl_intq_params;
+// Bits and group of a uniform integer type (q<b>_g<g>) and its row packers (gl_intq_pack_row / unpack_row).
+struct gl_intq_layout {
+    int bits, group;
+    void (*pack)(int64_t n, const uint8_t * codes, const gl_intq_params * groups, void * dst);
+    void (*unpack)(int64_t n, const void * src, uint8_t * codes, gl_intq_params * groups);
+};
+
 struct gl_type_traits {
     const char *     name;          // lower-case, as used on the command line ("q4_0")
     int64_t          block_size;    // elements per block (1 for plain float types)
     size_t           type_size;     // bytes per block
     bool             is_quantized;
-    gl_type          vec_dot_type;  // activation format the dot product takes: F32, F16, BF16 or Q8_0
+    // The activation format: rows of activations are converted to vec_dot_type (F32, F16, BF16 or Q8_0) before the
+    // dot product, each row zero-padded to a multiple of act_pad elements (1: not padded). gl_act_row_size below.
+    gl_type          vec_dot_type;
+    int64_t          act_pad;
+    int32_t          gguf_type;     // ggml's type id (ggml.h) when GGUF files can hold the type, else -1
+    int32_t          gguf_ftype;    // llama.cpp's general.file_type of a model mostly of this type, else -1
     gl_to_float_fn   to_float;      // dequantize / widen (null for codebook types: rows need the side section)
     gl_from_float_fn from_float;    // reference quantizer (round to nearest), bit-exact with ggml for Q8_0/Q4_0;
                                     // null for codebook types (quantize/gptvq.h builds them)
     gl_vec_dot_fn    vec_dot;       // scalar reference dot product (null for codebook types: gl_vq_gemm_ref)
     const gl_vq_layout * vq;        // codebook types only; their rows are padded to whole blocks of 32
+    const gl_intq_layout * intq;    // uniform integer types only
 };
 
 const gl_type_traits * gl_get_type_traits(gl_type t);
 bool        gl_type_valid(uint32_t t);
 const char * gl_type_name(gl_type t);
-// Type from its name ("f32", "Q4_0", ...); returns false when unknown.
+// Type from its name ("f32", "Q4_0", ...); returns false when unknown. Iterate the registry with
+// `for (uint32_t t = 0; t < GL_TYPE_COUNT; ++t)`: every value below GL_TYPE_COUNT is a type.
 bool        gl_type_from_name(const char * name, gl_type * out);
 
 // Bytes of one row of n elements. n must be a multiple of the block size (checked by gl_nbytes_checked), except for
 // codebook types, whose rows are padded to whole 32-weight chunks.
 size_t gl_row_size(gl_type t, int64_t n);
+// Elements and bytes of one activation row for a weight of type t with rows of n elements (the padded length in
+// the weight's vec_dot_type). The one place that says how activations are laid out.
+int64_t gl_act_row_elems(gl_type t, int64_t n);
+size_t  gl_act_row_size(gl_type t, int64_t n);
+// The type GGUF files store as ggml type id `id`, or GL_TYPE_COUNT when quill has none.
+gl_type gl_type_from_gguf(uint32_t id);
 // Exact storage size of a tensor; returns false when the shape is invalid for the type (row not a whole number
 // of blocks, negative or zero dims) or the size overflows. Readers use it to validate files.
 bool   gl_nbytes_checked(gl_type t, const int64_t * ne, int n_dims, size_t * out);

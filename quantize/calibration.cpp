@@ -2,6 +2,7 @@
 
 #include "formats/quill_file.h"
 #include "ggml-lite/common.h"
+#include "ggml-lite/ops.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -66,7 +67,7 @@ void Hessian::add(const float * x, int64_t n_tok) {
     const int64_t band = 64;
     for (int64_t i0 = 0; i0 < D; i0 += band) {
         const int64_t mb = std::min(band, D - i0);
-        gemm_nt_f32(mb, D - i0, n_tok, &xt_[(size_t) (i0 * n_tok)], n_tok, &xt_[(size_t) (i0 * n_tok)], n_tok, &h_[(size_t) (i0 * D + i0)], D, true);
+        gl_gemm_nt_f32(mb, D - i0, n_tok, &xt_[(size_t) (i0 * n_tok)], n_tok, &xt_[(size_t) (i0 * n_tok)], n_tok, &h_[(size_t) (i0 * D + i0)], D, true);
     }
 }
 

@@ -1,9 +1,7 @@
 #include "quantize/gptq.h"
 
-#include "quantize/vec.h"
-
 #include "ggml-lite/common.h"
-#include "ggml-lite/cpu.h"
+#include "ggml-lite/ops.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,68 +10,7 @@
 
 namespace quill {
 
-// ---- small kernels: vector extensions, each compiled for AVX2+FMA and for baseline x86-64 from one body and picked
-// per call by the CPU dispatch level (ggml-lite/cpu.h; QUILL_CPU applies) ------------------------------------------
-
-__attribute__((always_inline)) static inline void axpy_f64_impl(int64_t n, double a, const double * x, double * y) {
-    int64_t i = 0;
-    const v4d av = {a, a, a, a};
-    for (; i + 4 <= n; i += 4) storev(y + i, loadv<v4d>(y + i) + av * loadv<v4d>(x + i));
-    for (; i < n; ++i) y[i] += a * x[i];
-}
-
-__attribute__((always_inline)) static inline double dot_f64_inl(int64_t n, const double * x, const double * y) {
-    v4d acc0 = {0, 0, 0, 0}, acc1 = {0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        acc0 += loadv<v4d>(x + i) * loadv<v4d>(y + i);
-        acc1 += loadv<v4d>(x + i + 4) * loadv<v4d>(y + i + 4);
-    }
-    acc0 += acc1;
-    double s = (acc0[0] + acc0[2]) + (acc0[1] + acc0[3]);
-    for (; i < n; ++i) s += x[i] * y[i];
-    return s;
-}
-
-QUILL_VEC_DISPATCH(void, axpy_f32, (int64_t n, float a, const float * x, float * y), (n, a, x, y))
-QUILL_VEC_DISPATCH(void, axpy_f64, (int64_t n, double a, const double * x, double * y), (n, a, x, y))
-__attribute__((always_inline)) static inline double dot_f64_impl(int64_t n, const double * x, const double * y) { return dot_f64_inl(n, x, y); }
-QUILL_VEC_DISPATCH(double, dot_f64, (int64_t n, const double * x, const double * y), (n, x, y))
-
-// A[i][j] -= Σ_l A[i][k0+l]·A[j][k0+l] (l < kb) for the rows i0 <= i < i0+4 (< n) and j0 <= j <= i: one row tile
-// of the trailing update of the blocked Cholesky.
-__attribute__((always_inline)) static inline void syrk_row_tile_impl(double * A, int64_t n, int64_t i0, int64_t j0, int64_t k0, int64_t kb) {
-    const int64_t i1 = std::min(n, i0 + 4);
-    for (int64_t j = j0; j <= i1 - 1; j += 4) {
-        const int64_t jn = std::min<int64_t>(4, i1 - j);  // columns of this tile (j..j+jn-1), all <= the last row
-        if (i1 - i0 == 4 && jn == 4) {
-            v4d acc[4][4];
-            for (int a = 0; a < 4; ++a)
-                for (int b = 0; b < 4; ++b) acc[a][b] = v4d{0, 0, 0, 0};
-            int64_t l = 0;
-            for (; l + 4 <= kb; l += 4) {
-                v4d bv[4];
-                for (int b = 0; b < 4; ++b) bv[b] = loadv<v4d>(A + (j + b) * n + k0 + l);
-                for (int a = 0; a < 4; ++a) {
-                    const v4d av = loadv<v4d>(A + (i0 + a) * n + k0 + l);
-                    for (int b = 0; b < 4; ++b) acc[a][b] += av * bv[b];
-                }
-            }
-            for (int a = 0; a < 4; ++a) {
-                for (int b = 0; b < 4; ++b) {
-                    double s = (acc[a][b][0] + acc[a][b][2]) + (acc[a][b][1] + acc[a][b][3]);
-                    for (int64_t t = l; t < kb; ++t) s += A[(i0 + a) * n + k0 + t] * A[(j + b) * n + k0 + t];
-                    if (j + b <= i0 + a) A[(i0 + a) * n + j + b] -= s;
-                }
-            }
-        } else {
-            for (int64_t i = i0; i < i1; ++i)
-                for (int64_t jj = j; jj < j + jn && jj <= i; ++jj) A[i * n + jj] -= dot_f64_inl(kb, A + i * n + k0, A + jj * n + k0);
-        }
-    }
-}
-
-QUILL_VEC_DISPATCH(void, syrk_row_tile, (double * A, int64_t n, int64_t i0, int64_t j0, int64_t k0, int64_t kb), (A, n, i0, j0, k0, kb))
+// The vector kernels (axpy, dot, the Cholesky's row tiles) are ggml-lite ops (ops.h), dispatched by CPU level.
 
 // ---- Cholesky and the triangular inverse, in double ---------------------------------------------------------------
 
@@ -87,25 +24,25 @@ static bool cholesky_lower(double * A, int64_t n) {
         // The diagonal block.
         for (int64_t j = k0; j < k0 + kb; ++j) {
             double * Aj = A + j * n;
-            const double s = Aj[j] - dot_f64(j - k0, Aj + k0, Aj + k0);
+            const double s = Aj[j] - gl_dot_f64(j - k0, Aj + k0, Aj + k0);
             if (!(s > 0.0) || !std::isfinite(s)) return false;
             Aj[j] = sqrt(s);
             for (int64_t i = j + 1; i < k0 + kb; ++i) {
                 double * Ai = A + i * n;
-                Ai[j] = (Ai[j] - dot_f64(j - k0, Ai + k0, Aj + k0)) / Aj[j];
+                Ai[j] = (Ai[j] - gl_dot_f64(j - k0, Ai + k0, Aj + k0)) / Aj[j];
             }
         }
         // The panel below it.
 #pragma omp parallel for schedule(static) if ((n - k0 - kb) * kb * kb >= (1 << 16))
         for (int64_t i = k0 + kb; i < n; ++i) {
             double * Ai = A + i * n;
-            for (int64_t j = k0; j < k0 + kb; ++j) Ai[j] = (Ai[j] - dot_f64(j - k0, Ai + k0, A + j * n + k0)) / A[j * n + j];
+            for (int64_t j = k0; j < k0 + kb; ++j) Ai[j] = (Ai[j] - gl_dot_f64(j - k0, Ai + k0, A + j * n + k0)) / A[j * n + j];
         }
         // The trailing matrix.
         const int64_t r0 = k0 + kb;
         const int64_t n_tiles = (n - r0 + 3) / 4;
 #pragma omp parallel for schedule(dynamic, 4) if ((n - r0) * (n - r0) * kb >= (1 << 18))
-        for (int64_t t = 0; t < n_tiles; ++t) syrk_row_tile(A, n, r0 + 4 * t, r0, k0, kb);
+        for (int64_t t = 0; t < n_tiles; ++t) gl_syrk_tile_f64(A, n, r0 + 4 * t, r0, k0, kb);
     }
     return true;
 }
@@ -128,7 +65,7 @@ static void reversed_inverse(const double * L, int64_t n, float * U) {
                 double * y = &Y[(size_t) (b * (rmax + 1))];
                 const double v = ((l == r ? 1.0 : 0.0) - y[l]) / Ll[l];
                 y[l] = v;
-                if (v != 0.0) axpy_f64(l, v, Ll, y);
+                if (v != 0.0) gl_axpy_f64(l, v, Ll, y);
             }
         }
         for (int64_t b = 0; b < rb; ++b) {
@@ -239,14 +176,14 @@ void gptq_quantize(float * W, int64_t rows, int64_t cols, const float * H, const
                     const float err = (w[j] - qv) / d;
                     loss += 0.5 * (double) err * (double) err;
                     w[j] = qv;
-                    if (j + 1 < i2) axpy_f32(i2 - j - 1, -err, U + j * C + j + 1, w + j + 1);
+                    if (j + 1 < i2) gl_axpy_f32(i2 - j - 1, -err, U + j * C + j + 1, w + j + 1);
                     E[(size_t) (r * B + (j - i1))] = err;
                 }
             }
             if (i2 < C) {
                 for (int64_t k = 0; k < i2 - i1; ++k) {
                     const float * Uk = U + (i1 + k) * C + i2;
-                    for (int64_t r = 0; r < rc; ++r) axpy_f32(C - i2, -E[(size_t) (r * B + k)], Uk, &Wp[(size_t) (r * C + i2)]);
+                    for (int64_t r = 0; r < rc; ++r) gl_axpy_f32(C - i2, -E[(size_t) (r * B + k)], Uk, &Wp[(size_t) (r * C + i2)]);
                 }
             }
         }

@@ -21,7 +21,7 @@
 //     round(linspace(0, N−1, k))); with N < k the ranks repeat, i.e. the codebook is padded with duplicates, which the
 //     EM leaves empty and unused (every vector already has an exact centroid).
 //   - EM: E-step candidates come from a float kernel (eight vectors per step, centroid index packed into the low
-//     mantissa bits of the distance, see nearest_impl), and Hamerly's bounds skip the vectors that provably keep their
+//     mantissa bits of the distance, see ggml-lite/cpu/linalg_impl.h vq_nearest), and Hamerly's bounds skip the vectors that provably keep their
 //     centroid (see em_fit); a vector moves to its candidate only when the candidate's weighted distance, recomputed in
 //     double, is strictly smaller than its current one, and the M-step keeps a coordinate's old centroid when the new
 //     weighted mean (rounded to float) is not better; so the objective never increases. An empty cluster is re-seeded
@@ -32,7 +32,7 @@
 //     received every earlier update.
 //   - Codebook fine-tune (§1.5): Adam on the float centroids c = s·int8 (so no scale factor in the gradient),
 //     loss tr((Q − W0)·H·(Q − W0)ᵀ) with the original W0 and the undamped H, gradient 2·(Q − W0)·H scatter-added per
-//     centroid; the GEMM is gemm_nt_f32 (D·Hᵀ = D·H for a symmetric H). When a step's loss exceeds the initial loss
+//     centroid; the GEMM is gl_gemm_nt_f32 (D·Hᵀ = D·H for a symmetric H). When a step's loss exceeds the initial loss
 //     (or is NaN) the centroids and Adam's moments are restored, lr ×= 0.1 and the steps restart (at most
 //     kMaxRestarts times, then the fine-tune gives up). The result is re-rounded to int8 with new fp16 scales and
 //     kept only when its loss is not above the pre-fine-tune loss.
@@ -40,12 +40,9 @@
 // and every reduction is computed in a fixed order, independent of the number of threads.
 #include "quantize/gptvq.h"
 
-#include "quantize/vec.h"
-
 #include "ggml-lite/common.h"
-#include "ggml-lite/cpu.h"
 #include "ggml-lite/types.h"
-#include "model/block_forward.h"
+#include "ggml-lite/ops.h"
 #include "quantize/gptq.h"
 
 #include <algorithm>
@@ -60,75 +57,6 @@ float VqLayer::value(int64_t r, int64_t c) const {
     const int64_t g = group_of(r, c);
     const int m = idx[(size_t) (r * (cols / dim) + c / dim)];
     return gl_fp16_to_fp32(scales[(size_t) g]) * (float) codebooks[(size_t) ((g * k() + m) * dim + c % dim)];
-}
-
-// ---- small kernels: compiled for AVX2+FMA and for baseline x86-64 from one body, picked per call by the CPU level --
-
-QUILL_VEC_DISPATCH(void, axpy_f32, (int64_t n, float a, const float * x, float * y), (n, a, x, y))
-
-// Nearest centroid of each of n D-dimensional vectors X (n × D) sharing the coordinate weights w (D), eight vectors per
-// SIMD lane group and one centroid per step. cA holds k entries of D + 1 floats: Σ_t w_t·c_mt², then c_m. The
-// weighted distance Σ_t w_t·x_t² + Σ_t w_t·c_mt² − 2·Σ_t w_t·x_t·c_mt (clamped at 0) is a non-negative float, so
-// its bit pattern orders like the value; its low ib bits are replaced by m (k <= 2^ib) and the arg-min and the
-// second-smallest are plain integer minima: no blends, no per-vector reduction. Distances that agree in all but the
-// low ib mantissa bits (a relative 2^(ib−23), 3e-5 for k = 256) tie and go to the lower index. out[i] = the nearest
-// index; second[i] (when non-null) = the second-smallest distance, truncated (so never above the true one) or +inf.
-template <int D>
-__attribute__((always_inline)) static inline void nearest_impl(int64_t n, const float * X, const float * w, int k, int ib, const float * cA,
-                                                               int32_t * out, float * second) {
-    const int32_t low = (int32_t) ((1u << ib) - 1u);
-    const v8i keep = {~low, ~low, ~low, ~low, ~low, ~low, ~low, ~low};
-    const v8i lowv = {low, low, low, low, low, low, low, low};
-    const v8i one = {1, 1, 1, 1, 1, 1, 1, 1};
-    const v8i big = {INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX, INT32_MAX};
-    const v8f zero = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (int64_t i0 = 0; i0 < n; i0 += 8) {
-        const int lanes = (int) std::min<int64_t>(8, n - i0);
-        v8f y[D], off = zero;
-        for (int t = 0; t < D; ++t) y[t] = zero;
-        for (int l = 0; l < lanes; ++l) {
-            for (int t = 0; t < D; ++t) {
-                const float x = X[(i0 + l) * D + t];
-                y[t][l] = -2.0f * w[t] * x;
-                off[l] += w[t] * x * x;
-            }
-        }
-        v8i best = big, sec = big, mv = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (int m = 0; m < k; ++m, mv += one) {
-            const float * e = cA + m * (D + 1);
-            v8f s = off + e[0];
-            for (int t = 0; t < D; ++t) s += y[t] * e[1 + t];
-            s = s > zero ? s : zero;
-            const v8i u = ((v8i) s & keep) | mv;
-            const v8i hi = best > u ? best : u;
-            sec = sec < hi ? sec : hi;
-            best = best < u ? best : u;
-        }
-        const v8i bi = best & lowv, sb = sec & keep;
-        for (int l = 0; l < lanes; ++l) {
-            out[i0 + l] = bi[l];
-            if (second) {
-                float v;
-                memcpy(&v, &sb[l], sizeof v);
-                second[i0 + l] = sec[l] == INT32_MAX ? std::numeric_limits<float>::infinity() : v;
-            }
-        }
-    }
-}
-#define VQ_NEAREST_ARGS (int64_t n, const float * X, const float * w, int k, int ib, const float * cA, int32_t * out, float * second)
-__attribute__((always_inline)) static inline void nearest1_impl VQ_NEAREST_ARGS { nearest_impl<1>(n, X, w, k, ib, cA, out, second); }
-__attribute__((always_inline)) static inline void nearest2_impl VQ_NEAREST_ARGS { nearest_impl<2>(n, X, w, k, ib, cA, out, second); }
-__attribute__((always_inline)) static inline void nearest4_impl VQ_NEAREST_ARGS { nearest_impl<4>(n, X, w, k, ib, cA, out, second); }
-QUILL_VEC_DISPATCH(void, nearest1, VQ_NEAREST_ARGS, (n, X, w, k, ib, cA, out, second))
-QUILL_VEC_DISPATCH(void, nearest2, VQ_NEAREST_ARGS, (n, X, w, k, ib, cA, out, second))
-QUILL_VEC_DISPATCH(void, nearest4, VQ_NEAREST_ARGS, (n, X, w, k, ib, cA, out, second))
-
-static void nearest(int d, int64_t n, const float * X, const float * w, int k, int ib, const float * cA, int32_t * out, float * second) {
-    switch (d) {
-        case 1: nearest1(n, X, w, k, ib, cA, out, second); break;
-        case 2: nearest2(n, X, w, k, ib, cA, out, second); break;
-        default: nearest4(n, X, w, k, ib, cA, out, second); break;
-    }
 }
 
 // Index bits for k centroids: the smallest ib with 2^ib >= k.
@@ -247,7 +175,7 @@ static void em_fit(const float * X, int64_t n_slots, int64_t per_slot, const flo
         build_table(cent, k, d, w, cA.data());
         for (int64_t q = 0; q < ns; ++q)
             for (int t = 0; t < d; ++t) xs[(size_t) (q * d + t)] = X[sub[(size_t) q] * d + t];
-        nearest(d, ns, xs.data(), w, k, ib, cA.data(), cand.data(), sec.data());
+        gl_vq_nearest(d, ns, xs.data(), w, k, ib, cA.data(), cand.data(), sec.data());
         int64_t changed = 0;
         for (int64_t q = 0; q < ns; ++q) {
             const int64_t i = sub[(size_t) q];
@@ -461,7 +389,7 @@ double finetune_loss(const Geometry & g, const std::vector<float> & cent, const 
             for (int t = 0; t < d; ++t) D[(size_t) (r * cols + c + t)] = cv[t] - W0[r * cols + c + t];
         }
     }
-    gemm_nt_f32(rows, cols, cols, D.data(), cols, H, cols, G.data(), cols, false);
+    gl_gemm_nt_f32(rows, cols, cols, D.data(), cols, H, cols, G.data(), cols, false);
 #pragma omp parallel for schedule(static) if (rows * cols >= (1 << 18))
     for (int64_t r = 0; r < rows; ++r) {
         double s = 0;
@@ -490,8 +418,7 @@ double finetune_loss(const Geometry & g, const std::vector<float> & cent, const 
 
 }  // namespace
 
-void gptvq_quantize(float * W, int64_t rows, int64_t cols, const float * H, const GptvqParams & p, VqLayer * out, GptvqStats * stats) {
-    if (!W || !H || !out) throw_error("gptvq: null weights, Hessian or output");
+static void check_params(int64_t rows, int64_t cols, const GptvqParams & p) {
     if (rows <= 0 || cols <= 0) throw_error("gptvq: the layer must have positive sizes (got %lld x %lld)", (long long) rows, (long long) cols);
     if (p.dim != 1 && p.dim != 2 && p.dim != 4) throw_error("gptvq: dim must be 1, 2 or 4 (got %d)", p.dim);
     if (p.bits < 1 || p.bits * p.dim > 8)
@@ -506,7 +433,9 @@ void gptvq_quantize(float * W, int64_t rows, int64_t cols, const float * H, cons
     if (p.em_iters < 0 || p.update_iters < 0) throw_error("gptvq: em_iters and update_iters must be >= 0");
     if (p.update_iters > 0 && !(p.update_lr > 0 && std::isfinite(p.update_lr))) throw_error("gptvq: update_lr must be positive");
     if (!(p.damp >= 0 && std::isfinite(p.damp))) throw_error("gptvq: damp must be >= 0");
+}
 
+static Geometry make_geometry(int64_t rows, int64_t cols, const GptvqParams & p) {
     Geometry g;
     g.rows = rows;
     g.cols = cols;
@@ -517,200 +446,277 @@ void gptvq_quantize(float * W, int64_t rows, int64_t cols, const float * H, cons
     g.nrg = (rows + g.R - 1) / g.R;
     g.ncg = (cols + g.Cg - 1) / g.Cg;
     g.slots_per_row = cols / g.d;
-    const int d = g.d, k = g.k, ib = index_bits(k);
-    const int64_t C = cols, n_groups = g.nrg * g.ncg;
-    const int64_t B = (p.block + d - 1) / d * d;  // lazy block, a multiple of d
+    return g;
+}
 
-    out->rows = rows;
-    out->cols = cols;
-    out->dim = d;
+// The output's shape, with zeroed codebooks, scales and indices.
+static void init_layer(const Geometry & g, const GptvqParams & p, VqLayer * out) {
+    const int64_t n_groups = g.nrg * g.ncg;
+    out->rows = g.rows;
+    out->cols = g.cols;
+    out->dim = g.d;
     out->bits = p.bits;
     out->rows_per_group = g.R;
     out->cols_per_group = g.Cg;
-    out->codebooks.assign((size_t) (n_groups * k * d), 0);
+    out->codebooks.assign((size_t) (n_groups * g.k * g.d), 0);
     out->scales.assign((size_t) n_groups, 0);
-    out->idx.assign((size_t) (rows * g.slots_per_row), 0);
+    out->idx.assign((size_t) (g.rows * g.slots_per_row), 0);
+}
 
-    const std::vector<float> W0(W, W + rows * cols);  // the fine-tune's reference: the original weights
-    const HinvFactor f = gptq_hinv_factor(H, C, p.damp);
-    const float * U = f.U.data();
-    // Uᵀ, so the lazy update of the later columns is one gemm_nt_f32 per block: Wp[:, i2:] += (−E)·U[i1:i2, i2:].
-    std::vector<float> Ut((size_t) (C * C));
+// What every task of the GPTQ pass reads: the inverse Hessian's factor U, its transpose, the coordinate weights.
+struct GptqPass {
+    HinvFactor         f;
+    std::vector<float> Ut;    // Uᵀ, so the lazy update of the later columns is one gl_gemm_nt_f32 per block
+    std::vector<float> wcol;  // the coordinate weights: 1/U_jj² (GPTQ's error weight), or 1
+    int64_t            B = 0;  // lazy block, a multiple of d
+};
+
+// Factors H, and zeroes W's dead columns (as GPTQ does).
+static GptqPass prepare_pass(float * W, const Geometry & g, const float * H, const GptvqParams & p) {
+    const int64_t C = g.cols;
+    GptqPass ps;
+    ps.f = gptq_hinv_factor(H, C, p.damp);
+    ps.B = (p.block + g.d - 1) / g.d * g.d;
+    const float * U = ps.f.U.data();
+    // Wp[:, i2:] += (−E)·U[i1:i2, i2:] as a product with Uᵀ.
+    ps.Ut.resize((size_t) (C * C));
 #pragma omp parallel for schedule(static) if (C >= 512)
     for (int64_t i = 0; i < C; ++i)
-        for (int64_t j = 0; j < C; ++j) Ut[(size_t) (j * C + i)] = U[i * C + j];
-    std::vector<float> wcol((size_t) C);  // the coordinate weights: 1/U_jj² (GPTQ's error weight), or 1
+        for (int64_t j = 0; j < C; ++j) ps.Ut[(size_t) (j * C + i)] = U[i * C + j];
+    ps.wcol.resize((size_t) C);
     for (int64_t j = 0; j < C; ++j) {
         const double u = U[j * C + j];
-        wcol[(size_t) j] = p.hessian_weighted ? (float) (1.0 / (u * u)) : 1.0f;
+        ps.wcol[(size_t) j] = p.hessian_weighted ? (float) (1.0 / (u * u)) : 1.0f;
     }
     for (int64_t j = 0; j < C; ++j) {
-        if (!f.dead[(size_t) j]) continue;
-        for (int64_t r = 0; r < rows; ++r) W[r * C + j] = 0.0f;
+        if (!ps.f.dead[(size_t) j]) continue;
+        for (int64_t r = 0; r < g.rows; ++r) W[r * C + j] = 0.0f;
+    }
+    return ps;
+}
+
+// One task of the GPTQ pass: the row groups [rg0, rg1), rows [r0, r0 + rc) of W, held in Wp (rc × C). Fits each
+// column group's codebooks when the pass reaches it, assigns every slot and spreads its error over the later columns.
+// Returns the task's share of GPTQ's loss.
+struct PassTask {
+    const Geometry &    g;
+    const GptvqParams & p;
+    const GptqPass &    ps;
+    VqLayer *           out;
+    std::vector<float> & dec;  // decoded codebooks (n_groups × k × d)
+    int64_t             rg0, rg1, r0, rc;
+    std::vector<float>  Wp, En, X, cent, xs, cz, cA;
+    std::vector<int32_t> best;
+    double              loss = 0;
+
+    PassTask(const Geometry & g_, const GptvqParams & p_, const GptqPass & ps_, VqLayer * out_, std::vector<float> & dec_, const float * W,
+             int64_t rg0_, int64_t rg1_)
+        : g(g_), p(p_), ps(ps_), out(out_), dec(dec_), rg0(rg0_), rg1(rg1_) {
+        r0 = rg0 * g.R;
+        const int64_t r1 = std::min(g.rows, rg1 * g.R);
+        rc = r1 - r0;
+        Wp.assign(W + r0 * g.cols, W + r1 * g.cols);
+        En.resize((size_t) (rc * ps.B));
+        cent.resize((size_t) (g.k * g.d));
+        cz.resize((size_t) (g.k * g.d));
+        cA.resize((size_t) (g.k * (g.d + 1)));
     }
 
-    // Decoded codebooks (n_groups × k × d).
-    std::vector<float> dec((size_t) (n_groups * k * d));
+    // A new column group gc starting at column i1: fit the codebooks of its row groups on the current
+    // (error-compensated) columns.
+    void fit_codebooks(int64_t gc, int64_t i1) {
+        const int64_t C = g.cols, d = g.d, k = g.k;
+        const int64_t gcols = std::min(g.Cg, C - i1), S = gcols / d;
+        for (int64_t rg = rg0; rg < rg1; ++rg) {
+            const int64_t lr0 = rg * g.R - r0, nr = std::min(g.rows, (rg + 1) * g.R) - rg * g.R;
+            X.resize((size_t) (S * nr * d));
+            for (int64_t s = 0; s < S; ++s)
+                for (int64_t rr = 0; rr < nr; ++rr)
+                    for (int t = 0; t < d; ++t) X[(size_t) ((s * nr + rr) * d + t)] = Wp[(size_t) ((lr0 + rr) * C + i1 + s * d + t)];
+            em_fit(X.data(), S, nr, &ps.wcol[(size_t) i1], (int) d, (int) k, p.em_iters, cent.data(), nullptr);
+            const int64_t gi = rg * g.ncg + gc;
+            quantize_codebook(cent.data(), (int) (k * d), &out->codebooks[(size_t) (gi * k * d)], &out->scales[(size_t) gi], &dec[(size_t) (gi * k * d)]);
+        }
+    }
 
+    // The slot of columns j..j+d−1 (inside the lazy block [i1, i2) of column group gc), in every row of the task.
+    void assign_slot(int64_t gc, int64_t i1, int64_t i2, int64_t j) {
+        const int64_t C = g.cols, B = ps.B;
+        const int d = g.d, k = g.k, ib = index_bits(k);
+        const float * U = ps.f.U.data();
+        const float ones[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+        // The assignment metric of this slot: Linv = (U_FFᵀ)⁻¹ for the vector's columns F = j..j+d−1 (see the
+        // top of the file), or the diagonal weights (d = 1, or p.hessian_weighted off: all ones).
+        const bool full = p.hessian_weighted && d > 1;
+        double Linv[4][4] = {};
+        if (full) lower_inverse_of_ut(U, C, j, d, Linv);
+        const float * wj = full ? ones : &ps.wcol[(size_t) j];
+        for (int64_t rg = rg0; rg < rg1; ++rg) {
+            const int64_t lr0 = rg * g.R - r0, nr = std::min(g.rows, (rg + 1) * g.R) - rg * g.R;
+            const int64_t gi = rg * g.ncg + gc;
+            const float * cb = &dec[(size_t) (gi * k * d)];
+            if (full) {
+                for (int m = 0; m < k; ++m) apply_lower(Linv, d, cb + m * d, &cz[(size_t) (m * d)]);
+                cb = cz.data();
+            }
+            build_table(cb, k, d, wj, cA.data());
+            xs.resize((size_t) (nr * d));
+            best.resize((size_t) nr);
+            for (int64_t rr = 0; rr < nr; ++rr) {
+                const float * x = &Wp[(size_t) ((lr0 + rr) * C + j)];
+                if (full) apply_lower(Linv, d, x, &xs[(size_t) (rr * d)]);
+                else
+                    for (int t = 0; t < d; ++t) xs[(size_t) (rr * d + t)] = x[t];
+            }
+            gl_vq_nearest(d, nr, xs.data(), wj, k, ib, cA.data(), best.data(), nullptr);
+            for (int64_t rr = 0; rr < nr; ++rr) {
+                const int64_t lr = lr0 + rr;
+                const int m = best[(size_t) rr];
+                const float * q = &dec[(size_t) ((gi * k + m) * d)];
+                out->idx[(size_t) ((r0 + lr) * g.slots_per_row + j / d)] = (uint8_t) m;
+                float * w = &Wp[(size_t) (lr * C)];
+                // GPTQ column by column with the d values fixed: coordinate t's error also updates the
+                // coordinates t+1.. of this vector before their errors are taken (OBS-exact; see the top).
+                for (int t = 0; t < d; ++t) {
+                    const float e = (w[j + t] - q[t]) / U[(j + t) * C + j + t];
+                    loss += 0.5 * (double) e * (double) e;
+                    w[j + t] = q[t];
+                    En[(size_t) (lr * B + (j + t - i1))] = -e;
+                    if (j + t + 1 < i2) gl_axpy_f32(i2 - j - t - 1, -e, U + (j + t) * C + j + t + 1, w + j + t + 1);
+                }
+            }
+        }
+    }
+
+    void run() {
+        const int64_t C = g.cols;
+        for (int64_t i1 = 0, i2; i1 < C; i1 = i2) {
+            const int64_t gc = i1 / g.Cg;
+            i2 = std::min({i1 + ps.B, C, (gc + 1) * g.Cg});
+            if (i1 % g.Cg == 0) fit_codebooks(gc, i1);
+            for (int64_t j = i1; j < i2; j += g.d) assign_slot(gc, i1, i2, j);
+            if (i2 < C) gl_gemm_nt_f32(rc, C - i2, i2 - i1, En.data(), ps.B, &ps.Ut[(size_t) (i2 * C + i1)], C, Wp.data() + i2, C, true);
+        }
+    }
+};
+
+// The GPTQ pass over the whole layer; returns its loss.
+static double gptq_pass(float * W, const Geometry & g, const GptvqParams & p, const GptqPass & ps, VqLayer * out, std::vector<float> & dec) {
+    const int64_t C = g.cols;
     // Tasks: whole row groups (they share nothing given U), at least 16 rows so U's rows are reused across rows.
     const int64_t rg_per_task = g.R >= 16 ? 1 : (16 + g.R - 1) / g.R;
     const int64_t n_tasks = (g.nrg + rg_per_task - 1) / rg_per_task;
     std::vector<double> task_loss((size_t) n_tasks, 0.0);
-#pragma omp parallel for schedule(dynamic, 1) if (n_tasks > 1 && rows * C * C >= (1 << 22))
+#pragma omp parallel for schedule(dynamic, 1) if (n_tasks > 1 && g.rows * C * C >= (1 << 22))
     for (int64_t task = 0; task < n_tasks; ++task) {
         const int64_t rg0 = task * rg_per_task, rg1 = std::min(g.nrg, rg0 + rg_per_task);
-        const int64_t r0 = rg0 * g.R, r1 = std::min(rows, rg1 * g.R), rc = r1 - r0;
-        std::vector<float> Wp(W + r0 * C, W + r1 * C), En((size_t) (rc * B)), X, cent((size_t) (k * d)), xs;
-        std::vector<float> cz((size_t) (k * d)), cA((size_t) (k * (d + 1)));
-        std::vector<int32_t> best;
-        const float ones[4] = {1.0f, 1.0f, 1.0f, 1.0f};
-        double loss = 0;
-        for (int64_t i1 = 0, i2; i1 < C; i1 = i2) {
-            const int64_t gc = i1 / g.Cg;
-            i2 = std::min({i1 + B, C, (gc + 1) * g.Cg});
-            if (i1 % g.Cg == 0) {
-                // A new column group: fit the codebooks of its row groups on the current (error-compensated) columns.
-                const int64_t gcols = std::min(g.Cg, C - i1), S = gcols / d;
-                for (int64_t rg = rg0; rg < rg1; ++rg) {
-                    const int64_t lr0 = rg * g.R - r0, nr = std::min(rows, (rg + 1) * g.R) - rg * g.R;
-                    X.resize((size_t) (S * nr * d));
-                    for (int64_t s = 0; s < S; ++s)
-                        for (int64_t rr = 0; rr < nr; ++rr)
-                            for (int t = 0; t < d; ++t) X[(size_t) ((s * nr + rr) * d + t)] = Wp[(size_t) ((lr0 + rr) * C + i1 + s * d + t)];
-                    em_fit(X.data(), S, nr, &wcol[(size_t) i1], d, k, p.em_iters, cent.data(), nullptr);
-                    const int64_t gi = rg * g.ncg + gc;
-                    quantize_codebook(cent.data(), k * d, &out->codebooks[(size_t) (gi * k * d)], &out->scales[(size_t) gi], &dec[(size_t) (gi * k * d)]);
-                }
-            }
-            for (int64_t j = i1; j < i2; j += d) {
-                // The assignment metric of this slot: Linv = (U_FFᵀ)⁻¹ for the vector's columns F = j..j+d−1 (see the
-                // top of the file), or the diagonal weights (d = 1, or p.hessian_weighted off: all ones).
-                const bool full = p.hessian_weighted && d > 1;
-                double Linv[4][4] = {};
-                if (full) lower_inverse_of_ut(U, C, j, d, Linv);
-                const float * wj = full ? ones : &wcol[(size_t) j];
-                for (int64_t rg = rg0; rg < rg1; ++rg) {
-                    const int64_t lr0 = rg * g.R - r0, nr = std::min(rows, (rg + 1) * g.R) - rg * g.R;
-                    const int64_t gi = rg * g.ncg + gc;
-                    const float * cb = &dec[(size_t) (gi * k * d)];
-                    if (full) {
-                        for (int m = 0; m < k; ++m) apply_lower(Linv, d, cb + m * d, &cz[(size_t) (m * d)]);
-                        cb = cz.data();
-                    }
-                    build_table(cb, k, d, wj, cA.data());
-                    xs.resize((size_t) (nr * d));
-                    best.resize((size_t) nr);
-                    for (int64_t rr = 0; rr < nr; ++rr) {
-                        const float * x = &Wp[(size_t) ((lr0 + rr) * C + j)];
-                        if (full) apply_lower(Linv, d, x, &xs[(size_t) (rr * d)]);
-                        else
-                            for (int t = 0; t < d; ++t) xs[(size_t) (rr * d + t)] = x[t];
-                    }
-                    nearest(d, nr, xs.data(), wj, k, ib, cA.data(), best.data(), nullptr);
-                    for (int64_t rr = 0; rr < nr; ++rr) {
-                        const int64_t lr = lr0 + rr;
-                        const int m = best[(size_t) rr];
-                        const float * q = &dec[(size_t) ((gi * k + m) * d)];
-                        out->idx[(size_t) ((r0 + lr) * g.slots_per_row + j / d)] = (uint8_t) m;
-                        float * w = &Wp[(size_t) (lr * C)];
-                        // GPTQ column by column with the d values fixed: coordinate t's error also updates the
-                        // coordinates t+1.. of this vector before their errors are taken (OBS-exact; see the top).
-                        for (int t = 0; t < d; ++t) {
-                            const float e = (w[j + t] - q[t]) / U[(j + t) * C + j + t];
-                            loss += 0.5 * (double) e * (double) e;
-                            w[j + t] = q[t];
-                            En[(size_t) (lr * B + (j + t - i1))] = -e;
-                            if (j + t + 1 < i2) axpy_f32(i2 - j - t - 1, -e, U + (j + t) * C + j + t + 1, w + j + t + 1);
-                        }
-                    }
-                }
-            }
-            if (i2 < C) gemm_nt_f32(rc, C - i2, i2 - i1, En.data(), B, &Ut[(size_t) (i2 * C + i1)], C, Wp.data() + i2, C, true);
-        }
-        task_loss[(size_t) task] = loss;
+        PassTask t(g, p, ps, out, dec, W, rg0, rg1);
+        t.run();
+        task_loss[(size_t) task] = t.loss;
     }
-    double gptq_loss = 0;
-    for (double l : task_loss) gptq_loss += l;
-    Ut.clear();
-    Ut.shrink_to_fit();
+    double loss = 0;
+    for (double l : task_loss) loss += l;
+    return loss;
+}
 
-    // ---- codebook fine-tune (GPTVQ.md §1.5) ----
+struct FinetuneResult {
     double loss0 = 0, loss1 = 0;
-    int restarts = 0;
-    if (p.update_iters > 0 || stats) {
-        std::vector<float> D((size_t) (rows * C)), G((size_t) (rows * C));
-        std::vector<double> row_loss((size_t) rows);
-        const size_t np = (size_t) (n_groups * k * d);
-        std::vector<double> grad0(np), grad(np);
-        loss0 = finetune_loss(g, dec, out->idx, W0.data(), H, D, G, row_loss, p.update_iters > 0 ? &grad0 : nullptr);
-        loss1 = loss0;
-        if (p.update_iters > 0 && std::isfinite(loss0) && loss0 > 0) {
-            std::vector<float> cent = dec;
-            std::vector<double> m1(np, 0.0), m2(np, 0.0);
-            double lr = p.update_lr;
-            const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
-            bool gave_up = false;
-            for (int t = 0; t < p.update_iters;) {
-                const std::vector<double> * gr = &grad0;
-                if (t > 0) {
-                    const double l = finetune_loss(g, cent, out->idx, W0.data(), H, D, G, row_loss, &grad);
-                    if (!(l <= loss0)) {  // the loss rose (or is NaN): restore, cut the learning rate, start over
-                        cent = dec;
-                        std::fill(m1.begin(), m1.end(), 0.0);
-                        std::fill(m2.begin(), m2.end(), 0.0);
-                        if (restarts == kMaxRestarts) {
-                            gave_up = true;
-                            break;
-                        }
-                        ++restarts;
-                        lr *= 0.1;
-                        t = 0;
-                        continue;
-                    }
-                    gr = &grad;
-                }
-                ++t;
-                const double c1 = 1.0 - std::pow(b1, t), c2 = 1.0 - std::pow(b2, t);
-                for (size_t i = 0; i < np; ++i) {
-                    const double gi = (*gr)[i];
-                    m1[i] = b1 * m1[i] + (1.0 - b1) * gi;
-                    m2[i] = b2 * m2[i] + (1.0 - b2) * gi * gi;
-                    cent[i] = (float) ((double) cent[i] - lr * (m1[i] / c1) / (std::sqrt(m2[i] / c2) + eps));
-                }
+    int    restarts = 0;
+};
+
+// The codebook fine-tune (GPTVQ.md §1.5): Adam on the centroids against the original weights W0, then a final int8
+// rounding with new scales, kept only when it is not worse than before. Updates out's codebooks/scales and dec.
+static FinetuneResult finetune_codebooks(const Geometry & g, const GptvqParams & p, const float * W0, const float * H, bool want_stats,
+                                         VqLayer * out, std::vector<float> & dec) {
+    FinetuneResult res;
+    if (!(p.update_iters > 0 || want_stats)) return res;
+    const int64_t rows = g.rows, C = g.cols, n_groups = g.nrg * g.ncg;
+    const int d = g.d, k = g.k;
+    std::vector<float> D((size_t) (rows * C)), G((size_t) (rows * C));
+    std::vector<double> row_loss((size_t) rows);
+    const size_t np = (size_t) (n_groups * k * d);
+    std::vector<double> grad0(np), grad(np);
+    const double loss0 = finetune_loss(g, dec, out->idx, W0, H, D, G, row_loss, p.update_iters > 0 ? &grad0 : nullptr);
+    res.loss0 = res.loss1 = loss0;
+    if (!(p.update_iters > 0 && std::isfinite(loss0) && loss0 > 0)) return res;
+    std::vector<float> cent = dec;
+    std::vector<double> m1(np, 0.0), m2(np, 0.0);
+    double lr = p.update_lr;
+    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    for (int t = 0; t < p.update_iters;) {
+        const std::vector<double> * gr = &grad0;
+        if (t > 0) {
+            const double l = finetune_loss(g, cent, out->idx, W0, H, D, G, row_loss, &grad);
+            if (!(l <= loss0)) {  // the loss rose (or is NaN): restore, cut the learning rate, start over
+                cent = dec;
+                std::fill(m1.begin(), m1.end(), 0.0);
+                std::fill(m2.begin(), m2.end(), 0.0);
+                if (res.restarts == kMaxRestarts) return res;  // gave up: the codebooks stay as they were
+                ++res.restarts;
+                lr *= 0.1;
+                t = 0;
+                continue;
             }
-            if (!gave_up) {
-                // The final int8 rounding with new scales; kept only when it is not worse than before the fine-tune.
-                std::vector<int8_t> cb1(np);
-                std::vector<uint16_t> sc1((size_t) n_groups);
-                std::vector<float> dec1(np);
-                for (int64_t gi = 0; gi < n_groups; ++gi)
-                    quantize_codebook(&cent[(size_t) (gi * k * d)], k * d, &cb1[(size_t) (gi * k * d)], &sc1[(size_t) gi], &dec1[(size_t) (gi * k * d)]);
-                const double l = finetune_loss(g, dec1, out->idx, W0.data(), H, D, G, row_loss, nullptr);
-                if (l <= loss0) {
-                    loss1 = l;
-                    out->codebooks = std::move(cb1);
-                    out->scales = std::move(sc1);
-                    dec = std::move(dec1);
-                }
-            }
+            gr = &grad;
+        }
+        ++t;
+        const double c1 = 1.0 - std::pow(b1, t), c2 = 1.0 - std::pow(b2, t);
+        for (size_t i = 0; i < np; ++i) {
+            const double gi = (*gr)[i];
+            m1[i] = b1 * m1[i] + (1.0 - b1) * gi;
+            m2[i] = b2 * m2[i] + (1.0 - b2) * gi * gi;
+            cent[i] = (float) ((double) cent[i] - lr * (m1[i] / c1) / (std::sqrt(m2[i] / c2) + eps));
         }
     }
+    // The final int8 rounding with new scales; kept only when it is not worse than before the fine-tune.
+    std::vector<int8_t> cb1(np);
+    std::vector<uint16_t> sc1((size_t) n_groups);
+    std::vector<float> dec1(np);
+    for (int64_t gi = 0; gi < n_groups; ++gi)
+        quantize_codebook(&cent[(size_t) (gi * k * d)], k * d, &cb1[(size_t) (gi * k * d)], &sc1[(size_t) gi], &dec1[(size_t) (gi * k * d)]);
+    const double l = finetune_loss(g, dec1, out->idx, W0, H, D, G, row_loss, nullptr);
+    if (l <= loss0) {
+        res.loss1 = l;
+        out->codebooks = std::move(cb1);
+        out->scales = std::move(sc1);
+        dec = std::move(dec1);
+    }
+    return res;
+}
 
-    // W = the decoded layer, exactly VqLayer::value.
+// W = the decoded layer, exactly VqLayer::value.
+static void write_decoded(float * W, const Geometry & g, const std::vector<float> & dec, const VqLayer & out) {
+    const int64_t rows = g.rows, C = g.cols;
+    const int d = g.d, k = g.k;
 #pragma omp parallel for schedule(static) if (rows * C >= (1 << 18))
     for (int64_t r = 0; r < rows; ++r) {
         for (int64_t s = 0; s < g.slots_per_row; ++s) {
             const int64_t c = s * d;
-            const float * cv = &dec[(size_t) ((g.group(r, c) * k + out->idx[(size_t) (r * g.slots_per_row + s)]) * d)];
+            const float * cv = &dec[(size_t) ((g.group(r, c) * k + out.idx[(size_t) (r * g.slots_per_row + s)]) * d)];
             for (int t = 0; t < d; ++t) W[r * C + c + t] = cv[t];
         }
     }
+}
+
+void gptvq_quantize(float * W, int64_t rows, int64_t cols, const float * H, const GptvqParams & p, VqLayer * out, GptvqStats * stats) {
+    if (!W || !H || !out) throw_error("gptvq: null weights, Hessian or output");
+    check_params(rows, cols, p);
+    const Geometry g = make_geometry(rows, cols, p);
+    init_layer(g, p, out);
+    const std::vector<float> W0(W, W + rows * cols);  // the fine-tune's reference: the original weights
+    std::vector<float> dec((size_t) (g.nrg * g.ncg * g.k * g.d));  // decoded codebooks (n_groups × k × d)
+    GptqPass ps = prepare_pass(W, g, H, p);
+    const double gptq_loss = gptq_pass(W, g, p, ps, out, dec);
+    ps.Ut.clear();
+    ps.Ut.shrink_to_fit();
+    const FinetuneResult ft = finetune_codebooks(g, p, W0.data(), H, stats != nullptr, out, dec);
+    write_decoded(W, g, dec, *out);
     if (stats) {
         stats->loss = gptq_loss;
-        stats->update_loss0 = loss0;
-        stats->update_loss1 = loss1;
-        stats->update_restarts = restarts;
-        stats->dead = std::count(f.dead.begin(), f.dead.end(), (uint8_t) 1);
+        stats->update_loss0 = ft.loss0;
+        stats->update_loss1 = ft.loss1;
+        stats->update_restarts = ft.restarts;
+        stats->dead = std::count(ps.f.dead.begin(), ps.f.dead.end(), (uint8_t) 1);
     }
 }
 

@@ -318,14 +318,14 @@ TEST_CASE("block_forward: the calibration pass (widened blocks, one sequence at 
     CHECK(max_err <= 1e-4 * std::max(1.0, max_mag));
 }
 
-TEST_CASE("gemm_nt_f32: matches a double loop on odd shapes, overwrite and accumulate") {
+TEST_CASE("gl_gemm_nt_f32: matches a double loop on odd shapes, overwrite and accumulate") {
     for (auto sh : {std::vector<int64_t>{1, 1, 1}, {5, 7, 3}, {13, 9, 33}, {70, 66, 130}, {3, 200, 1100}}) {
         const int64_t m = sh[0], n = sh[1], k = sh[2];
         const std::vector<float> A = randn((size_t) (m * k), 1), B = randn((size_t) (n * k), 2);
         std::vector<float> C((size_t) (m * n), 1.0f);
-        gemm_nt_f32(m, n, k, A.data(), k, B.data(), k, C.data(), n, true);
+        gl_gemm_nt_f32(m, n, k, A.data(), k, B.data(), k, C.data(), n, true);
         std::vector<float> C2((size_t) (m * n), 5.0f);
-        gemm_nt_f32(m, n, k, A.data(), k, B.data(), k, C2.data(), n, false);
+        gl_gemm_nt_f32(m, n, k, A.data(), k, B.data(), k, C2.data(), n, false);
         for (int64_t i = 0; i < m; ++i) {
             for (int64_t j = 0; j < n; ++j) {
                 double s = 0, mag = 0;

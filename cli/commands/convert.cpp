@@ -22,11 +22,21 @@ static gl_type convert_type_for(const TensorData & t, gl_type target) {
     return target;
 }
 
+// The types --type takes: every registry type with a round-to-nearest quantizer ("f32, f16, ...").
+static std::string convert_type_names() {
+    std::string out;
+    for (uint32_t t = 0; t < GL_TYPE_COUNT; ++t) {
+        if (!gl_get_type_traits((gl_type) t)->from_float) continue;
+        out += (out.empty() ? "" : ", ") + std::string(gl_type_name((gl_type) t));
+    }
+    return out;
+}
+
 int cmd_convert(int argc, char ** argv) {
     Args args("convert", "IN [--tokenizer TOK] -o OUT.quill|OUT.gguf [--type TYPE]",
               {
                   {{"-o", "--output"}, "OUT", "", "output .quill file, or .gguf (GGUF v3 that llama.cpp runs); written atomically"},
-                  {{"--type"}, "TYPE", "", "weight type: f32, f16, bf16, q8_0, q4_0 (default: keep the input's types)"},
+                  {{"--type"}, "TYPE", "", "weight type: " + convert_type_names() + " (default: keep the input's types)"},
                   {{"--tokenizer"}, "TOK", "", "llama2.c tokenizer.bin (llama2.c checkpoints only; other formats carry their own)"},
               });
     if (!args.parse(argc, argv)) return 0;
@@ -41,7 +51,7 @@ int cmd_convert(int argc, char ** argv) {
     bool retype = args.has("--type");
     gl_type target = GL_TYPE_F32;
     if (retype && !gl_type_from_name(args.str("--type").c_str(), &target))
-        throw_error("convert: unknown type '%s' (f32, f16, bf16, q8_0, q4_0)", args.str("--type").c_str());
+        throw_error("convert: unknown type '%s' (%s)", args.str("--type").c_str(), convert_type_names().c_str());
     if (retype && !gl_get_type_traits(target)->from_float)
         throw_error("convert: %s is a codebook type, built by `quill quantize --method gptvq`, not by rounding", gl_type_name(target));
 

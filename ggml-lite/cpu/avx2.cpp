@@ -874,26 +874,28 @@ template <int B, int G> void gl_intq_avx2_to_float(const void * x, float * y, in
 template <int B, int G>
 void gl_intq_avx2_gemm(int64_t n, int64_t nr, int64_t nt, const void * w, size_t w_stride, const void * act, size_t act_stride,
                        float * y, int64_t y_stride);
-#define INTQ_ENTRY(B, G) {gl_intq_avx2_vec_dot<B, G>, nullptr, gl_intq_avx2_to_float<B, G>, gl_intq_avx2_gemm<B, G>, nullptr}
+#define INTQ_ENTRY(T, B, G) {T, {gl_intq_avx2_vec_dot<B, G>, nullptr, gl_intq_avx2_to_float<B, G>, gl_intq_avx2_gemm<B, G>, nullptr}}
 
-// Types without an entry here (zero-initialised) use the scalar reference (ggml-lite/cpu.cpp fills the gaps).
-const gl_type_kernels gl_kernels_avx2[GL_TYPE_COUNT] = {
-    /* F32  */ {f32_vec_dot, nullptr, nullptr, f32_gemm, f32_axpy},
-    /* F16  */ {f16_vec_dot, f16_from_float, f16_to_float, f16_gemm, f16_axpy},
-    /* BF16 */ {bf16_vec_dot, bf16_from_float, bf16_to_float, bf16_gemm, bf16_axpy},
-    /* Q8_0 */ {q8_0_vec_dot, q8_0_from_float, q8_0_to_float, q8_0_gemm, nullptr},
-    /* Q4_0 */ {q4_0_vec_dot, nullptr, q4_0_to_float, q4_0_gemm, nullptr},
-    /* Q4_G128 */ INTQ_ENTRY(4, 128),
-    /* Q3_G128 */ INTQ_ENTRY(3, 128),
-    /* Q2_G128 */ INTQ_ENTRY(2, 128),
-    /* Q4_G64  */ INTQ_ENTRY(4, 64),
-    /* Q3_G64  */ INTQ_ENTRY(3, 64),
-    /* Q2_G64  */ INTQ_ENTRY(2, 64),
-    /* Q4_G32  */ INTQ_ENTRY(4, 32),
-    /* Q3_G32  */ INTQ_ENTRY(3, 32),
-    /* Q2_G32  */ INTQ_ENTRY(2, 32),
+// Types without an entry here (zero) use the scalar reference (ggml-lite/cpu.cpp fills the gaps).
+static constexpr gl_type_entry<gl_type_kernels> k_entries[] = {
+    {GL_TYPE_F32, {f32_vec_dot, nullptr, nullptr, f32_gemm, f32_axpy}},
+    {GL_TYPE_F16, {f16_vec_dot, f16_from_float, f16_to_float, f16_gemm, f16_axpy}},
+    {GL_TYPE_BF16, {bf16_vec_dot, bf16_from_float, bf16_to_float, bf16_gemm, bf16_axpy}},
+    {GL_TYPE_Q8_0, {q8_0_vec_dot, q8_0_from_float, q8_0_to_float, q8_0_gemm, nullptr}},
+    {GL_TYPE_Q4_0, {q4_0_vec_dot, nullptr, q4_0_to_float, q4_0_gemm, nullptr}},
+    INTQ_ENTRY(GL_TYPE_Q4_G128, 4, 128),
+    INTQ_ENTRY(GL_TYPE_Q3_G128, 3, 128),
+    INTQ_ENTRY(GL_TYPE_Q2_G128, 2, 128),
+    INTQ_ENTRY(GL_TYPE_Q4_G64, 4, 64),
+    INTQ_ENTRY(GL_TYPE_Q3_G64, 3, 64),
+    INTQ_ENTRY(GL_TYPE_Q2_G64, 2, 64),
+    INTQ_ENTRY(GL_TYPE_Q4_G32, 4, 32),
+    INTQ_ENTRY(GL_TYPE_Q3_G32, 3, 32),
+    INTQ_ENTRY(GL_TYPE_Q2_G32, 2, 32),
 };
 #undef INTQ_ENTRY
+constexpr gl_type_table<gl_type_kernels> gl_kernels_avx2 = gl_type_table_make(k_entries);
+static_assert(!gl_kernels_avx2.dup, "a type is listed twice");
 
 static void add(float * y, const float * x, int64_t n) {
     int64_t i = 0;

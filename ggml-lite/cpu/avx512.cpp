@@ -873,11 +873,8 @@ __attribute__((target("avx512bf16"))) void bf16_vec_dot_dp(int64_t n, float * s,
     *s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
-void bf16_vec_dot(int64_t n, float * s, const void * x, const void * y) {
-    static const bool has_bf16 = gl_cpu_get_features().avx512bf16;
-    if (has_bf16) bf16_vec_dot_dp(n, s, x, y);
-    else bf16_vec_dot_plain(n, s, x, y);
-}
+// Without AVX512-BF16. The dp version is the extension table gl_kernels_avx512_bf16 below (resolved in cpu.cpp).
+void bf16_vec_dot(int64_t n, float * s, const void * x, const void * y) { bf16_vec_dot_plain(n, s, x, y); }
 
 // ---- float types: gemm ------------------------------------------------------------------------------------------
 // R weight rows × T activation rows (both in the weight's type), 16 elements at a time: each widened weight vector
@@ -1175,11 +1172,19 @@ void bf16_axpy(int64_t n, float a, const void * vx, float * y) {
 
 // Null entries fall back to the level below: F32 row copies (memcpy), the Q4_0 quantizer (never an activation
 // format) and any type not listed here.
-const gl_type_kernels gl_kernels_avx512[GL_TYPE_COUNT] = {
-    /* F32  */ {f32_vec_dot, nullptr, nullptr, float_gemm<F32v>, f32_axpy},
-    /* F16  */ {f16_vec_dot, f16_from_float, f16_to_float, float_gemm<F16v>, f16_axpy},
-    /* BF16 */ {bf16_vec_dot, bf16_from_float, bf16_to_float, float_gemm<BF16v>, bf16_axpy},
-    /* Q8_0 */ {q8_0_vec_dot, q8_0_from_float, q8_0_to_float, q8_0_gemm, nullptr},
-    /* Q4_0 */ {q4_0_vec_dot, nullptr, q4_0_to_float, q4_0_gemm, nullptr},
+static constexpr gl_type_entry<gl_type_kernels> k_entries[] = {
+    {GL_TYPE_F32, {f32_vec_dot, nullptr, nullptr, float_gemm<F32v>, f32_axpy}},
+    {GL_TYPE_F16, {f16_vec_dot, f16_from_float, f16_to_float, float_gemm<F16v>, f16_axpy}},
+    {GL_TYPE_BF16, {bf16_vec_dot, bf16_from_float, bf16_to_float, float_gemm<BF16v>, bf16_axpy}},
+    {GL_TYPE_Q8_0, {q8_0_vec_dot, q8_0_from_float, q8_0_to_float, q8_0_gemm, nullptr}},
+    {GL_TYPE_Q4_0, {q4_0_vec_dot, nullptr, q4_0_to_float, q4_0_gemm, nullptr}},
 };
+constexpr gl_type_table<gl_type_kernels> gl_kernels_avx512 = gl_type_table_make(k_entries);
+static_assert(!gl_kernels_avx512.dup, "a type is listed twice");
+
+// With AVX512-BF16 (an extension: cpu.cpp picks it before the table above when the CPU has the feature).
+static constexpr gl_type_entry<gl_type_kernels> k_bf16_entries[] = {
+    {GL_TYPE_BF16, {bf16_vec_dot_dp, nullptr, nullptr, nullptr, nullptr}},
+};
+constexpr gl_type_table<gl_type_kernels> gl_kernels_avx512_bf16 = gl_type_table_make(k_bf16_entries);
 

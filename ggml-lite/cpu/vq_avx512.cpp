@@ -779,17 +779,17 @@ void vq_gemm(const gl_vq_geom & g, const void * data, int64_t r0, int64_t nr, in
 
 }  // namespace
 
-const gl_vq_gemm_fn gl_vq_gemm_avx512[GL_TYPE_COUNT] = {
-    nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
-    /* VQ1_B2_G256   */ vq_gemm<V1B2>,
-    /* VQ1_B2_G128   */ vq_gemm<V1B2>,
-    /* VQ1_B3_G512   */ vq_gemm<V1B3>,
-    /* VQ1_B4_G1024  */ vq_gemm<V1B4>,
-    /* VQ2_B2_G2048  */ vq_gemm<V2B2>,
-    /* VQ2_B2_G1024  */ vq_gemm<V2B2>,
-    /* VQ2_B3_G8192  */ vq_gemm<V2B3>,
-    /* VQ2_B4_G32768 */ vq_gemm<V2B4>,
-    /* VQ4_B2_G65536 */ vq_gemm<V4B2>,
-    /* VQ4_B2_G32768 */ vq_gemm<V4B2>,
+static constexpr gl_type_entry<gl_vq_gemm_fn> k_entries[] = {
+    {GL_TYPE_VQ1_B2_G256, vq_gemm<V1B2>},
+    {GL_TYPE_VQ1_B2_G128, vq_gemm<V1B2>},
+    {GL_TYPE_VQ1_B3_G512, vq_gemm<V1B3>},
+    {GL_TYPE_VQ1_B4_G1024, vq_gemm<V1B4>},
+    {GL_TYPE_VQ2_B2_G2048, vq_gemm<V2B2>},
+    {GL_TYPE_VQ2_B2_G1024, vq_gemm<V2B2>},
+    {GL_TYPE_VQ2_B3_G8192, vq_gemm<V2B3>},
+    {GL_TYPE_VQ2_B4_G32768, vq_gemm<V2B4>},
+    {GL_TYPE_VQ4_B2_G65536, vq_gemm<V4B2>},
+    {GL_TYPE_VQ4_B2_G32768, vq_gemm<V4B2>},
 };
-static_assert(GL_TYPE_VQ1_B2_G256 == 14 && GL_TYPE_COUNT == 24, "the table above lists the codebook types in order");
+constexpr gl_type_table<gl_vq_gemm_fn> gl_vq_gemm_avx512 = gl_type_table_make(k_entries);
+static_assert(!gl_vq_gemm_avx512.dup, "a type is listed twice");

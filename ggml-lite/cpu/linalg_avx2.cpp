@@ -1,0 +1,6 @@
+// The quantizers' dense kernels at the AVX2 level: ggml-lite/cpu/linalg_impl.h built with -mavx2 -mfma -mf16c
+// (CMakeLists.txt). The AVX-512 level has no table of its own and falls back to this one.
+#include "ggml-lite/cpu.h"
+#include "ggml-lite/cpu/linalg_impl.h"
+
+GL_LINALG_TABLE(gl_linalg_avx2)
