@@ -1,13 +1,10 @@
 // A loaded model, whatever file it came from: metadata plus named tensors whose data is memory-mapped
 // (or, for converted inputs, owned buffers kept alive by the ModelFile).
 //
-// Tensor names and metadata keys follow GGUF/llama.cpp conventions:
-//   token_embd.weight, output_norm.weight, output.weight (absent when tied to token_embd),
-//   blk.N.attn_norm.weight, blk.N.attn_q.weight, blk.N.attn_k.weight, blk.N.attn_v.weight,
-//   blk.N.attn_output.weight, blk.N.ffn_norm.weight, blk.N.ffn_gate.weight, blk.N.ffn_up.weight,
-//   blk.N.ffn_down.weight, and optionally rope_freqs.weight.
-// Q and K weights are always in the "adjacent pair" RoPE row order (Meta / GGUF layout); readers of Hugging Face
-// checkpoints permute them on load.
+// Tensor names and metadata keys follow GGUF/llama.cpp conventions; formats/arch.h lists them per architecture
+// (token_embd.weight, output_norm.weight, output.weight absent when tied, blk.N.<role>, optionally rope_freqs.weight).
+// Q and K rows are in the architecture's GGUF RoPE order (adjacent pairs for llama: readers of Hugging Face
+// checkpoints permute them on load; halves for the others).
 #pragma once
 
 #include "formats/metadata.h"
