@@ -28,8 +28,13 @@ std::vector<gl_cpu_level> intq_simd_levels() {
     return out;
 }
 
-const gl_type k_intq_types[] = {GL_TYPE_Q4_G128, GL_TYPE_Q3_G128, GL_TYPE_Q2_G128, GL_TYPE_Q4_G64, GL_TYPE_Q3_G64,
-                                GL_TYPE_Q2_G64,  GL_TYPE_Q4_G32,  GL_TYPE_Q3_G32,  GL_TYPE_Q2_G32};
+// The uniform integer types, from the registry.
+std::vector<gl_type> intq_types() {
+    std::vector<gl_type> out;
+    for (uint32_t t = 0; t < GL_TYPE_COUNT; ++t)
+        if (gl_get_type_traits((gl_type) t)->intq) out.push_back((gl_type) t);
+    return out;
+}
 
 std::vector<float> intq_random_floats(std::mt19937 & rng, int64_t n, float scale) {
     std::normal_distribution<float> d(0.0f, scale);
@@ -78,7 +83,7 @@ double intq_sum_abs(gl_type t, const void * x, const void * y, int64_t n) {
 TEST_CASE("kernels intq: vec_dot and to_float match the scalar reference at every level") {
     IntqLevelGuard guard;
     std::mt19937 rng(1234);
-    for (gl_type t : k_intq_types) {
+    for (gl_type t : intq_types()) {
         const std::string type_name = gl_type_name(t);
         CAPTURE(type_name);
         const int64_t g = gl_get_type_traits(t)->block_size;
@@ -116,7 +121,7 @@ TEST_CASE("kernels intq: vec_dot and to_float match the scalar reference at ever
 TEST_CASE("kernels intq: gemm tiles match the scalar vec_dot, and write nothing else") {
     IntqLevelGuard guard;
     std::mt19937 rng(99);
-    for (gl_type t : k_intq_types) {
+    for (gl_type t : intq_types()) {
         const std::string type_name = gl_type_name(t);
         CAPTURE(type_name);
         const int64_t g = gl_get_type_traits(t)->block_size;
@@ -176,7 +181,7 @@ TEST_CASE("kernels intq: gl_mul_mat matches the scalar level") {
     IntqLevelGuard guard;
     std::mt19937 rng(4242);
     const int64_t ne0 = 256, ne1 = 37;
-    for (gl_type t : k_intq_types) {
+    for (gl_type t : intq_types()) {
         const std::string type_name = gl_type_name(t);
         CAPTURE(type_name);
         std::vector<uint8_t> wq;
