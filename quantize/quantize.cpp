@@ -252,16 +252,39 @@ static void round_trip_rows(float * x, int64_t rows, int64_t cols, gl_type type,
     }
 }
 
-QuantizeReport quantize_model(const QuantizeParams & p) {
-    const Clock::time_point t_start = Clock::now();
-    const QuantMethod * method = find_method(p.method);
+namespace {
+
+// One quantize_model call: the input, the plan of every tensor, the calibration activations and the report.
+struct QuantizeRun {
+    const QuantizeParams & p;
+    const QuantMethod *    method = nullptr;
+    bool                   vq = false;
+    ModelFile              mf;
+    std::unique_ptr<LlamaModel> model;
+    std::map<std::string, size_t> index;       // tensor name -> position in mf.tensors
+    std::vector<TensorPlan>       plan;         // per tensor
+    std::vector<QuillTensorSpec>  specs;        // per tensor, for the writer
+    std::vector<LinearSlot>       linears;      // of one block
+    int64_t                       n_blocks = 0;
+    Metadata                      meta;         // the output's
+    CalibData                     cd;
+    std::vector<float>            X;            // calibration activations: n_seq · seq_len rows of n_embd
+    QuantizeReport                rep;
+    Clock::time_point             t_start = Clock::now();
+    explicit QuantizeRun(const QuantizeParams & params) : p(params) {}
+};
+
+// The method and every parameter checked before anything is read.
+void check_params(QuantizeRun & r) {
+    const QuantizeParams & p = r.p;
+    const QuantMethod * method = r.method = find_method(p.method);
     if (!method) {
         std::string names;
         for (const QuantMethod & m : k_methods) names += strfmt("%s%s", names.empty() ? "" : ", ", m.name);
         throw_error("quantize: unknown method '%s' (%s)", p.method.c_str(), names.c_str());
     }
     if (p.bits < 2 || p.bits > 4) throw_error("quantize: --bits must be 2, 3 or 4 (got %d)", p.bits);
-    const bool vq = std::string(method->name) == "gptvq";
+    const bool vq = r.vq = std::string(method->name) == "gptvq";
     if (vq) {
         if (p.vq_dim != 1 && p.vq_dim != 2 && p.vq_dim != 4) throw_error("quantize: --vq-dim must be 1, 2 or 4 (got %d)", p.vq_dim);
         if (gl_vq_type(p.vq_dim, p.bits, vq_group_of(p)) == GL_TYPE_COUNT) {
@@ -285,27 +308,28 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
     if (!method->needs_calibration && !p.calib_file.empty() && p.progress)
         fprintf(stderr, "quantize: method %s uses no calibration; ignoring --calib\n", method->name);
 
-    LoadOptions lo;
-    lo.tokenizer_path = p.tokenizer;
-    ModelFile mf = load_model(p.input, lo);
-    validate_runnable(mf);  // never write a file that `quill run` would then refuse
-    LlamaModel model(mf);
-    const LlamaHparams & hp = model.hp;
-    const std::string desc = method->describe(p);
+}
 
-    // Plan every tensor.
-    std::map<std::string, size_t> index;
+// Every tensor's stored type and origin: the blocks' linears take the method's type, vectors f32, keep rules theirs.
+void plan_tensors(QuantizeRun & r) {
+    const QuantizeParams & p = r.p;
+    const ModelFile & mf = r.mf;
+    const QuantMethod * method = r.method;
+    const LlamaHparams & hp = r.model->hp;
+    const std::string desc = method->describe(p);
+    std::map<std::string, size_t> & index = r.index;
+    std::vector<TensorPlan> & plan = r.plan;
     for (size_t i = 0; i < mf.tensors.size(); ++i) index[mf.tensors[i].name] = i;
-    std::vector<TensorPlan> plan(mf.tensors.size());
-    const int64_t n_blocks = p.max_blocks > 0 ? std::min<int64_t>(p.max_blocks, hp.n_layer) : hp.n_layer;
-    const std::vector<LinearSlot> linears = block_linears(*hp.arch);
+    plan.assign(mf.tensors.size(), TensorPlan());
+    const int64_t n_blocks = r.n_blocks = p.max_blocks > 0 ? std::min<int64_t>(p.max_blocks, hp.n_layer) : hp.n_layer;
+    const std::vector<LinearSlot> & linears = r.linears = block_linears(*hp.arch);
     for (int64_t l = 0; l < n_blocks; ++l) {
         for (const LinearSlot & s : linears) {
             const std::string name = layer_tensor_name(l, s.role);
             plan[index.at(name)].linear = true;  // LlamaModel checked that it exists
         }
     }
-    std::vector<QuillTensorSpec> specs;
+    std::vector<QuillTensorSpec> & specs = r.specs;
     for (size_t i = 0; i < mf.tensors.size(); ++i) {
         const TensorData & t = mf.tensors[i];
         TensorPlan & pl = plan[i];
@@ -350,7 +374,18 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
         specs.push_back({t.name, pl.type, t.ne, pl.origin});
     }
 
-    Metadata meta = mf.meta;
+}
+
+// The output's metadata: the input's, plus where it came from and how it was quantized.
+void set_output_metadata(QuantizeRun & r) {
+    const QuantizeParams & p = r.p;
+    const ModelFile & mf = r.mf;
+    const bool vq = r.vq;
+    const QuantMethod * method = r.method;
+    const int64_t n_blocks = r.n_blocks;
+    const LlamaHparams & hp = r.model->hp;
+    Metadata & meta = r.meta;
+    meta = mf.meta;
     meta.set_str("general.source.format", mf.format);
     meta.set_str("general.source.file", p.input);
     meta.set_str("quill.file_type", gl_type_name(vq ? gl_vq_type(p.vq_dim, p.bits, vq_group_of(p)) : gl_intq_type(p.bits, p.group)));
@@ -369,12 +404,22 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
         meta.set_u32("quill.quantize.block_size", (uint32_t) p.block);
     }
 
-    QuantizeReport rep;
-    CalibData cd;
-    std::vector<float> X;  // calibration activations: n_seq · seq_len rows of n_embd
-    if (method->needs_calibration) {
+}
+
+// The calibration tokens (recorded in the metadata) and their embeddings as the output file will hold them.
+void load_calibration_activations(QuantizeRun & r) {
+    const QuantizeParams & p = r.p;
+    const LlamaHparams & hp = r.model->hp;
+    const LlamaModel & model = *r.model;
+    Metadata & meta = r.meta;
+    QuantizeReport & rep = r.rep;
+    CalibData & cd = r.cd;
+    std::vector<float> & X = r.X;
+    const std::vector<TensorPlan> & plan = r.plan;
+    const std::map<std::string, size_t> & index = r.index;
+    {
         const Clock::time_point t0 = Clock::now();
-        Tokenizer tok = Tokenizer::from_metadata(mf.meta);
+        Tokenizer tok = Tokenizer::from_metadata(r.mf.meta);
         CalibParams cp;
         cp.file = p.calib_file;
         cp.n_tokens = p.calib_tokens;
@@ -392,20 +437,29 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
                     (long long) cd.seq_len, cd.file.c_str(), (unsigned long long) cd.text_xxh3, since(t0));
     }
 
-    QuillWriter writer(p.output, meta, specs);
-    rep.tensors.resize(mf.tensors.size());
-    for (size_t i = 0; i < mf.tensors.size(); ++i) {
-        const TensorData & t = mf.tensors[i];
-        QuantizedTensorInfo & ti = rep.tensors[i];
-        ti.name = t.name;
-        ti.type = plan[i].type;
-        ti.n_elements = t.n_elements();
-        ti.nbytes = writer.tensor_nbytes(i);
-        ti.linear = plan[i].linear;
-        ti.origin = plan[i].origin;
+    {
+        const Clock::time_point t0 = Clock::now();
+        const int64_t E = hp.n_embd, N = cd.n_tokens();
+        X.resize((size_t) (N * E));
+        const gl_type emb_type = plan[index.at(k_tensor_token_embd)].type;
+        std::vector<uint8_t> tmp;
+        for (int64_t t = 0; t < N; ++t) {
+            float * row = &X[(size_t) (t * E)];
+            gl_get_row(model.tok_embd, cd.tokens[(size_t) t], row);
+            if (emb_type != model.tok_embd.type) round_trip_rows(row, 1, E, emb_type, &tmp);
+            if (hp.embd_scale != 1.0f) gl_scale(row, E, hp.embd_scale);  // as LlamaModel::embed does
+        }
+        rep.activation_bytes = X.size() * sizeof(float);
+        rep.calib_seconds += since(t0);
     }
 
-    // 1. Everything outside the blocks' linears, row by row (memory: one row).
+}
+
+// Everything outside the blocks' linears, row by row (memory: one row).
+void write_outer_tensors(QuantizeRun & r, QuillWriter & writer) {
+    const ModelFile & mf = r.mf;
+    const std::vector<TensorPlan> & plan = r.plan;
+    QuantizeReport & rep = r.rep;
     {
         std::vector<float> row;
         std::vector<uint8_t> buf;
@@ -431,24 +485,24 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
         }
     }
 
-    // 2. The calibration tokens' embeddings, as the output file will hold them.
-    if (method->needs_calibration) {
-        const Clock::time_point t0 = Clock::now();
-        const int64_t E = hp.n_embd, N = cd.n_tokens();
-        X.resize((size_t) (N * E));
-        const gl_type emb_type = plan[index.at(k_tensor_token_embd)].type;
-        std::vector<uint8_t> tmp;
-        for (int64_t t = 0; t < N; ++t) {
-            float * row = &X[(size_t) (t * E)];
-            gl_get_row(model.tok_embd, cd.tokens[(size_t) t], row);
-            if (emb_type != model.tok_embd.type) round_trip_rows(row, 1, E, emb_type, &tmp);
-            if (hp.embd_scale != 1.0f) gl_scale(row, E, hp.embd_scale);  // as LlamaModel::embed does
-        }
-        rep.activation_bytes = X.size() * sizeof(float);
-        rep.calib_seconds += since(t0);
-    }
+}
 
-    // 3. The blocks, in order.
+// The blocks in order: each block's Hessians from the calibration activations, its linears quantized one by one,
+// then the activations run through the quantized block for the next.
+void quantize_blocks(QuantizeRun & r, QuillWriter & writer) {
+    const QuantizeParams & p = r.p;
+    const ModelFile & mf = r.mf;
+    const QuantMethod * method = r.method;
+    const LlamaModel & model = *r.model;
+    const LlamaHparams & hp = model.hp;
+    const std::vector<TensorPlan> & plan = r.plan;
+    const std::map<std::string, size_t> & index = r.index;
+    const std::vector<LinearSlot> & linears = r.linears;
+    const int64_t n_blocks = r.n_blocks;
+    const CalibData & cd = r.cd;
+    std::vector<float> & X = r.X;
+    QuantizeReport & rep = r.rep;
+    const Clock::time_point t_start = r.t_start;
     double work_total = 0, work_done = 0;
     for (size_t i = 0; i < mf.tensors.size(); ++i)
         if (plan[i].linear) work_total += (double) mf.tensors[i].n_elements();
@@ -505,9 +559,40 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
         }
         resident -= bw.n_floats();
     }
+}
+
+}  // namespace
+
+QuantizeReport quantize_model(const QuantizeParams & p) {
+    QuantizeRun r(p);
+    check_params(r);
+    LoadOptions lo;
+    lo.tokenizer_path = p.tokenizer;
+    r.mf = load_model(p.input, lo);
+    validate_runnable(r.mf);  // never write a file that `quill run` would then refuse
+    r.model.reset(new LlamaModel(r.mf));
+    plan_tensors(r);
+    set_output_metadata(r);
+    if (r.method->needs_calibration) load_calibration_activations(r);
+
+    QuillWriter writer(p.output, r.meta, r.specs);
+    r.rep.tensors.resize(r.mf.tensors.size());
+    for (size_t i = 0; i < r.mf.tensors.size(); ++i) {
+        const TensorData & t = r.mf.tensors[i];
+        QuantizedTensorInfo & ti = r.rep.tensors[i];
+        ti.name = t.name;
+        ti.type = r.plan[i].type;
+        ti.n_elements = t.n_elements();
+        ti.nbytes = writer.tensor_nbytes(i);
+        ti.linear = r.plan[i].linear;
+        ti.origin = r.plan[i].origin;
+    }
+
+    write_outer_tensors(r, writer);
+    quantize_blocks(r, writer);
     writer.finish();
-    rep.seconds = since(t_start);
-    return rep;
+    r.rep.seconds = since(r.t_start);
+    return r.rep;
 }
 
 }  // namespace quill
