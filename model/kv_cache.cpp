@@ -14,8 +14,8 @@ void KvCache::init(int64_t n_layer, int64_t n_head_kv, int64_t head_dim, int32_t
     kv_dim_ = n_head_kv * head_dim;
     row_bytes_ = gl_kv_row_size(t, kv_dim_);
     const size_t total = (size_t) n_layer_ * (size_t) n_seq * (size_t) n_ctx * row_bytes_;
-    k_.assign(total, 0);
-    v_.assign(total, 0);
+    k_.alloc(total);  // zeroed, in the backend's memory
+    v_.alloc(total);
     len.assign((size_t) n_seq, 0);
 }
 
@@ -27,13 +27,11 @@ size_t KvCache::offset(int64_t layer, int32_t seq, int32_t pos) const {
 void KvCache::write(int64_t layer, int32_t seq, int32_t pos, const float * k, const float * v) {
     const size_t off = offset(layer, seq, pos);
     const gl_from_float_fn w = gl_kv_kernels_get(type).write;
-    w(k, k_.data() + off, kv_dim_);
-    w(v, v_.data() + off, kv_dim_);
+    w(k, k_.u8() + off, kv_dim_);
+    w(v, v_.u8() + off, kv_dim_);
 }
 
-uint8_t * KvCache::k_row(int64_t layer, int32_t seq, int32_t pos) { return k_.data() + offset(layer, seq, pos); }
-uint8_t * KvCache::v_row(int64_t layer, int32_t seq, int32_t pos) { return v_.data() + offset(layer, seq, pos); }
-gl_kv_view KvCache::k_view(int64_t layer, int32_t seq) const { return {type, k_.data() + offset(layer, seq, 0), row_bytes_}; }
-gl_kv_view KvCache::v_view(int64_t layer, int32_t seq) const { return {type, v_.data() + offset(layer, seq, 0), row_bytes_}; }
+gl_kv_view KvCache::k_view(int64_t layer, int32_t seq) const { return {type, k_.u8() + offset(layer, seq, 0), row_bytes_}; }
+gl_kv_view KvCache::v_view(int64_t layer, int32_t seq) const { return {type, v_.u8() + offset(layer, seq, 0), row_bytes_}; }
 
 }  // namespace quill

@@ -1,6 +1,7 @@
 // The KV cache of a context: keys and values of every layer and sequence, n_ctx rows each.
 #pragma once
 
+#include "ggml-lite/backend.h"
 #include "ggml-lite/kv.h"
 #include "ggml-lite/ops.h"
 
@@ -21,8 +22,6 @@ public:
     // `layer`, converted to the cache type (quantized types: per-head blocks, ggml's layouts bit for bit). This is
     // the only way rows should be written. Allocates nothing. Bounds are checked (GL_ASSERT).
     void write(int64_t layer, int32_t seq, int32_t pos, const float * k, const float * v);
-    uint8_t * k_row(int64_t layer, int32_t seq, int32_t pos);
-    uint8_t * v_row(int64_t layer, int32_t seq, int32_t pos);
     gl_kv_view k_view(int64_t layer, int32_t seq) const;
     gl_kv_view v_view(int64_t layer, int32_t seq) const;
     gl_type type = GL_TYPE_F16;
@@ -35,7 +34,7 @@ public:
 private:
     int64_t n_layer_ = 0, kv_dim_ = 0;
     size_t row_bytes_ = 0;
-    std::vector<uint8_t> k_, v_;  // (n_layer, n_seq, n_ctx, row_bytes_)
+    gl_buffer k_, v_;  // (n_layer, n_seq, n_ctx, row_bytes_)
     size_t offset(int64_t layer, int32_t seq, int32_t pos) const;
 };
 
