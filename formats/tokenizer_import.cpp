@@ -137,6 +137,188 @@ const char * const k_regex_gpt2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| 
 
 }  // namespace
 
+namespace {
+
+// Content of an added token (tokenizer.json "added_tokens" entry).
+std::string added_content(const json & a, const std::string & P) {
+    if (!a.is_object() || !a.contains("content") || !a["content"].is_string()) throw_error("%s: an added token has no string 'content'", P.c_str());
+    return a["content"].get<std::string>();
+}
+
+// The vocabulary, with the added tokens (which may lie beyond the model's vocab); holes in the ids padded.
+struct HfVocab {
+    std::vector<std::string> tokens;
+    std::vector<int64_t>     types;
+    std::string              unk_text;
+};
+
+HfVocab read_vocab(const json & model, const json & vocab, const json & added, const std::string & P) {
+    if (!vocab.is_object()) throw_error("%s: model.vocab is not an object of token -> id", P.c_str());
+    int64_t n = 0;
+    std::string last_token;  // the token with the largest id
+    auto grow = [&](int64_t id, const std::string & text) {
+        if (id + 1 > n) n = id + 1, last_token = text;
+    };
+    for (auto it = vocab.begin(); it != vocab.end(); ++it) grow(token_id(it.value(), P, it.key()), it.key());
+    for (const auto & a : added) grow(token_id(a.value("id", json()), P, added_content(a, P)), added_content(a, P));
+    if (n <= 0) throw_error("%s: the vocabulary is empty", P.c_str());
+    // Holes in the ids are padded (below); a few ids far beyond the entries would only allocate padding.
+    const int64_t n_entries = (int64_t) vocab.size() + (int64_t) added.size();
+    if (n > 2 * n_entries + 65536)
+        throw_error("%s: token '%s' has id %lld but there are only %lld tokens", P.c_str(), shown_token(last_token).c_str(), (long long) (n - 1),
+                    (long long) n_entries);
+
+    HfVocab v;
+    v.tokens.resize((size_t) n);
+    v.types.assign((size_t) n, TOKEN_TYPE_UNDEFINED);
+    for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+        const int64_t id = token_id(it.value(), P, it.key());
+        v.tokens[(size_t) id] = it.key();
+        v.types[(size_t) id] = TOKEN_TYPE_NORMAL;
+    }
+    v.unk_text = model.contains("unk_token") && model["unk_token"].is_string() ? model["unk_token"].get<std::string>() : "";
+    for (const auto & a : added) {
+        const int64_t id = token_id(a.value("id", json()), P, added_content(a, P));
+        v.tokens[(size_t) id] = added_content(a, P);
+        bool special = a.value("special", false);
+        v.types[(size_t) id] = v.tokens[(size_t) id] == v.unk_text ? TOKEN_TYPE_UNKNOWN : special ? TOKEN_TYPE_CONTROL : TOKEN_TYPE_USER_DEFINED;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+        if (v.types[(size_t) i] == TOKEN_TYPE_UNDEFINED) {  // a hole in the ids: llama.cpp's converter pads
+            v.tokens[(size_t) i] = "[PAD" + std::to_string(i) + "]";
+            v.types[(size_t) i] = TOKEN_TYPE_UNUSED;
+        }
+    }
+    return v;
+}
+
+// Which flavour: SentencePiece-style (byte fallback, spaces replaced by U+2581) or byte-level BPE.
+struct HfFlavour {
+    bool        prepend_space = false, replace_space = false, byte_level = false, byte_level_prefix = false;
+    std::string split_regex;
+    bool        has_split = false;
+};
+
+HfFlavour detect_flavour(const json & tj) {
+    HfFlavour f;
+    for_each_step(tj.value("normalizer", json()), [&](const json & s) {
+        const std::string t = s.value("type", "");
+        if (t == "Prepend" && s.value("prepend", "") == k_space_marker) f.prepend_space = true;
+        if (t == "Replace" && s.contains("pattern") && s["pattern"].value("String", "") == " " && s.value("content", "") == k_space_marker)
+            f.replace_space = true;
+    });
+    for_each_step(tj.value("pre_tokenizer", json()), [&](const json & s) {
+        const std::string t = s.value("type", "");
+        if (t == "Metaspace") {
+            f.replace_space = true;
+            f.prepend_space = s.value("prepend_scheme", std::string("always")) != "never" && s.value("add_prefix_space", true);
+        }
+        if (t == "ByteLevel") {
+            f.byte_level = true;
+            f.byte_level_prefix = s.value("add_prefix_space", false);
+            if (s.value("use_regex", true) && !f.has_split) {
+                f.has_split = true;
+                f.split_regex = k_regex_gpt2;
+            }
+        }
+        if (t == "Split") {
+            f.has_split = true;
+            if (s.contains("pattern") && s["pattern"].contains("Regex")) f.split_regex = s["pattern"]["Regex"].get<std::string>();
+            else f.split_regex = "<non-regex split>";
+        }
+    });
+    return f;
+}
+
+// SPM: llama.cpp takes scores from tokenizer.model; SentencePiece BPE orders its normal pieces by score
+// (score = -index), which tokenizer.json keeps as the id order, so the same scores follow from the ids.
+void write_spm_vocab(HfVocab && v, const HfFlavour & f, Metadata & meta) {
+    const int64_t n = (int64_t) v.tokens.size();
+    std::vector<double> scores((size_t) n, 0.0);
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        if (v.types[(size_t) i] != TOKEN_TYPE_NORMAL) continue;
+        if (spm_is_byte_token(v.tokens[(size_t) i])) {
+            v.types[(size_t) i] = TOKEN_TYPE_BYTE;
+            continue;
+        }
+        scores[(size_t) i] = -(float) k++;
+    }
+    set_vocab(meta, "llama", std::move(v.tokens), std::move(scores), std::move(v.types));
+    meta.set_str("tokenizer.ggml.pre", "default");
+    meta.set_bool("tokenizer.ggml.add_space_prefix", f.prepend_space);
+}
+
+void write_byte_level_vocab(HfVocab && v, const HfFlavour & f, const json & model, Metadata & meta, const std::string & P) {
+    std::string pre;
+    if (f.split_regex == k_regex_llama3) pre = "llama-bpe";
+    else if (f.split_regex == k_regex_gpt2) pre = "gpt-2";
+    else
+        throw_error("%s: unsupported pre-tokenizer regex '%s' (quill knows the GPT-2 and Llama-3 regexes)", P.c_str(), f.split_regex.c_str());
+    if (f.byte_level_prefix) throw_error("%s: ByteLevel add_prefix_space=true is not supported", P.c_str());
+    std::vector<std::string> merges;
+    for (const auto & m : model.at("merges")) {
+        if (m.is_string()) merges.push_back(m.get<std::string>());
+        else if (m.is_array() && m.size() == 2) merges.push_back(m[0].get<std::string>() + " " + m[1].get<std::string>());
+        else throw_error("%s: a merge is neither \"a b\" nor [\"a\", \"b\"]", P.c_str());
+    }
+    set_vocab(meta, "gpt2", std::move(v.tokens), {}, std::move(v.types));
+    meta.set_str("tokenizer.ggml.pre", pre);
+    meta.set("tokenizer.ggml.merges", MetaValue::of_strs(std::move(merges)));
+}
+
+// Special ids and flags: tokenizer_config.json first, then the post-processor template, then the model.
+void write_special_tokens(const json & tj, const json & cfg, const json & vocab, const json & added, const std::string & unk_text, Metadata & meta,
+                          const std::string & P) {
+    auto find_id = [&](const std::string & text) -> int64_t {
+        if (text.empty()) return -1;
+        for (const auto & a : added)
+            if (added_content(a, P) == text) return token_id(a.value("id", json()), P, text);
+        if (vocab.contains(text)) return token_id(vocab[text], P, text);
+        return -1;
+    };
+    int64_t bos = find_id(token_field(cfg, "bos_token"));
+    int64_t eos = find_id(token_field(cfg, "eos_token"));
+    int64_t pad = find_id(token_field(cfg, "pad_token"));
+    int64_t unk = find_id(unk_text);
+    if (unk < 0) unk = find_id(token_field(cfg, "unk_token"));
+    int add_bos = -1;  // -1: not stated
+    const json pp = tj.value("post_processor", json());
+    if (pp.is_object() && pp.value("type", "") == "TemplateProcessing" && pp.contains("single") && pp["single"].is_array() && !pp["single"].empty()) {
+        const json & first = pp["single"][0];
+        if (first.contains("SpecialToken")) {
+            int64_t id = find_id(first["SpecialToken"].value("id", ""));
+            if (id >= 0) {
+                add_bos = 1;
+                if (bos < 0) bos = id;
+            } else {
+                add_bos = 0;
+            }
+        } else {
+            add_bos = 0;
+        }
+    }
+    if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean()) add_bos = cfg["add_bos_token"].get<bool>();
+    if (bos >= 0) meta.set_u32("tokenizer.ggml.bos_token_id", (uint32_t) bos);
+    if (eos >= 0) meta.set_u32("tokenizer.ggml.eos_token_id", (uint32_t) eos);
+    if (unk >= 0) meta.set_u32("tokenizer.ggml.unknown_token_id", (uint32_t) unk);
+    if (pad >= 0) meta.set_u32("tokenizer.ggml.padding_token_id", (uint32_t) pad);
+    if (add_bos >= 0) meta.set_bool("tokenizer.ggml.add_bos_token", add_bos == 1);
+    if (cfg.contains("add_eos_token") && cfg["add_eos_token"].is_boolean()) meta.set_bool("tokenizer.ggml.add_eos_token", cfg["add_eos_token"].get<bool>());
+    if (cfg.contains("chat_template")) {
+        const json & ct = cfg["chat_template"];
+        if (ct.is_string()) {
+            meta.set_str("tokenizer.chat_template", ct.get<std::string>());
+        } else if (ct.is_array()) {  // [{"name": "default", "template": "..."}, ...]
+            for (const auto & e : ct)
+                if (e.is_object() && e.value("name", "") == "default" && e.contains("template") && e["template"].is_string())
+                    meta.set_str("tokenizer.chat_template", e["template"].get<std::string>());
+        }
+    }
+}
+
+}  // namespace
+
 void import_hf_tokenizer(const std::string & tokenizer_json_path, const std::string & tokenizer_config_path, Metadata & meta) {
     const std::string & P = tokenizer_json_path;
     json tj = read_json(P);
@@ -145,166 +327,15 @@ void import_hf_tokenizer(const std::string & tokenizer_json_path, const std::str
         const json & model = tj.at("model");
         const std::string type = model.value("type", "");
         if (type != "BPE") throw_error("%s: tokenizer model type '%s' is not supported (quill imports BPE tokenizers)", P.c_str(), type.c_str());
-
-        // Vocabulary, with the added tokens (which may lie beyond the model's vocab).
         const json & vocab = model.at("vocab");
-        if (!vocab.is_object()) throw_error("%s: model.vocab is not an object of token -> id", P.c_str());
-        int64_t n = 0;
-        std::string last_token;  // the token with the largest id
-        auto grow = [&](int64_t id, const std::string & text) {
-            if (id + 1 > n) n = id + 1, last_token = text;
-        };
-        for (auto it = vocab.begin(); it != vocab.end(); ++it) grow(token_id(it.value(), P, it.key()), it.key());
         const json added = tj.contains("added_tokens") && tj["added_tokens"].is_array() ? tj["added_tokens"] : json::array();
-        auto added_content = [&](const json & a) -> std::string {
-            if (!a.is_object() || !a.contains("content") || !a["content"].is_string())
-                throw_error("%s: an added token has no string 'content'", P.c_str());
-            return a["content"].get<std::string>();
-        };
-        for (const auto & a : added) grow(token_id(a.value("id", json()), P, added_content(a)), added_content(a));
-        if (n <= 0) throw_error("%s: the vocabulary is empty", P.c_str());
-        // Holes in the ids are padded (below); a few ids far beyond the entries would only allocate padding.
-        const int64_t n_entries = (int64_t) vocab.size() + (int64_t) added.size();
-        if (n > 2 * n_entries + 65536)
-            throw_error("%s: token '%s' has id %lld but there are only %lld tokens", P.c_str(), shown_token(last_token).c_str(), (long long) (n - 1),
-                        (long long) n_entries);
-
-        std::vector<std::string> tokens((size_t) n);
-        std::vector<int64_t> types((size_t) n, TOKEN_TYPE_UNDEFINED);
-        for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-            const int64_t id = token_id(it.value(), P, it.key());
-            tokens[(size_t) id] = it.key();
-            types[(size_t) id] = TOKEN_TYPE_NORMAL;
-        }
-        const std::string unk_text = model.contains("unk_token") && model["unk_token"].is_string() ? model["unk_token"].get<std::string>() : "";
-        for (const auto & a : added) {
-            const int64_t id = token_id(a.value("id", json()), P, added_content(a));
-            tokens[(size_t) id] = added_content(a);
-            bool special = a.value("special", false);
-            types[(size_t) id] = tokens[(size_t) id] == unk_text ? TOKEN_TYPE_UNKNOWN : special ? TOKEN_TYPE_CONTROL : TOKEN_TYPE_USER_DEFINED;
-        }
-        for (int64_t i = 0; i < n; ++i) {
-            if (types[(size_t) i] == TOKEN_TYPE_UNDEFINED) {  // a hole in the ids: llama.cpp's converter pads
-                tokens[(size_t) i] = "[PAD" + std::to_string(i) + "]";
-                types[(size_t) i] = TOKEN_TYPE_UNUSED;
-            }
-        }
-
-        // Which flavour: SentencePiece-style (byte fallback, spaces replaced by U+2581) or byte-level BPE.
-        bool prepend_space = false, replace_space = false, byte_level = false, byte_level_prefix = false;
-        std::string split_regex;
-        bool has_split = false;
-        for_each_step(tj.value("normalizer", json()), [&](const json & s) {
-            const std::string t = s.value("type", "");
-            if (t == "Prepend" && s.value("prepend", "") == k_space_marker) prepend_space = true;
-            if (t == "Replace" && s.contains("pattern") && s["pattern"].value("String", "") == " " && s.value("content", "") == k_space_marker)
-                replace_space = true;
-        });
-        for_each_step(tj.value("pre_tokenizer", json()), [&](const json & s) {
-            const std::string t = s.value("type", "");
-            if (t == "Metaspace") {
-                replace_space = true;
-                prepend_space = s.value("prepend_scheme", std::string("always")) != "never" && s.value("add_prefix_space", true);
-            }
-            if (t == "ByteLevel") {
-                byte_level = true;
-                byte_level_prefix = s.value("add_prefix_space", false);
-                if (s.value("use_regex", true) && !has_split) {
-                    has_split = true;
-                    split_regex = k_regex_gpt2;
-                }
-            }
-            if (t == "Split") {
-                has_split = true;
-                if (s.contains("pattern") && s["pattern"].contains("Regex")) split_regex = s["pattern"]["Regex"].get<std::string>();
-                else split_regex = "<non-regex split>";
-            }
-        });
-
-        if (model.value("byte_fallback", false) && replace_space && !byte_level) {
-            // SPM: llama.cpp takes scores from tokenizer.model; SentencePiece BPE orders its normal pieces by score
-            // (score = -index), which tokenizer.json keeps as the id order, so the same scores follow from the ids.
-            std::vector<double> scores((size_t) n, 0.0);
-            int64_t k = 0;
-            for (int64_t i = 0; i < n; ++i) {
-                if (types[(size_t) i] != TOKEN_TYPE_NORMAL) continue;
-                if (spm_is_byte_token(tokens[(size_t) i])) {
-                    types[(size_t) i] = TOKEN_TYPE_BYTE;
-                    continue;
-                }
-                scores[(size_t) i] = -(float) k++;
-            }
-            set_vocab(meta, "llama", std::move(tokens), std::move(scores), std::move(types));
-            meta.set_str("tokenizer.ggml.pre", "default");
-            meta.set_bool("tokenizer.ggml.add_space_prefix", prepend_space);
-        } else if (byte_level) {
-            std::string pre;
-            if (split_regex == k_regex_llama3) pre = "llama-bpe";
-            else if (split_regex == k_regex_gpt2) pre = "gpt-2";
-            else
-                throw_error("%s: unsupported pre-tokenizer regex '%s' (quill knows the GPT-2 and Llama-3 regexes)", P.c_str(),
-                            split_regex.c_str());
-            if (byte_level_prefix) throw_error("%s: ByteLevel add_prefix_space=true is not supported", P.c_str());
-            std::vector<std::string> merges;
-            for (const auto & m : model.at("merges")) {
-                if (m.is_string()) merges.push_back(m.get<std::string>());
-                else if (m.is_array() && m.size() == 2) merges.push_back(m[0].get<std::string>() + " " + m[1].get<std::string>());
-                else throw_error("%s: a merge is neither \"a b\" nor [\"a\", \"b\"]", P.c_str());
-            }
-            set_vocab(meta, "gpt2", std::move(tokens), {}, std::move(types));
-            meta.set_str("tokenizer.ggml.pre", pre);
-            meta.set("tokenizer.ggml.merges", MetaValue::of_strs(std::move(merges)));
-        } else {
-            throw_error("%s: BPE tokenizer is neither SentencePiece-style (byte_fallback + '▁' normalizer) nor byte-level", P.c_str());
-        }
-
-        // Special ids and flags: tokenizer_config.json first, then the post-processor template, then the model.
-        auto find_id = [&](const std::string & text) -> int64_t {
-            if (text.empty()) return -1;
-            for (const auto & a : added)
-                if (added_content(a) == text) return token_id(a.value("id", json()), P, text);
-            if (vocab.contains(text)) return token_id(vocab[text], P, text);
-            return -1;
-        };
-        int64_t bos = find_id(token_field(cfg, "bos_token"));
-        int64_t eos = find_id(token_field(cfg, "eos_token"));
-        int64_t pad = find_id(token_field(cfg, "pad_token"));
-        int64_t unk = find_id(unk_text);
-        if (unk < 0) unk = find_id(token_field(cfg, "unk_token"));
-        int add_bos = -1;  // -1: not stated
-        const json pp = tj.value("post_processor", json());
-        if (pp.is_object() && pp.value("type", "") == "TemplateProcessing" && pp.contains("single") && pp["single"].is_array() &&
-            !pp["single"].empty()) {
-            const json & first = pp["single"][0];
-            if (first.contains("SpecialToken")) {
-                int64_t id = find_id(first["SpecialToken"].value("id", ""));
-                if (id >= 0) {
-                    add_bos = 1;
-                    if (bos < 0) bos = id;
-                } else {
-                    add_bos = 0;
-                }
-            } else {
-                add_bos = 0;
-            }
-        }
-        if (cfg.contains("add_bos_token") && cfg["add_bos_token"].is_boolean()) add_bos = cfg["add_bos_token"].get<bool>();
-        if (bos >= 0) meta.set_u32("tokenizer.ggml.bos_token_id", (uint32_t) bos);
-        if (eos >= 0) meta.set_u32("tokenizer.ggml.eos_token_id", (uint32_t) eos);
-        if (unk >= 0) meta.set_u32("tokenizer.ggml.unknown_token_id", (uint32_t) unk);
-        if (pad >= 0) meta.set_u32("tokenizer.ggml.padding_token_id", (uint32_t) pad);
-        if (add_bos >= 0) meta.set_bool("tokenizer.ggml.add_bos_token", add_bos == 1);
-        if (cfg.contains("add_eos_token") && cfg["add_eos_token"].is_boolean()) meta.set_bool("tokenizer.ggml.add_eos_token", cfg["add_eos_token"].get<bool>());
-        if (cfg.contains("chat_template")) {
-            const json & ct = cfg["chat_template"];
-            if (ct.is_string()) {
-                meta.set_str("tokenizer.chat_template", ct.get<std::string>());
-            } else if (ct.is_array()) {  // [{"name": "default", "template": "..."}, ...]
-                for (const auto & e : ct)
-                    if (e.is_object() && e.value("name", "") == "default" && e.contains("template") && e["template"].is_string())
-                        meta.set_str("tokenizer.chat_template", e["template"].get<std::string>());
-            }
-        }
+        HfVocab v = read_vocab(model, vocab, added, P);
+        const std::string unk_text = v.unk_text;
+        const HfFlavour f = detect_flavour(tj);
+        if (model.value("byte_fallback", false) && f.replace_space && !f.byte_level) write_spm_vocab(std::move(v), f, meta);
+        else if (f.byte_level) write_byte_level_vocab(std::move(v), f, model, meta, P);
+        else throw_error("%s: BPE tokenizer is neither SentencePiece-style (byte_fallback + '▁' normalizer) nor byte-level", P.c_str());
+        write_special_tokens(tj, cfg, vocab, added, unk_text, meta, P);
     } catch (const json::exception & e) {
         throw_error("%s: malformed tokenizer.json: %s", P.c_str(), e.what());
     }
