@@ -40,10 +40,4 @@ BlockWeightsF32 block_weights_f32(const LlamaModel & model, int64_t layer);
 void block_forward(const LlamaHparams & hp, const LlamaLayer & L, float * x, int64_t n_seq, int64_t seq_len, const BlockRecorder & rec,
                    bool update);
 
-// C[i][j] = Σ_l A[i][l]·B[j][l]  (A: m×k, B: n×k, C: m×n; rows lda/ldb/ldc floats apart), C = C·beta + A·Bᵀ with
-// beta 0 or 1. Float products and sums in a fixed order that does not depend on the thread count. Used by the
-// block's linear layers (B = the weight) and by the Hessian accumulation (A = B = the transposed activations).
-void gemm_nt_f32(int64_t m, int64_t n, int64_t k, const float * A, int64_t lda, const float * B, int64_t ldb, float * C, int64_t ldc,
-                 bool accumulate);
-
 }  // namespace quill
