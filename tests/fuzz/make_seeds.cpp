@@ -364,7 +364,9 @@ int main(int argc, char ** argv) {
             seed("gguf", p.substr(p.find_last_of('/') + 1), read_file(p));
         });
     }
-    for (gl_type t : {GL_TYPE_F32, GL_TYPE_F16, GL_TYPE_BF16, GL_TYPE_Q8_0, GL_TYPE_Q4_0}) {
+    for (uint32_t ti = 0; ti < GL_TYPE_COUNT; ++ti) {
+        const gl_type t = (gl_type) ti;
+        if (gl_get_type_traits(t)->gguf_type < 0) continue;  // the types GGUF files can hold, from the registry
         family("gguf: tiny", [&] {
             TinyShape s;
             s.tied = t != GL_TYPE_F16;
