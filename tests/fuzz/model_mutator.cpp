@@ -146,13 +146,15 @@ const uint64_t k_ints[] = {0, 1, 2, 3, 4, 7, 8, 16, 31, 32, 63, 64, 127, 128, 25
 const double k_floats[] = {0.0, -0.0, 0.5, 1.0, -1.0, 2.0, 1e-30, 1e-45, 1e30, -1e30, 1e300, 9.2e18, 9.3e18, 4294967296.0,
                            std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
                            -std::numeric_limits<double>::infinity()};
-const char * const k_strings[] = {"", "llama", "gpt2", "llama-bpe", "gpt-2", "default", "linear", "none", "yarn", "<unk>",
+const char * const k_strings[] = {"", "llama", "qwen2", "qwen3", "gemma3", "gpt2", "llama-bpe", "gpt-2", "default", "linear", "none", "yarn", "<unk>",
                                   "<0x0A>", "\xe2\x96\x81", "a b", " ", "<|im_start|>", "[INST]", "\xff\xfe", "\t\n"};
 const char * const k_keys[] = {
     "general.architecture", "general.alignment", "general.name", "llama.context_length", "llama.embedding_length",
     "llama.feed_forward_length", "llama.block_count", "llama.attention.head_count", "llama.attention.head_count_kv",
     "llama.attention.key_length", "llama.attention.value_length", "llama.rope.dimension_count", "llama.rope.freq_base",
     "llama.rope.scaling.type", "llama.rope.scaling.factor", "llama.attention.layer_norm_rms_epsilon", "llama.vocab_size",
+    "llama.final_logit_softcapping", "gemma3.attention.sliding_window", "gemma3.attention.sliding_window_pattern",
+    "gemma3.rope.freq_base_swa", "gemma3.attention.key_length", "qwen3.attention.key_length",
     "tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens", "tokenizer.ggml.scores",
     "tokenizer.ggml.token_type", "tokenizer.ggml.merges", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
     "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id", "tokenizer.ggml.eot_token_id",
@@ -160,7 +162,8 @@ const char * const k_keys[] = {
     "tokenizer.ggml.add_space_prefix", "tokenizer.chat_template"};
 const char * const k_tensor_names[] = {"token_embd.weight", "output_norm.weight", "output.weight", "rope_freqs.weight",
                                        "blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.attn_norm.weight",
-                                       "blk.0.ffn_down.weight", "blk.1.attn_q.weight", "blk.4294967296.attn_q.weight"};
+                                       "blk.0.ffn_down.weight", "blk.1.attn_q.weight", "blk.4294967296.attn_q.weight",
+                                       "blk.0.attn_q.bias", "blk.0.attn_k_norm.weight", "blk.0.post_ffw_norm.weight"};
 
 template <typename T, size_t N> const T & pick(std::mt19937_64 & rng, const T (&a)[N]) { return a[rng() % N]; }
 
