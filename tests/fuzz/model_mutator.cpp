@@ -146,8 +146,8 @@ const uint64_t k_ints[] = {0, 1, 2, 3, 4, 7, 8, 16, 31, 32, 63, 64, 127, 128, 25
 const double k_floats[] = {0.0, -0.0, 0.5, 1.0, -1.0, 2.0, 1e-30, 1e-45, 1e30, -1e30, 1e300, 9.2e18, 9.3e18, 4294967296.0,
                            std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
                            -std::numeric_limits<double>::infinity()};
-const char * const k_strings[] = {"", "llama", "qwen2", "qwen3", "gemma3", "gpt2", "llama-bpe", "gpt-2", "default", "linear", "none", "yarn", "<unk>",
-                                  "<0x0A>", "\xe2\x96\x81", "a b", " ", "<|im_start|>", "[INST]", "\xff\xfe", "\t\n"};
+const char * const k_strings[] = {"", "llama", "qwen2", "qwen3", "gemma3", "gpt2", "llama-bpe", "gpt-2", "default", "linear",
+                                  "none", "yarn", "<unk>", "<0x0A>", "\xe2\x96\x81", "a b", " ", "<|im_start|>", "[INST]", "\xff\xfe", "\t\n"};
 const char * const k_keys[] = {
     "general.architecture", "general.alignment", "general.name", "llama.context_length", "llama.embedding_length",
     "llama.feed_forward_length", "llama.block_count", "llama.attention.head_count", "llama.attention.head_count_kv",
