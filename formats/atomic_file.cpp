@@ -122,14 +122,24 @@ AtomicFile::AtomicFile(const std::string & path) : path_(path), dir_(dir_of(path
     }
 #endif
     if (fd_ < 0) {
-        // Fallback: a fresh random name that must not exist (O_EXCL) and is never a link (O_NOFOLLOW).
+        // Fallback: a fresh random name that must not exist (O_EXCL) and is never a link (O_NOFOLLOW). The name is
+        // registered for removal on a signal before the file is created: registered after, a signal in between
+        // (delivered to any of the process's threads) would leave it behind. Unlinking a name not created yet is
+        // harmless; a name taken by another file (EEXIST, a 64-bit random collision) is unregistered at once.
         for (int attempt = 0; attempt < 16 && fd_ < 0; ++attempt) {
             tmp_name_ = dir_ + "/." + base_of(path) + ".tmp." + random_suffix();
+            slot_ = register_path(tmp_name_);
             fd_ = open(tmp_name_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-            if (fd_ < 0 && errno != EEXIST) throw_error("%s: cannot create: %s", tmp_name_.c_str(), strerror(errno));
+            if (fd_ >= 0) break;
+            const int e = errno;
+            unregister_path(slot_);
+            slot_ = -1;
+            if (e != EEXIST) throw_error("%s: cannot create: %s", tmp_name_.c_str(), strerror(e));
         }
-        if (fd_ < 0) throw_error("%s: cannot create a temporary file beside it", path.c_str());
-        slot_ = register_path(tmp_name_);
+        if (fd_ < 0) {
+            tmp_name_.clear();
+            throw_error("%s: cannot create a temporary file beside it", path.c_str());
+        }
     }
 }
 

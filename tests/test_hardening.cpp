@@ -153,7 +153,10 @@ void kill_at_every_point(const TempDir & dir, const std::vector<std::string> & a
             absent++;
         }
         if (has_out) now.erase(std::remove(now.begin(), now.end(), fs::path(out).filename().string()), now.end());
-        CHECK_MESSAGE(now == before, "a run left a file behind in " << dir.path);
+        std::string left;
+        for (const std::string & n : now)
+            if (std::find(before.begin(), before.end(), n) == before.end()) left += " " + n;
+        CHECK_MESSAGE(now == before, "a run left a file behind in " << dir.path << ":" << left);
         fs::remove(out);
         for (const std::string & n : dir.list())
             if (std::find(before.begin(), before.end(), n) == before.end()) fs::remove(dir / n);
