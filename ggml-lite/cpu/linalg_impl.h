@@ -133,8 +133,9 @@ GL_LINALG_INLINE void vq_nearest(int64_t n, const float * X, const float * w, in
         for (int l = 0; l < lanes; ++l) {
             out[i0 + l] = bi[l];
             if (second) {
+                const int32_t bits = sb[l];  // by value: clang refuses the address of a vector element
                 float v;
-                memcpy(&v, &sb[l], sizeof v);
+                memcpy(&v, &bits, sizeof v);
                 second[i0 + l] = sec[l] == INT32_MAX ? std::numeric_limits<float>::infinity() : v;
             }
         }
