@@ -46,8 +46,6 @@ std::vector<gl_type> row_types() {
     return out;
 }
 
-uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-
 std::vector<float> random_floats(std::mt19937 & rng, int64_t n, float scale = 1.0f) {
     std::normal_distribution<float> d(0.0f, scale);
     std::vector<float> v((size_t) n);
