@@ -60,36 +60,105 @@ size_t gl_tensor_nbytes(const gl_tensor & w) {
     return n;
 }
 
-void gl_mul_mat(const gl_tensor & w, const float * x, int64_t n_tok, float * y, void * wdata) {
+// One weight's share of a product: its kernels and how its rows are cut into chunks.
+namespace {
+struct MatPart {
+    const gl_tensor * w;
+    float *           y;
+    gl_gemm_fn        gemm;
+    gl_vq_gemm_fn     vq_gemm;
+    gl_vq_geom        geom;
+    bool              vq;
+    int64_t           chunk, n_chunks;
+};
+
+// Rows are split into chunks of a multiple of 16 rows (whole cache lines of output per thread, no false sharing of
+// y for n_tok >= 1 rows of 16 floats); each chunk runs the tiled kernel over all tokens. Batches take 16-row chunks.
+// Decode (a few tokens) takes about 4 chunks per thread over all the weights together (total_rows of them): every
+// kernel call sets up the activations' block sums and scales again, which at 16 rows cost 4% of a 7B token.
+MatPart mat_part(const gl_tensor & w, float * y, int64_t n_tok, int64_t total_rows) {
     const gl_type_traits * tr = gl_get_type_traits(w.type);
     GL_ASSERT(tr && (tr->vq || w.ne0 % tr->block_size == 0));
-    const void * act = gl_quantize_activations(w, x, n_tok, wdata);
-    const size_t act_row = act_row_size(w);
-    const gl_gemm_fn gemm = gl_kernels(w.type).gemm;
-    const gl_vq_gemm_fn vq_gemm = gl_vq_gemm(w.type);
-    gl_vq_geom geom;
-    if (tr->vq) GL_ASSERT(gl_vq_geometry(w.type, w.ne0, w.ne1, &geom));
-    const int64_t ne0 = w.ne0, ne1 = w.ne1;
-    // Rows are split into chunks of a multiple of 16 rows (whole cache lines of output per thread, no false sharing
-    // of y for n_tok >= 1 rows of 16 floats); each chunk runs the tiled kernel over all tokens. Batches take 16-row
-    // chunks. Decode (a few tokens) takes about 4 chunks per thread: every kernel call sets up the activations'
-    // block sums and scales again, which at 16 rows cost 4% of a 7B token.
-    int64_t chunk = 16;
+    MatPart p{&w, y, gl_kernels(w.type).gemm, gl_vq_gemm(w.type), gl_vq_geom(), tr->vq != nullptr, 16, 0};
+    if (p.vq) GL_ASSERT(gl_vq_geometry(w.type, w.ne0, w.ne1, &p.geom));
     if (n_tok <= 4) {
-        const int64_t per = (ne1 + 4 * omp_get_max_threads() - 1) / (4 * omp_get_max_threads());
-        chunk = std::max<int64_t>(16, (per + 15) / 16 * 16);
+        const int64_t per = (total_rows + 4 * omp_get_max_threads() - 1) / (4 * omp_get_max_threads());
+        p.chunk = std::max<int64_t>(16, (per + 15) / 16 * 16);
     }
-    const int64_t n_chunks = (ne1 + chunk - 1) / chunk;
+    p.n_chunks = (w.ne1 + p.chunk - 1) / p.chunk;
+    return p;
+}
+
+void run_rows(const MatPart & p, int64_t r0, int64_t nr, int64_t n_tok, const void * act, size_t act_row) {
+    const gl_tensor & w = *p.w;
+    if (p.vq) p.vq_gemm(p.geom, w.data, r0, nr, n_tok, act, act_row, p.y + r0, w.ne1);
+    else p.gemm(w.ne0, nr, n_tok, (const uint8_t *) w.data + (size_t) r0 * w.nb1, w.nb1, act, act_row, p.y + r0, w.ne1);
+}
+}  // namespace
+
+void gl_mul_mat(const gl_tensor & w, const float * x, int64_t n_tok, float * y, void * wdata) {
+    const gl_tensor * ws[1] = {&w};
+    float * ys[1] = {y};
+    gl_mul_mat_multi(ws, ys, 1, x, n_tok, wdata);
+}
+
+bool gl_mul_mat_can_share(const gl_tensor & a, const gl_tensor & b) {
+    return a.ne0 == b.ne0 && gl_get_type_traits(a.type)->vec_dot_type == gl_get_type_traits(b.type)->vec_dot_type &&
+           act_row_size(a) == act_row_size(b) && (gl_get_type_traits(a.type)->vq != nullptr) == (gl_get_type_traits(b.type)->vq != nullptr);
+}
+
+void gl_mul_mat_multi(const gl_tensor * const * w, float * const * y, int n_w, const float * x, int64_t n_tok, void * wdata) {
+    GL_ASSERT(n_w >= 1 && n_w <= GL_MUL_MAT_MULTI_MAX);
+    for (int i = 1; i < n_w; ++i) {
+        if (!gl_mul_mat_can_share(*w[0], *w[i])) {  // different activation formats: one product at a time
+            for (int j = 0; j < n_w; ++j) gl_mul_mat_multi(&w[j], &y[j], 1, x, n_tok, wdata);
+            return;
+        }
+    }
+    // The activations are converted once for all the weights, and all their chunks run in one parallel region:
+    // one fork/join for q, k and v (or gate and up) instead of one each.
+    const void * act = gl_quantize_activations(*w[0], x, n_tok, wdata);
+    const size_t act_row = act_row_size(*w[0]);
+    MatPart parts[GL_MUL_MAT_MULTI_MAX];
+    int64_t first[GL_MUL_MAT_MULTI_MAX + 1] = {0};
+    int64_t work = 0, total_rows = 0;
+    for (int i = 0; i < n_w; ++i) total_rows += w[i]->ne1;
+    for (int i = 0; i < n_w; ++i) {
+        parts[i] = mat_part(*w[i], y[i], n_tok, total_rows);
+        first[i + 1] = first[i] + parts[i].n_chunks;
+        work += w[i]->ne1 * n_tok * w[i]->ne0;
+    }
+    const int64_t n_chunks = first[n_w];
     // Threads only pay off on enough work: waking them costs microseconds, and small decode-time products (a
     // 512x64 output layer) would spend more on the fork/join than on the arithmetic.
-    const bool parallel = ne1 * n_tok * ne0 >= (1 << 18) && n_chunks > 1;
+    const bool parallel = work >= (1 << 18) && n_chunks > 1;
+    auto run = [&](int64_t c) {
+        int i = 0;
+        while (c >= first[i + 1]) ++i;
+        const int64_t r0 = (c - first[i]) * parts[i].chunk;
+        run_rows(parts[i], r0, std::min(parts[i].chunk, w[i]->ne1 - r0), n_tok, act, act_row);
+    };
+    if (n_w == 1) {
 #pragma omp parallel for schedule(static) if (parallel)
-    for (int64_t c = 0; c < n_chunks; ++c) {
-        const int64_t r0 = c * chunk, nr = std::min(chunk, ne1 - r0);
-        if (tr->vq) {
-            vq_gemm(geom, w.data, r0, nr, n_tok, act, act_row, y + r0, ne1);
-        } else {
-            gemm(ne0, nr, n_tok, (const uint8_t *) w.data + (size_t) r0 * w.nb1, w.nb1, act, act_row, y + r0, ne1);
+        for (int64_t c = 0; c < n_chunks; ++c) run(c);
+    } else {
+        // The weights' rows, one after the other, split into one contiguous, equal range per thread (q with k and v
+        // have different heights, so splitting their chunk lists would not balance); each thread streams its range
+        // in chunks that stay inside one weight.
+#pragma omp parallel if (parallel)
+        {
+            const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+            const int64_t lo = total_rows * t / nt / 16 * 16, hi = t + 1 == nt ? total_rows : total_rows * (t + 1) / nt / 16 * 16;
+            int64_t base = 0;
+            for (int i = 0; i < n_w; ++i) {
+                const MatPart & p = parts[i];
+                const int64_t ne1 = p.w->ne1;
+                for (int64_t r = std::max(lo, base); r < std::min(hi, base + ne1); r += p.chunk) {
+                    const int64_t r0 = r - base, nr = std::min({p.chunk, hi - r, base + ne1 - r});
+                    run_rows(p, r0, nr, n_tok, act, act_row);
+                }
+                base += ne1;
+            }
         }
     }
 }

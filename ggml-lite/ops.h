@@ -34,6 +34,14 @@ const void * gl_quantize_activations(const gl_tensor & w, const float * x, int64
 // wdata must hold gl_mul_mat_scratch_size(w, n_tok) bytes. Rows are split across OpenMP threads.
 void gl_mul_mat(const gl_tensor & w, const float * x, int64_t n_tok, float * y, void * wdata);
 
+// Several products of the same activations, y[i] = W_i · x (q, k and v; gate and up): the activations are converted
+// once and every weight's row chunks run in one parallel region. Each y[i] is bit-identical to gl_mul_mat(*w[i], ...).
+// Weights whose activation rows differ (gl_mul_mat_can_share false) run one after the other. At most
+// GL_MUL_MAT_MULTI_MAX weights; wdata as for gl_mul_mat (the largest of the weights' needs).
+constexpr int GL_MUL_MAT_MULTI_MAX = 4;
+void gl_mul_mat_multi(const gl_tensor * const * w, float * const * y, int n_w, const float * x, int64_t n_tok, void * wdata);
+bool gl_mul_mat_can_share(const gl_tensor & a, const gl_tensor & b);
+
 // out = row `row` of w, widened to float (embedding lookup; any type, codebook types included).
 void gl_get_row(const gl_tensor & w, int64_t row, float * out);
 

@@ -89,9 +89,11 @@ void block_forward(const LlamaHparams & hp, const LlamaLayer & L, const BlockBat
     // ---- attention
     for (int64_t t = 0; t < n; ++t) gl_rms_norm(x + t * E, L.attn_norm, E, hp.eps, xb + t * E);
     if (rec) (*rec)(LinearInput::QKV, xb, n, E);
-    gl_mul_mat(L.wq, xb, n, q, wdata);
-    gl_mul_mat(L.wk, xb, n, k, wdata);
-    gl_mul_mat(L.wv, xb, n, v, wdata);
+    {
+        const gl_tensor * w[3] = {&L.wq, &L.wk, &L.wv};
+        float * const y[3] = {q, k, v};
+        gl_mul_mat_multi(w, y, 3, xb, n, wdata);
+    }
     if (L.bq) gl_add_bias(q, L.bq, n, q_dim);
     if (L.bk) gl_add_bias(k, L.bk, n, kv_dim);
     if (L.bv) gl_add_bias(v, L.bv, n, kv_dim);
@@ -126,8 +128,11 @@ void block_forward(const LlamaHparams & hp, const LlamaLayer & L, const BlockBat
     // ---- MLP
     for (int64_t t = 0; t < n; ++t) gl_rms_norm(x + t * E, L.ffn_norm, E, hp.eps, xb + t * E);
     if (rec) (*rec)(LinearInput::GATE_UP, xb, n, E);
-    gl_mul_mat(L.w_gate, xb, n, hb, wdata);
-    gl_mul_mat(L.w_up, xb, n, hb2, wdata);
+    {
+        const gl_tensor * w[2] = {&L.w_gate, &L.w_up};
+        float * const y[2] = {hb, hb2};
+        gl_mul_mat_multi(w, y, 2, xb, n, wdata);
+    }
     if (hp.arch && hp.arch->act == Activation::GELU_TANH) gl_geglu(hb, hb2, n * F, hb);
     else gl_swiglu(hb, hb2, n * F, hb);
     if (rec) (*rec)(LinearInput::DOWN, hb, n, F);

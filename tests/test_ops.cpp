@@ -328,6 +328,93 @@ TEST_CASE("ops: gl_silu and gl_swiglu match x / (1 + e^-x) and silu(g) * u") {
     check_swiglu(2e-6);
 }
 
+TEST_CASE("ops: gl_gelu_tanh, gl_geglu, gl_add, gl_add_bias, gl_scale and gl_softcap match their formulas at every level") {
+    for (int i = -2000; i <= 2000; ++i) {
+        const double x = (double) i / 100.0;
+        const double ref = 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+        const float got = gl_gelu_tanh((float) x);
+        if (!(std::fabs(got - ref) <= 2e-6 * std::fabs(ref) + 1e-7)) FAIL_CHECK("gelu_tanh(" << x << ") = " << got << ", want " << ref);
+    }
+    CHECK(gl_gelu_tanh(0.0f) == 0.0f);
+    CHECK(!std::isnan(gl_gelu_tanh(-1e30f)));
+    for (int level = 0; level <= (int) gl_cpu_max_level(); ++level) {
+        CpuLevel lv((gl_cpu_level) level);
+        CAPTURE(gl_cpu_level_name((gl_cpu_level) level));
+        for (int64_t n : {1, 7, 8, 33, 100}) {
+            const std::vector<float> g = randn((size_t) n, 11), u = randn((size_t) n, 12), b = randn((size_t) n, 13);
+            std::vector<float> out((size_t) n);
+            gl_geglu(g.data(), u.data(), n, out.data());
+            for (int64_t i = 0; i < n; ++i) CHECK(out[(size_t) i] == doctest::Approx(gl_gelu_tanh(g[(size_t) i]) * u[(size_t) i]).epsilon(1e-6));
+            std::vector<float> y = u;
+            gl_add(y.data(), g.data(), n);
+            for (int64_t i = 0; i < n; ++i) CHECK(y[(size_t) i] == u[(size_t) i] + g[(size_t) i]);  // one rounding, exact
+            std::vector<float> rows((size_t) (3 * n));
+            for (int64_t i = 0; i < 3 * n; ++i) rows[(size_t) i] = (float) i;
+            gl_add_bias(rows.data(), b.data(), 3, n);
+            for (int64_t r = 0; r < 3; ++r)
+                for (int64_t i = 0; i < n; ++i) CHECK(rows[(size_t) (r * n + i)] == (float) (r * n + i) + b[(size_t) i]);
+            y = g;
+            gl_scale(y.data(), n, 8.0f);
+            for (int64_t i = 0; i < n; ++i) CHECK(y[(size_t) i] == g[(size_t) i] * 8.0f);
+            y = g;
+            for (float & v : y) v *= 50.0f;
+            gl_softcap(y.data(), n, 30.0f);
+            for (int64_t i = 0; i < n; ++i) {
+                CHECK(std::fabs(y[(size_t) i]) <= 30.0f);
+                CHECK(y[(size_t) i] == doctest::Approx(30.0 * std::tanh(50.0 * g[(size_t) i] / 30.0)).epsilon(1e-5));
+            }
+        }
+    }
+}
+
+TEST_CASE("ops: gl_mul_mat_multi gives each weight gl_mul_mat's bits, sharing activations or not") {
+    const int64_t K = 256;  // large enough that decode-sized products (1 and 3 tokens) run threaded
+    struct W {
+        gl_type type;
+        int64_t rows;
+    };
+    // q/k/v-like (same type, different heights), mixed types with one activation format (q4_0 and q8_0 take Q8_0),
+    // and formats that cannot share (f32 with q8_0): the last runs them one after the other.
+    const std::vector<std::vector<W>> sets = {{{GL_TYPE_Q4_0, 1024}, {GL_TYPE_Q4_0, 272}, {GL_TYPE_Q4_0, 272}},
+                                              {{GL_TYPE_Q8_0, 48}, {GL_TYPE_Q4_0, 80}},
+                                              {{GL_TYPE_F32, 16}, {GL_TYPE_Q8_0, 17}, {GL_TYPE_F16, 33}}};
+    for (int level = 0; level <= (int) gl_cpu_max_level(); ++level) {
+        CpuLevel lv((gl_cpu_level) level);
+        for (const auto & set : sets) {
+            for (int64_t n_tok : {1, 3, 19}) {
+                CAPTURE(n_tok);
+                std::vector<std::vector<uint8_t>> data;
+                std::vector<gl_tensor> ws;
+                size_t wd = 0;
+                for (size_t i = 0; i < set.size(); ++i) {
+                    data.push_back(quantize_rows(set[i].type, randn((size_t) (K * set[i].rows), 20 + (uint32_t) i), K, set[i].rows));
+                }
+                for (size_t i = 0; i < set.size(); ++i) {
+                    ws.push_back(gl_tensor_make(set[i].type, K, set[i].rows, data[i].data()));
+                    wd = std::max(wd, gl_mul_mat_scratch_size(ws.back(), n_tok));
+                }
+                const std::vector<float> x = randn((size_t) (K * n_tok), 7);
+                std::vector<uint8_t> scratch(wd + 1);
+                std::vector<std::vector<float>> want(set.size()), got(set.size());
+                std::vector<const gl_tensor *> wp;
+                std::vector<float *> yp;
+                for (size_t i = 0; i < set.size(); ++i) {
+                    want[i].assign((size_t) (set[i].rows * n_tok), 0.0f);
+                    got[i].assign((size_t) (set[i].rows * n_tok), -1.0f);
+                    gl_mul_mat(ws[i], x.data(), n_tok, want[i].data(), scratch.data());
+                    wp.push_back(&ws[i]);
+                    yp.push_back(got[i].data());
+                }
+                gl_mul_mat_multi(wp.data(), yp.data(), (int) set.size(), x.data(), n_tok, scratch.data());
+                for (size_t i = 0; i < set.size(); ++i) CHECK(memcmp(got[i].data(), want[i].data(), got[i].size() * sizeof(float)) == 0);
+            }
+        }
+    }
+    CHECK(gl_mul_mat_can_share(gl_tensor_make(GL_TYPE_Q4_0, 64, 1, nullptr), gl_tensor_make(GL_TYPE_Q8_0, 64, 1, nullptr)));
+    CHECK_FALSE(gl_mul_mat_can_share(gl_tensor_make(GL_TYPE_F32, 64, 1, nullptr), gl_tensor_make(GL_TYPE_Q8_0, 64, 1, nullptr)));
+    CHECK_FALSE(gl_mul_mat_can_share(gl_tensor_make(GL_TYPE_Q8_0, 64, 1, nullptr), gl_tensor_make(GL_TYPE_Q8_0, 96, 1, nullptr)));
+}
+
 // ---- rope ------------------------------------------------------------------------------------------------------
 
 namespace {
