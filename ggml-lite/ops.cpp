@@ -145,10 +145,19 @@ void gl_mul_mat_multi(const gl_tensor * const * w, float * const * y, int n_w, c
         // The weights' rows, one after the other, split into one contiguous, equal range per thread (q with k and v
         // have different heights, so splitting their chunk lists would not balance); each thread streams its range
         // in chunks that stay inside one weight.
+        // A boundary between threads falls on a multiple of 16 rows of the weight it is in, as gl_mul_mat's chunks do.
+        auto boundary = [&](int64_t pos) {
+            int64_t base = 0;
+            for (int i = 0; i < n_w; ++i) {
+                if (pos < base + w[i]->ne1) return base + (pos - base) / 16 * 16;
+                base += w[i]->ne1;
+            }
+            return total_rows;
+        };
 #pragma omp parallel if (parallel)
         {
             const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-            const int64_t lo = total_rows * t / nt / 16 * 16, hi = t + 1 == nt ? total_rows : total_rows * (t + 1) / nt / 16 * 16;
+            const int64_t lo = boundary(total_rows * t / nt), hi = boundary(total_rows * (t + 1) / nt);
             int64_t base = 0;
             for (int i = 0; i < n_w; ++i) {
                 const MatPart & p = parts[i];

@@ -376,7 +376,7 @@ TEST_CASE("ops: gl_mul_mat_multi gives each weight gl_mul_mat's bits, sharing ac
     // q/k/v-like (same type, different heights), mixed types with one activation format (q4_0 and q8_0 take Q8_0),
     // and formats that cannot share (f32 with q8_0): the last runs them one after the other.
     const std::vector<std::vector<W>> sets = {{{GL_TYPE_Q4_0, 1024}, {GL_TYPE_Q4_0, 272}, {GL_TYPE_Q4_0, 272}},
-                                              {{GL_TYPE_Q8_0, 48}, {GL_TYPE_Q4_0, 80}},
+                                              {{GL_TYPE_Q8_0, 500}, {GL_TYPE_Q4_0, 613}},  // heights not multiples of 16
                                               {{GL_TYPE_F32, 16}, {GL_TYPE_Q8_0, 17}, {GL_TYPE_F16, 33}}};
     for (int level = 0; level <= (int) gl_cpu_max_level(); ++level) {
         CpuLevel lv((gl_cpu_level) level);
