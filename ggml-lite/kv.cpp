@@ -3,6 +3,7 @@
 
 #include "ggml-lite/common.h"
 #include "ggml-lite/cpu.h"
+#include "ggml-lite/ops.h"
 
 #include <cstdio>
 #include <cstring>
@@ -38,28 +39,14 @@ void pv_axpy(int64_t head_dim, int64_t n_kv, const float * p, const void * v, si
 
 // ---- quantized values: dequantize each row to float and accumulate (llama.cpp's CPU flash-attention path) ----
 
-void pv_q8_0_ref(int64_t head_dim, int64_t n_kv, const float * p, const void * v, size_t stride, float * out) {
+// Any block type with a reference to_float: each stored row widened (value = code · scale), then out += value · p.
+template <gl_type T> void pv_dequant(int64_t head_dim, int64_t n_kv, const float * p, const void * v, size_t stride, float * out) {
+    const gl_to_float_fn to_float = gl_get_type_traits(T)->to_float;
+    float row[GL_ATTENTION_MAX_HEAD_DIM];
+    GL_ASSERT(head_dim <= GL_ATTENTION_MAX_HEAD_DIM);
     for (int64_t j = 0; j < n_kv; ++j) {
-        const gl_block_q8_0 * b = (const gl_block_q8_0 *) ((const uint8_t *) v + (size_t) j * stride);
-        for (int64_t i = 0; i < head_dim / GL_QK8_0; ++i) {
-            const float d = gl_fp16_to_fp32(b[i].d);
-            float * o = out + i * GL_QK8_0;
-            for (int e = 0; e < GL_QK8_0; ++e) o[e] += (float) b[i].qs[e] * d * p[j];
-        }
-    }
-}
-
-void pv_q4_0_ref(int64_t head_dim, int64_t n_kv, const float * p, const void * v, size_t stride, float * out) {
-    for (int64_t j = 0; j < n_kv; ++j) {
-        const gl_block_q4_0 * b = (const gl_block_q4_0 *) ((const uint8_t *) v + (size_t) j * stride);
-        for (int64_t i = 0; i < head_dim / GL_QK4_0; ++i) {
-            const float d = gl_fp16_to_fp32(b[i].d);
-            float * o = out + i * GL_QK4_0;
-            for (int e = 0; e < GL_QK4_0 / 2; ++e) {
-                o[e] += (float) ((b[i].qs[e] & 0x0f) - 8) * d * p[j];
-                o[e + GL_QK4_0 / 2] += (float) ((b[i].qs[e] >> 4) - 8) * d * p[j];
-            }
-        }
+        to_float((const uint8_t *) v + (size_t) j * stride, row, head_dim);
+        for (int64_t e = 0; e < head_dim; ++e) out[e] += row[e] * p[j];
     }
 }
 
@@ -72,8 +59,8 @@ const gl_kv_type_traits k_kv_types[] = {
      {write_row<GL_TYPE_F16>, qk_rows<GL_TYPE_F16>, pv_axpy<GL_TYPE_F16, GL_TYPE_F16>}},
     {"bf16", GL_TYPE_BF16, 1, GL_TYPE_BF16, GL_TYPE_BF16,
      {write_row<GL_TYPE_BF16>, qk_rows<GL_TYPE_BF16>, pv_axpy<GL_TYPE_BF16, GL_TYPE_BF16>}},
-    {"q8_0", GL_TYPE_Q8_0, GL_QK8_0, GL_TYPE_Q8_0, GL_TYPE_F32, {write_row<GL_TYPE_Q8_0>, qk_rows<GL_TYPE_Q8_0>, pv_q8_0_ref}},
-    {"q4_0", GL_TYPE_Q4_0, GL_QK4_0, GL_TYPE_Q8_0, GL_TYPE_F32, {write_row<GL_TYPE_Q4_0>, qk_rows<GL_TYPE_Q4_0>, pv_q4_0_ref}},
+    {"q8_0", GL_TYPE_Q8_0, GL_QK8_0, GL_TYPE_Q8_0, GL_TYPE_F32, {write_row<GL_TYPE_Q8_0>, qk_rows<GL_TYPE_Q8_0>, pv_dequant<GL_TYPE_Q8_0>}},
+    {"q4_0", GL_TYPE_Q4_0, GL_QK4_0, GL_TYPE_Q8_0, GL_TYPE_F32, {write_row<GL_TYPE_Q4_0>, qk_rows<GL_TYPE_Q4_0>, pv_dequant<GL_TYPE_Q4_0>}},
 };
 constexpr int k_n_kv_types = (int) (sizeof(k_kv_types) / sizeof(k_kv_types[0]));
 
