@@ -75,9 +75,11 @@ struct BlockBatch {
 // The block's activations for up to n_batch tokens, and the attention's per-thread scratch.
 class BlockScratch {
 public:
-    // wdata_bytes: the most gl_mul_mat scratch any weight the block runs needs for n_batch rows.
+    // wdata_bytes: the most gl_mul_mat scratch any weight run with it needs for n_batch rows.
     void init(const LlamaHparams & hp, int64_t n_batch, int64_t n_ctx, size_t wdata_bytes);
     int64_t n_batch() const { return n_batch_; }
+    // The gl_mul_mat scratch, for the caller's own products between blocks (the output layer).
+    void * wdata() { return wdata_.data(); }
 
 private:
     friend void block_forward(const LlamaHparams &, const LlamaLayer &, const BlockBatch &, KvCache &, int64_t, float *, BlockScratch &,

@@ -186,13 +186,12 @@ Context::Context(const LlamaModel & model, const ContextParams & params) : model
     if (params_.n_seq <= 0 || params_.n_seq > 1024) throw_error("invalid number of sequences %d", params_.n_seq);
     kv_.init(hp.n_layer, hp.n_head_kv, hp.head_dim, params_.n_ctx, params_.n_seq, params_.kv_type);
     const int64_t B = params_.n_batch;
-    size_t wd = 0;
+    size_t wd = gl_mul_mat_scratch_size(model.output, B);  // the output layer shares the blocks' scratch
     for (const LlamaLayer & L : model.layers) wd = std::max(wd, block_wdata_size(L, B));
     scratch_.init(hp, B, params_.n_ctx, wd);
     x_.alloc((size_t) B * (size_t) hp.n_embd * sizeof(float));
     xn_.alloc((size_t) B * (size_t) hp.n_embd * sizeof(float));
     logits_.alloc((size_t) B * (size_t) hp.n_vocab * sizeof(float));
-    out_wdata_.alloc(gl_mul_mat_scratch_size(model.output, B));
 }
 
 void Context::clear_seq(int32_t seq) {
@@ -236,7 +235,7 @@ void Context::decode(const Batch & b) {
         ++n_out_;
     }
     if (n_out_ == 0) return;
-    gl_mul_mat(model_.output, xn, (int64_t) n_out_, logits_.f32(), out_wdata_.data());
+    gl_mul_mat(model_.output, xn, (int64_t) n_out_, logits_.f32(), scratch_.wdata());
     if (hp.logit_softcap > 0.0f) gl_softcap(logits_.f32(), (int64_t) n_out_ * hp.n_vocab, hp.logit_softcap);
 }
 

@@ -89,7 +89,6 @@ private:
     KvCache kv_;
     BlockScratch scratch_;      // the block's activations, n_batch rows each
     gl_buffer x_, xn_, logits_;  // residual stream, final-norm rows, logits (n_batch rows each)
-    gl_buffer out_wdata_;        // the output layer's activation scratch
     std::vector<int32_t> new_len_;  // decode's staging copy of the per-sequence lengths
     size_t n_out_ = 0;
 };
