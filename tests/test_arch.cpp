@@ -1,6 +1,7 @@
 // The architecture table (formats/arch.h) and the one block (model/block.cpp) against outside ground truth: the
 // fixtures in ../shared/fixtures (stories260K's weights grafted into Qwen2, Qwen3 and Gemma 3 blocks, each as GGUF
 // and as a Hugging Face directory) with llama.cpp's greedy ids and perplexity (README there).
+#include "tests/test_model_util.h"
 #include "tests/test_util.h"
 
 #include "formats/arch.h"
@@ -32,31 +33,6 @@ static std::vector<int32_t> read_ids(const std::string & path) {
     return ids;
 }
 
-// The prompt's ids and n greedy ids after it, one token per decode (as llama-simple).
-static std::vector<int32_t> greedy_ids(const ModelFile & mf, int n, gl_type kv_type = GL_TYPE_F16) {
-    const Tokenizer tok = Tokenizer::from_metadata(mf.meta);
-    const LlamaModel model(mf);
-    ContextParams cp;
-    cp.n_ctx = 128;
-    cp.kv_type = kv_type;
-    Context ctx(model, cp);
-    std::vector<int32_t> ids = tok.encode("Once upon a time", true);
-    Batch b;
-    for (size_t i = 0; i < ids.size(); ++i) b.add(ids[i], (int32_t) i, 0, i + 1 == ids.size());
-    ctx.decode(b);
-    SamplingParams sp;
-    sp.temp = 0;
-    Sampler s(sp, tok.n_vocab());
-    for (int i = 0; i < n; ++i) {
-        const int32_t id = s.sample(ctx.logits(ctx.n_logits() - 1));
-        s.accept(id);
-        ids.push_back(id);
-        b.clear();
-        b.add(id, (int32_t) ids.size() - 1, 0, true);
-        ctx.decode(b);
-    }
-    return ids;
-}
 
 // The final PPL of `quill perplexity` on the fixtures' settings (100 chunks of 128 of the validation text).
 // One thread: these models are tiny, and on a busy machine an OpenMP barrier can cost a scheduler time slice.
@@ -120,7 +96,7 @@ TEST_CASE("architectures: the fixtures' GGUF (F32, F16) and HF forms give llama.
             CAPTURE(rel);
             const ModelFile mf = load_model(fixture(arch, rel));
             CHECK(mf.meta.get_str("general.architecture", "") == arch);
-            CHECK(greedy_ids(mf, 64) == want);
+            CHECK(greedy_ids(mf, 64, GL_TYPE_F16, 128) == want);
         }
     }
 }
@@ -173,7 +149,7 @@ TEST_CASE("architectures: convert to .quill and quantize --method gptq work on e
         const std::string q = dir / (arch + ".quill");
         std::string log;
         REQUIRE_MESSAGE(run_command(quill_binary() + " convert " + fixture(arch, "hf") + " -o " + q, &log) == 0, log);
-        CHECK(greedy_ids(load_quill(q), 64) == read_ids(fixture(arch, "greedy-ids.txt")));
+        CHECK(greedy_ids(load_quill(q), 64, GL_TYPE_F16, 128) == read_ids(fixture(arch, "greedy-ids.txt")));
         // 3-bit GPTQ, whose Hessians come from the calibration forward through the architecture's block, beats
         // round-to-nearest on the same grid (qwen2 6.6 vs 7.9, qwen3 17.4 vs 19.5, gemma3 19.6 vs 24.3 at 100 chunks).
         double ppl[2];

@@ -1,4 +1,5 @@
 // End-to-end checks against outside ground truth: what llama.cpp printed for stories260K (../shared/golden).
+#include "tests/test_model_util.h"
 #include "tests/test_util.h"
 
 #include "formats/model_file.h"
@@ -41,31 +42,14 @@ struct Generated {
 
 // Greedy decoding of n tokens after "Once upon a time", as llama-simple does, through the Sampler at temp 0.
 static Generated greedy(const ModelFile & mf, int n, gl_type kv_type = GL_TYPE_F16) {
-    Tokenizer tok = Tokenizer::from_metadata(mf.meta);
-    LlamaModel model(mf);
-    ContextParams cp;
-    cp.n_ctx = 256;
-    cp.kv_type = kv_type;
-    Context ctx(model, cp);
-    std::vector<int32_t> tokens = tok.encode("Once upon a time", true);
-    REQUIRE(tokens == std::vector<int32_t>({1, 403, 407, 261, 378}));
-    Batch b;
-    for (size_t i = 0; i < tokens.size(); ++i) b.add(tokens[i], (int32_t) i, 0, i + 1 == tokens.size());
-    ctx.decode(b);
-    SamplingParams sp;
-    sp.temp = 0;
-    Sampler s(sp, tok.n_vocab());
+    const Tokenizer tok = Tokenizer::from_metadata(mf.meta);
+    const std::vector<int32_t> ids = greedy_ids(mf, n, kv_type);
+    REQUIRE(std::vector<int32_t>(ids.begin(), ids.end() - n) == std::vector<int32_t>({1, 403, 407, 261, 378}));
     Generated g;
-    g.text = tok.decode(std::vector<int32_t>(tokens.begin() + 1, tokens.end()));
-    for (int i = 0; i < n; ++i) {
-        int32_t id = s.sample(ctx.logits(ctx.n_logits() - 1));
-        s.accept(id);
-        g.pieces.push_back(tok.token_to_piece(id));
+    g.text = tok.decode(std::vector<int32_t>(ids.begin() + 1, ids.end() - n));
+    for (size_t i = ids.size() - (size_t) n; i < ids.size(); ++i) {
+        g.pieces.push_back(tok.token_to_piece(ids[i]));
         g.text += g.pieces.back();
-        tokens.push_back(id);
-        b.clear();
-        b.add(id, (int32_t) tokens.size() - 1, 0, true);
-        ctx.decode(b);
     }
     return g;
 }

@@ -5,6 +5,7 @@
 #include "model/llama.h"
 #include "model/sampling.h"
 #include "model/tokenizer.h"
+#include "tests/test_model_util.h"
 
 #include <algorithm>
 #include <cmath>
@@ -48,28 +49,10 @@ inline std::vector<float> correlated_hessian(int64_t C, int64_t N, uint32_t seed
 
 // Greedy continuation of "Once upon a time" for 40 tokens from a model file (the story the quantized model tells).
 inline std::string greedy_story(const quill::ModelFile & mf) {
-    using namespace quill;
-    Tokenizer tk = Tokenizer::from_metadata(mf.meta);
-    LlamaModel model(mf);
-    ContextParams cp;
-    cp.n_ctx = 128;
-    Context ctx(model, cp);
-    std::vector<int32_t> ids = tk.encode("Once upon a time", true);
-    Batch b;
-    for (size_t i = 0; i < ids.size(); ++i) b.add(ids[i], (int32_t) i, 0, i + 1 == ids.size());
-    ctx.decode(b);
-    SamplingParams sp;
-    sp.temp = 0;
-    Sampler s(sp, tk.n_vocab());
+    const quill::Tokenizer tk = quill::Tokenizer::from_metadata(mf.meta);
+    const std::vector<int32_t> ids = greedy_ids(mf, 40);
     std::string text;
-    for (int i = 0; i < 40; ++i) {
-        const int32_t id = s.sample(ctx.logits(ctx.n_logits() - 1));
-        s.accept(id);
-        text += tk.token_to_piece(id);
-        b.clear();
-        b.add(id, (int32_t) (ids.size() + i), 0, true);
-        ctx.decode(b);
-    }
+    for (size_t i = ids.size() - 40; i < ids.size(); ++i) text += tk.token_to_piece(ids[i]);
     return text;
 }
 
