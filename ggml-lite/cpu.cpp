@@ -112,6 +112,7 @@ static void fill_kernels(gl_type_kernels & k, const gl_type_kernels & s) {
     fill(k.to_float, s.to_float);
     fill(k.gemm, s.gemm);
     fill(k.axpy, s.axpy);
+    fill(k.gemm_x16, s.gemm_x16);
 }
 
 static gl_linalg_kernels g_linalg;
@@ -140,6 +141,7 @@ static void resolve(gl_cpu_level level) {
             GL_ASSERT(vq);
         } else {
             GL_ASSERT(k.vec_dot && k.quantize_act && k.to_float && k.gemm);
+            GL_ASSERT(!gl_get_type_traits((gl_type) t)->x16 || k.gemm_x16);
         }
         g_kernels[t] = k;
         g_vq[t] = vq;

@@ -60,6 +60,8 @@ struct gl_type_kernels {
     gl_to_float_fn   to_float;      // widen a row (embedding lookup, KV cache reads)
     gl_gemm_fn       gemm;          // optional tiled product for batches (prompt processing)
     gl_axpy_fn       axpy;          // optional, float-like types only
+    gl_gemm_fn       gemm_x16 = nullptr;  // the product over weights in the x16 layout (types.h; traits.x16 types only):
+                                    // w is the first row of a 16-row group, nr a multiple of 16, w_stride the row size
 };
 
 // Float ops at one level. Null means "use the level below".

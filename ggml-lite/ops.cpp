@@ -7,6 +7,7 @@
 #include <cmath>
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include <omp.h>
 
@@ -79,8 +80,10 @@ struct MatPart {
 MatPart mat_part(const gl_tensor & w, float * y, int64_t n_tok, int64_t total_rows) {
     const gl_type_traits * tr = gl_get_type_traits(w.type);
     GL_ASSERT(tr && (tr->vq || w.ne0 % tr->block_size == 0));
-    MatPart p{&w, y, gl_kernels(w.type).gemm, gl_vq_gemm(w.type), gl_vq_geom(), tr->vq != nullptr, 16, 0};
+    MatPart p{&w, y, w.x16 ? gl_kernels(w.type).gemm_x16 : gl_kernels(w.type).gemm, gl_vq_gemm(w.type), gl_vq_geom(), tr->vq != nullptr, 16, 0};
+    if (w.x16) GL_ASSERT(gl_x16_ok(w.type, w.ne0, w.ne1) && w.nb1 == gl_row_size(w.type, w.ne0));
     if (p.vq) GL_ASSERT(gl_vq_geometry(w.type, w.ne0, w.ne1, &p.geom));
+    if (w.x16 && n_tok > 4) p.chunk = 64;  // the x16 kernel's activation setup per token tile is shared by a call's groups
     if (n_tok <= 4) {
         const int64_t per = (total_rows + 4 * omp_get_max_threads() - 1) / (4 * omp_get_max_threads());
         p.chunk = std::max<int64_t>(16, (per + 15) / 16 * 16);
@@ -178,6 +181,12 @@ void gl_get_row(const gl_tensor & w, int64_t row, float * out) {
         gl_vq_geom g;
         GL_ASSERT(gl_vq_geometry(w.type, w.ne0, w.ne1, &g));
         gl_vq_row_to_float(g, w.data, row, out);
+        return;
+    }
+    if (w.x16) {
+        std::vector<uint8_t> plain(w.nb1);
+        gl_x16_get_row(w.type, w.ne0, w.data, row, plain.data());
+        gl_kernels(w.type).to_float(plain.data(), out, w.ne0);
         return;
     }
     gl_kernels(w.type).to_float((const uint8_t *) w.data + (size_t) row * w.nb1, out, w.ne0);

@@ -15,6 +15,7 @@ struct gl_tensor {
     size_t       nb1 = 0;  // bytes per row
     const void * data = nullptr;
     const char * name = "";
+    bool         x16 = false;  // rows stored 16-interleaved (types.h, gl_x16_*); nb1 stays the plain row size
 };
 
 gl_tensor gl_tensor_make(gl_type type, int64_t ne0, int64_t ne1, const void * data, const char * name = "");

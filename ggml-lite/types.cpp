@@ -5,11 +5,15 @@
 // llama.cpp hold the same bytes, and activations are quantized the way llama.cpp quantizes them.
 #include "ggml-lite/types.h"
 
+#include "ggml-lite/common.h"
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <strings.h>
+
+#include <vector>
 
 // ---- scalar conversions ---------------------------------------------------------------------------------------
 
@@ -525,18 +529,18 @@ struct traits_entry {
     gl_type        type;
     gl_type_traits tr;
 };
-#define PLAIN(NAME, T, BLK, SIZE, VT, GGUF, FTYPE, FN) \
-    {T, {NAME, BLK, SIZE, BLK > 1, VT, 1, GGUF, FTYPE, FN##_to_float, FN##_from_float, FN##_vec_dot, nullptr, nullptr}}
+#define PLAIN(NAME, T, BLK, SIZE, VT, GGUF, FTYPE, FN, X16) \
+    {T, {NAME, BLK, SIZE, BLK > 1, VT, 1, GGUF, FTYPE, FN##_to_float, FN##_from_float, FN##_vec_dot, nullptr, nullptr, X16}}
 #define INTQ(NAME, T, B, G) \
-    {T, {NAME, G, sizeof(gl_block_intq<B, G>), true, GL_TYPE_Q8_0, 1, -1, -1, intq_to_float<B, G>, intq_from_float<B, G>, intq_vec_dot<B, G>, nullptr, &k_intq_layout<B, G>}}
+    {T, {NAME, G, sizeof(gl_block_intq<B, G>), true, GL_TYPE_Q8_0, 1, -1, -1, intq_to_float<B, G>, intq_from_float<B, G>, intq_vec_dot<B, G>, nullptr, &k_intq_layout<B, G>, false}}
 // Codebook types: 32-weight chunks of 4·bits bytes; activations zero-padded to whole Q8_0 blocks.
-#define VQ(NAME, T, D, B, G) {T, {NAME, 32, (size_t) (4 * B), true, GL_TYPE_Q8_0, 32, -1, -1, nullptr, nullptr, nullptr, &k_vq_layout<D, B, G>, nullptr}}
+#define VQ(NAME, T, D, B, G) {T, {NAME, 32, (size_t) (4 * B), true, GL_TYPE_Q8_0, 32, -1, -1, nullptr, nullptr, nullptr, &k_vq_layout<D, B, G>, nullptr, false}}
 static constexpr traits_entry k_traits_entries[] = {
-    PLAIN("f32", GL_TYPE_F32, 1, 4, GL_TYPE_F32, 0, 0, f32),
-    PLAIN("f16", GL_TYPE_F16, 1, 2, GL_TYPE_F16, 1, 1, f16),
-    PLAIN("bf16", GL_TYPE_BF16, 1, 2, GL_TYPE_BF16, 30, 32, bf16),
-    PLAIN("q8_0", GL_TYPE_Q8_0, GL_QK8_0, sizeof(gl_block_q8_0), GL_TYPE_Q8_0, 8, 7, q8_0),
-    PLAIN("q4_0", GL_TYPE_Q4_0, GL_QK4_0, sizeof(gl_block_q4_0), GL_TYPE_Q8_0, 2, 2, q4_0),
+    PLAIN("f32", GL_TYPE_F32, 1, 4, GL_TYPE_F32, 0, 0, f32, false),
+    PLAIN("f16", GL_TYPE_F16, 1, 2, GL_TYPE_F16, 1, 1, f16, false),
+    PLAIN("bf16", GL_TYPE_BF16, 1, 2, GL_TYPE_BF16, 30, 32, bf16, false),
+    PLAIN("q8_0", GL_TYPE_Q8_0, GL_QK8_0, sizeof(gl_block_q8_0), GL_TYPE_Q8_0, 8, 7, q8_0, true),
+    PLAIN("q4_0", GL_TYPE_Q4_0, GL_QK4_0, sizeof(gl_block_q4_0), GL_TYPE_Q8_0, 2, 2, q4_0, true),
     INTQ("q4_g128", GL_TYPE_Q4_G128, 4, 128),
     INTQ("q3_g128", GL_TYPE_Q3_G128, 3, 128),
     INTQ("q2_g128", GL_TYPE_Q2_G128, 2, 128),
@@ -647,6 +651,52 @@ bool gl_nbytes_checked(gl_type t, const int64_t * ne, int n_dims, size_t * out) 
     return true;
 }
 
+// ---- the x16 layout (types.h) -------------------------------------------------------------------------------------
+
+bool gl_x16_ok(gl_type t, int64_t ne0, int64_t ne1) {
+    const gl_type_traits * tr = gl_get_type_traits(t);
+    return tr && tr->x16 && ne0 > 0 && ne0 % tr->block_size == 0 && ne1 > 0 && ne1 % 16 == 0;
+}
+
+// Byte j of block b of row r (0..15) of a group <-> its offset in the group's block b.
+static inline size_t x16_offset(size_t bs, size_t j, int r) {
+    return j < 2 ? 2 * (size_t) r + j : 32 + ((j - 2) / 4) * 64 + 4 * (size_t) r + (j - 2) % 4;
+}
+
+static void x16_regroup(gl_type t, int64_t ne0, int64_t ne1, const void * src, void * dst, bool pack) {
+    GL_ASSERT(gl_x16_ok(t, ne0, ne1) && src != dst);
+    const gl_type_traits * tr = gl_get_type_traits(t);
+    const size_t bs = tr->type_size, row = gl_row_size(t, ne0);
+    const int64_t nb = ne0 / tr->block_size;
+#pragma omp parallel for schedule(static) if (ne1 * (int64_t) row >= (1 << 22))
+    for (int64_t g = 0; g < ne1 / 16; ++g) {
+        const uint8_t * s = (const uint8_t *) src + (size_t) g * 16 * row;
+        uint8_t * d = (uint8_t *) dst + (size_t) g * 16 * row;
+        for (int64_t b = 0; b < nb; ++b) {
+            for (int r = 0; r < 16; ++r) {
+                for (size_t j = 0; j < bs; ++j) {
+                    const size_t plain = (size_t) r * row + (size_t) b * bs + j, grouped = (size_t) b * 16 * bs + x16_offset(bs, j, r);
+                    if (pack) d[grouped] = s[plain];
+                    else d[plain] = s[grouped];
+                }
+            }
+        }
+    }
+}
+
+void gl_x16_pack(gl_type t, int64_t ne0, int64_t ne1, const void * src, void * dst) { x16_regroup(t, ne0, ne1, src, dst, true); }
+void gl_x16_unpack(gl_type t, int64_t ne0, int64_t ne1, const void * src, void * dst) { x16_regroup(t, ne0, ne1, src, dst, false); }
+
+void gl_x16_get_row(gl_type t, int64_t ne0, const void * data, int64_t row, void * dst) {
+    const gl_type_traits * tr = gl_get_type_traits(t);
+    GL_ASSERT(tr->x16 && ne0 % tr->block_size == 0);
+    const size_t bs = tr->type_size, rs = gl_row_size(t, ne0);
+    const uint8_t * g = (const uint8_t *) data + (size_t) (row / 16) * 16 * rs;
+    const int r = (int) (row % 16);
+    for (int64_t b = 0; b < ne0 / tr->block_size; ++b)
+        for (size_t j = 0; j < bs; ++j) ((uint8_t *) dst)[(size_t) b * bs + j] = g[(size_t) b * 16 * bs + x16_offset(bs, j, r)];
+}
+
 // ---- scalar kernel table (ggml-lite/cpu.h) ----------------------------------------------------------------------
 // The reference functions above, plus a generic tiled product and axpy, as the scalar dispatch level.
 
@@ -657,6 +707,19 @@ static void gemm_generic(int64_t n, int64_t nr, int64_t nt, const void * w, size
                          float * y, int64_t y_stride) {
     for (int64_t r = 0; r < nr; ++r) {
         for (int64_t t = 0; t < nt; ++t) DOT(n, &y[t * y_stride + r], (const uint8_t *) w + r * w_stride, (const uint8_t *) act + t * act_stride);
+    }
+}
+
+// The x16 layout's reference: each group of 16 rows regrouped back to plain rows, then the type's own dot products
+// (so it is bit-identical to gemm_generic on the plain rows).
+template <gl_type T, gl_vec_dot_fn DOT>
+static void gemm_x16_ref(int64_t n, int64_t nr, int64_t nt, const void * w, size_t w_stride, const void * act, size_t act_stride,
+                         float * y, int64_t y_stride) {
+    GL_ASSERT(nr % 16 == 0 && w_stride == gl_row_size(T, n));
+    std::vector<uint8_t> row(w_stride);
+    for (int64_t r = 0; r < nr; ++r) {
+        gl_x16_get_row(T, n, (const uint8_t *) w + (size_t) (r / 16) * 16 * w_stride, r % 16, row.data());
+        for (int64_t k = 0; k < nt; ++k) DOT(n, &y[k * y_stride + r], row.data(), (const uint8_t *) act + k * act_stride);
     }
 }
 
@@ -678,8 +741,8 @@ static constexpr gl_type_entry<gl_type_kernels> k_scalar_entries[] = {
     {GL_TYPE_F32, {f32_vec_dot, f32_from_float, f32_to_float, gemm_generic<f32_vec_dot>, f32_axpy}},
     {GL_TYPE_F16, {f16_vec_dot, f16_from_float, f16_to_float, gemm_generic<f16_vec_dot>, f16_axpy}},
     {GL_TYPE_BF16, {bf16_vec_dot, bf16_from_float, bf16_to_float, gemm_generic<bf16_vec_dot>, bf16_axpy}},
-    {GL_TYPE_Q8_0, {q8_0_vec_dot, q8_0_from_float, q8_0_to_float, gemm_generic<q8_0_vec_dot>, nullptr}},
-    {GL_TYPE_Q4_0, {q4_0_vec_dot, q4_0_from_float, q4_0_to_float, gemm_generic<q4_0_vec_dot>, nullptr}},
+    {GL_TYPE_Q8_0, {q8_0_vec_dot, q8_0_from_float, q8_0_to_float, gemm_generic<q8_0_vec_dot>, nullptr, gemm_x16_ref<GL_TYPE_Q8_0, q8_0_vec_dot>}},
+    {GL_TYPE_Q4_0, {q4_0_vec_dot, q4_0_from_float, q4_0_to_float, gemm_generic<q4_0_vec_dot>, nullptr, gemm_x16_ref<GL_TYPE_Q4_0, q4_0_vec_dot>}},
 #define INTQ_KERNELS(T, B, G) {T, {intq_vec_dot<B, G>, intq_from_float<B, G>, intq_to_float<B, G>, gemm_generic<intq_vec_dot<B, G>>, nullptr}}
     INTQ_KERNELS(GL_TYPE_Q4_G128, 4, 128),
     INTQ_KERNELS(GL_TYPE_Q3_G128, 3, 128),

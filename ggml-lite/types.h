@@ -133,6 +133,9 @@ struct gl_type_traits {
     gl_vec_dot_fn    vec_dot;       // scalar reference dot product (null for codebook types: gl_vq_gemm_ref)
     const gl_vq_layout * vq;        // codebook types only; their rows are padded to whole blocks of 32
     const gl_intq_layout * intq;    // uniform integer types only
+    // Rows can be stored 16-interleaved (the x16 layout, gl_x16_* below): the block is an fp16 scale followed by
+    // codes in whole dwords (Q4_0, Q8_0).
+    bool             x16;
 };
 
 const gl_type_traits * gl_get_type_traits(gl_type t);
@@ -177,6 +180,23 @@ inline float gl_intq_value(int code, const gl_intq_params & p) { return p.d * (f
 void gl_intq_pack_row(gl_type t, int64_t n, const uint8_t * codes, const gl_intq_params * groups, void * dst);
 // The inverse: codes and group grids of a packed row.
 void gl_intq_unpack_row(gl_type t, int64_t n, const void * src, uint8_t * codes, gl_intq_params * groups);
+
+// ---- the x16 layout: 16 rows interleaved ------------------------------------------------------------------------
+// Decode streams every weight once; 16 rows stored apart are 16 streams per thread, and a kernel that puts 16 rows in
+// the lanes of a register must gather and transpose them. In the x16 layout a group of 16 consecutive rows is stored
+// as one run of "group blocks", one per block column b, each the 16 rows' block b with the same bytes regrouped:
+//   [16 fp16 scales, row 0..15] [dword 0 of the codes of rows 0..15] [dword 1 of rows 0..15] ...
+// (Q4_0: 32 + 4·64 = 288 bytes = 16 blocks; Q8_0: 32 + 8·64 = 544 bytes). A kernel loads a code dword of 16 rows in
+// one 64-byte load, and each thread reads its rows as one sequential stream. Row r of the tensor still starts at
+// byte r·row_size when r is a multiple of 16 (a group is 16 rows' bytes), so row ranges on 16-row boundaries keep
+// their offsets. Only types with traits.x16 and tensors of ne1 % 16 == 0 take it; the layout is a property of the
+// tensor (gl_tensor::x16), not a type: the weights' values and every result are the type's.
+bool gl_x16_ok(gl_type t, int64_t ne0, int64_t ne1);
+// Regroups a whole ne1 × ne0 tensor of type t from rows to the x16 layout (dst != src, same size), and back.
+void gl_x16_pack(gl_type t, int64_t ne0, int64_t ne1, const void * src, void * dst);
+void gl_x16_unpack(gl_type t, int64_t ne0, int64_t ne1, const void * src, void * dst);
+// Row `row` of an x16 tensor, as the type's plain row bytes (gl_row_size(t, ne0) of them).
+void gl_x16_get_row(gl_type t, int64_t ne0, const void * data, int64_t row, void * dst);
 
 // ---- codebook (vector-quantized) types -------------------------------------------------------------------------
 // Layout of a tensor of a codebook type with rows of ne0 weights and ne1 rows:

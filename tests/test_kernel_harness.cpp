@@ -3,7 +3,7 @@
 // A dispatch variant is a level this CPU has, with its feature-gated extensions (gl_cpu_exts) off, and again with
 // them on when the CPU has one. Types come from the registry (gl_get_type_traits over 0..GL_TYPE_COUNT), never from a
 // list here; an op is checked for a type whenever the scalar table has it. Ops: vec_dot, gemm, quantize_act,
-// to_float, axpy, vq_gemm, the float ops and the quantizers' dense kernels (gl_linalg_kernels).
+// to_float, axpy, gemm_x16 (the x16 layout), vq_gemm, the float ops and the quantizers' dense kernels (gl_linalg_kernels).
 //
 // What must be bit-identical: the activation quantizers (the bytes decide which integer dot product runs) and every
 // to_float. What may differ by rounding: dot products, gemm, axpy and the float ops, which sum in another order
@@ -323,6 +323,68 @@ void check_vec_dot(std::mt19937 & rng, gl_type t) {
         tr->vec_dot(n, &ref, x.data(), y.data());
         gl_kernels(t).vec_dot(n, &got, gx.data(), gy.data());
         CHECK(got == ref);
+    }
+}
+
+// The x16 layout's product: random plain rows, regrouped by gl_x16_pack (whose scalar product must equal the plain
+// rows' dot products exactly), then the level's kernel against those. 240 rows = 15 groups, so decode's runs of
+// 8, 4, 2 and 1 groups in step all run; 9 tokens cross the batch kernels' token tiles; 520 blocks cross decode's
+// activation segment (512 blocks).
+void check_gemm_x16(std::mt19937 & rng, gl_type t) {
+    const gl_type_traits * tr = gl_get_type_traits(t);
+    const gl_type vt = tr->vec_dot_type;
+    const float guard_value = -12345.5f;
+    std::vector<int64_t> sizes = row_sizes(t);
+    sizes.push_back(301 * tr->block_size);
+    sizes.push_back(520 * tr->block_size);
+    for (int64_t n : sizes) {
+        CAPTURE(n);
+        const int64_t max_r = n > 301 * tr->block_size ? 16 : 240, max_t = 9;
+        const size_t rs = gl_row_size(t, n), a_stride = gl_row_size(vt, n);
+        std::vector<uint8_t> plain(rs * (size_t) max_r);
+        for (int64_t r = 0; r < max_r; ++r) {
+            const std::vector<uint8_t> row = random_row(rng, t, n);
+            memcpy(plain.data() + r * rs, row.data(), rs);
+        }
+        GuardedBuf w(rs * (size_t) max_r), a(a_stride * (size_t) max_t);
+        gl_x16_pack(t, n, max_r, plain.data(), w.data());
+        for (int64_t k = 0; k < max_t; ++k) {
+            const std::vector<uint8_t> row = random_act(rng, t, n);
+            memcpy(a.data() + k * a_stride, row.data(), row.size());
+        }
+        std::vector<double> ref((size_t) (max_r * max_t)), tol((size_t) (max_r * max_t));
+        for (int64_t r = 0; r < max_r; ++r) {
+            for (int64_t k = 0; k < max_t; ++k) {
+                float s = 0;
+                tr->vec_dot(n, &s, plain.data() + r * rs, a.data() + k * a_stride);
+                ref[(size_t) (r * max_t + k)] = s;
+                tol[(size_t) (r * max_t + k)] = 1e-5 * sum_abs_products(t, plain.data() + r * rs, a.data() + k * a_stride, n) + 1e-30;
+            }
+        }
+        for (bool scalar : {true, false}) {
+            const gl_gemm_fn fn = scalar ? gl_kernels_scalar.at[t].gemm_x16 : gl_kernels(t).gemm_x16;
+            CAPTURE(scalar);
+            for (int64_t nt = 1; nt <= max_t; ++nt) {
+                CAPTURE(nt);
+                // The last nt tokens, so the last one ends at the guard page.
+                const int64_t t0 = max_t - nt, ys = max_r + 3;
+                GuardedBuf y((size_t) (ys * nt + 8) * sizeof(float));
+                for (int64_t i = 0; i < ys * nt + 8; ++i) y.f()[i] = guard_value;
+                fn(n, max_r, nt, w.data(), rs, a.data() + t0 * a_stride, a_stride, y.f() + 4, ys);
+                int bad = 0;
+                for (int64_t i = 0; i < ys * nt + 8; ++i) {
+                    const int64_t off = i - 4, tok = off / ys, r = off % ys;
+                    const float v = y.f()[i];
+                    if (!(off >= 0 && tok < nt && r < max_r)) {
+                        if (v != guard_value && bad++ < 3) FAIL_CHECK("wrote outside the tile at " << off);
+                        continue;
+                    }
+                    const size_t ri = (size_t) (r * max_t + t0 + tok);
+                    const bool ok = scalar ? (double) v == (double) (float) ref[ri] : std::fabs((double) v - ref[ri]) <= tol[ri];
+                    if (!ok && bad++ < 3) FAIL_CHECK("row " << r << " token " << tok << ": " << v << " vs " << ref[ri]);
+                }
+            }
+        }
     }
 }
 
@@ -731,6 +793,11 @@ TEST_CASE("kernel harness: every dispatch variant × registry type × op matches
                 op = "to_float";
                 check_to_float(rng, t);
                 ops += 3;
+                if (ref.gemm_x16) {
+                    op = "gemm_x16";
+                    check_gemm_x16(rng, t);
+                    ++ops;
+                }
                 if (ref.axpy) {
                     op = "axpy";
                     check_axpy(rng, t);

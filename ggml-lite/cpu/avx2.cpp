@@ -877,12 +877,163 @@ void gl_intq_avx2_gemm(int64_t n, int64_t nr, int64_t nt, const void * w, size_t
 #define INTQ_ENTRY(T, B, G) {T, {gl_intq_avx2_vec_dot<B, G>, nullptr, gl_intq_avx2_to_float<B, G>, gl_intq_avx2_gemm<B, G>, nullptr}}
 
 // Types without an entry here (zero) use the scalar reference (ggml-lite/cpu.cpp fills the gaps).
+static inline int32_t load_i32(const void * p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+// ---- the x16 layout (types.h): 8 rows per register, read as stored ----------------------------------------------
+//
+// A group block's code dword k of rows 0..7 is the low 32 bytes of its 64-byte chunk k, rows 8..15 the high 32
+// (half h). Per half and token, the 8 code dwords meet the activation's dword k broadcast: maddubs with |w| and the
+// activation carrying w's sign (dot_i8_abs's exact trick), so lane r of the sum is row r's integer block dot with no
+// offset correction. Q4_0 values (code - 8, |v| <= 8) sum all 8 products in int16 (at most 8 · 2 · 8 · 127 = 16256)
+// before one widening madd; Q8_0 widens each one. Decode reads G groups in step (G streams per thread).
+
+struct X16Q4v {
+    static constexpr size_t gbs = 16 * sizeof(gl_block_q4_0);
+    static constexpr bool wide16 = true;  // products may be summed in int16
+    // Signed values of half h: W[k] pairs with activation dword k (k < 4: values 4k.., k >= 4: 16+4(k-4)..).
+    static inline void load(const uint8_t * gb, int h, __m256i W[8]) {
+        const __m256i m4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+#pragma GCC unroll 8
+        for (int k = 0; k < 4; ++k) {
+            const __m256i x = _mm256_loadu_si256((const __m256i *) (gb + 32 + 64 * k + 32 * h));
+            W[k] = _mm256_sub_epi8(_mm256_and_si256(x, m4), eight);
+            W[4 + k] = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(x, 4), m4), eight);
+        }
+    }
+};
+struct X16Q8v {
+    static constexpr size_t gbs = 16 * sizeof(gl_block_q8_0);
+    static constexpr bool wide16 = false;
+    static inline void load(const uint8_t * gb, int h, __m256i W[8]) {
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; ++k) W[k] = _mm256_loadu_si256((const __m256i *) (gb + 32 + 64 * k + 32 * h));
+    }
+};
+
+static constexpr size_t X16_PREFETCH = 2048;  // bytes ahead of the block being read, in each stream
+
+// Blocks [0, ns) of G groups × T tokens; facc[(g·2 + h)·T + t] lane r += row 8h + r's dot.
+template <class Q, int T, int G>
+static inline void x16_run(const uint8_t * const gb0[G], int64_t ns, const gl_block_q8_0 * const aq[T], __m256 facc[G * 2 * T]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < ns; ++b) {
+#pragma GCC unroll 16
+        for (int g = 0; g < G; ++g) {
+            const uint8_t * gb = gb0[g] + (size_t) b * Q::gbs;
+            if (T <= 4) {
+                for (size_t l = 0; l < (Q::gbs + 63) / 64; ++l) _mm_prefetch((const char *) gb + X16_PREFETCH + 64 * l, _MM_HINT_T0);
+            }
+#pragma GCC unroll 16
+            for (int h = 0; h < 2; ++h) {
+                __m256i W[8];
+                Q::load(gb, h, W);
+                const __m256 DX = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) (gb + 16 * h)));
+#pragma GCC unroll 16
+                for (int t = 0; t < T; ++t) {
+                    const int8_t * q = aq[t][b].qs;
+                    __m256i acc;
+                    if (Q::wide16) {
+                        __m256i s = _mm256_setzero_si256();
+#pragma GCC unroll 16
+                        for (int k = 0; k < 8; ++k)
+                            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_sign_epi8(W[k], W[k]),
+                                                                         _mm256_sign_epi8(_mm256_set1_epi32(load_i32(q + 4 * k)), W[k])));
+                        acc = _mm256_madd_epi16(s, ones);
+                    } else {
+                        acc = _mm256_setzero_si256();
+#pragma GCC unroll 16
+                        for (int k = 0; k < 8; ++k)
+                            acc = _mm256_add_epi32(acc, dot_i8_abs(_mm256_sign_epi8(W[k], W[k]), W[k], _mm256_set1_epi32(load_i32(q + 4 * k))));
+                    }
+                    const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), DX);
+                    __m256 & fa = facc[(g * 2 + h) * T + t];
+                    fa = _mm256_fmadd_ps(f, _mm256_broadcast_ss(&gl_fp16_table[aq[t][b].d]), fa);
+                }
+            }
+        }
+    }
+}
+
+// Groups [0, ng) over blocks [s0, s0 + ns) (w: group 0's row start), G at a time, then the rest with fewer streams.
+template <class Q, int T, int G>
+static void x16_groups(int64_t ng, int64_t s0, int64_t ns, const uint8_t * w, size_t gstride, const gl_block_q8_0 * const aq[T], float * y,
+                       int64_t y_stride) {
+    int64_t g0 = 0;
+    for (; g0 + G <= ng; g0 += G) {
+        const uint8_t * gb[G];
+        __m256 facc[G * 2 * T];
+        for (int g = 0; g < G; ++g) gb[g] = w + (size_t) (g0 + g) * gstride + (size_t) s0 * Q::gbs;
+        for (int i = 0; i < G * 2 * T; ++i) facc[i] = _mm256_setzero_ps();
+        x16_run<Q, T, G>(gb, ns, aq, facc);
+        for (int g = 0; g < G; ++g) {
+            for (int h = 0; h < 2; ++h) {
+                for (int t = 0; t < T; ++t) {
+                    float * yp = y + t * y_stride + (g0 + g) * 16 + 8 * h;
+                    __m256 v = facc[(g * 2 + h) * T + t];
+                    if (s0 > 0) v = _mm256_add_ps(v, _mm256_loadu_ps(yp));
+                    _mm256_storeu_ps(yp, v);
+                }
+            }
+        }
+    }
+    if constexpr (G > 1) {
+        if (g0 < ng) x16_groups<Q, T, G / 2>(ng - g0, s0, ns, w + (size_t) g0 * gstride, gstride, aq, y + g0 * 16, y_stride);
+    }
+}
+
+// Few tokens: each group's blocks in order (the groups of a call are one stream each, G of them in step). More:
+// segments of X16_SEG blocks (the call's groups' segment stays in L2) × tiles of 4 tokens.
+static constexpr int64_t X16_SEG = 64;
+template <class Q>
+static void gemm_x16(int64_t n, int64_t nr, int64_t nt, const void * w, size_t w_stride, const void * act, size_t act_stride, float * y,
+                     int64_t y_stride) {
+    const int64_t nb = n / 32, ng = nr / 16;
+    const uint8_t * wb = (const uint8_t *) w;
+    const size_t gstride = 16 * w_stride;
+    const gl_block_q8_0 * aq[4];
+    auto tokens = [&](int64_t t0) {
+        for (int t = 0; t < 4; ++t) aq[t] = (const gl_block_q8_0 *) ((const uint8_t *) act + (size_t) (t0 + t < nt ? t0 + t : t0) * act_stride);
+    };
+    if (nt == 1) {
+        tokens(0);
+        x16_groups<Q, 1, 4>(ng, 0, nb, wb, gstride, aq, y, y_stride);
+        return;
+    }
+    const int64_t seg = nt <= 4 ? nb : X16_SEG;
+    for (int64_t s0 = 0; s0 < nb; s0 += seg) {
+        const int64_t ns = nb - s0 < seg ? nb - s0 : seg;
+        for (int64_t t0 = 0; t0 < nt; t0 += 4) {
+            tokens(t0);
+            const gl_block_q8_0 * as[4];
+            for (int t = 0; t < 4; ++t) as[t] = aq[t] + s0;
+            float * yt = y + t0 * y_stride;
+            switch (nt - t0) {
+                case 1: x16_groups<Q, 1, 1>(ng, s0, ns, wb, gstride, as, yt, y_stride); break;
+                case 2: x16_groups<Q, 2, 1>(ng, s0, ns, wb, gstride, as, yt, y_stride); break;
+                case 3: x16_groups<Q, 3, 1>(ng, s0, ns, wb, gstride, as, yt, y_stride); break;
+                default: x16_groups<Q, 4, 1>(ng, s0, ns, wb, gstride, as, yt, y_stride); break;
+            }
+        }
+    }
+}
+
+static void q4_0_gemm_x16(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * act, size_t as, float * y, int64_t ys) {
+    gemm_x16<X16Q4v>(n, nr, nt, w, ws, act, as, y, ys);
+}
+static void q8_0_gemm_x16(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * act, size_t as, float * y, int64_t ys) {
+    gemm_x16<X16Q8v>(n, nr, nt, w, ws, act, as, y, ys);
+}
+
 static constexpr gl_type_entry<gl_type_kernels> k_entries[] = {
     {GL_TYPE_F32, {f32_vec_dot, nullptr, nullptr, f32_gemm, f32_axpy}},
     {GL_TYPE_F16, {f16_vec_dot, f16_from_float, f16_to_float, f16_gemm, f16_axpy}},
     {GL_TYPE_BF16, {bf16_vec_dot, bf16_from_float, bf16_to_float, bf16_gemm, bf16_axpy}},
-    {GL_TYPE_Q8_0, {q8_0_vec_dot, q8_0_from_float, q8_0_to_float, q8_0_gemm, nullptr}},
-    {GL_TYPE_Q4_0, {q4_0_vec_dot, nullptr, q4_0_to_float, q4_0_gemm, nullptr}},
+    {GL_TYPE_Q8_0, {q8_0_vec_dot, q8_0_from_float, q8_0_to_float, q8_0_gemm, nullptr, q8_0_gemm_x16}},
+    {GL_TYPE_Q4_0, {q4_0_vec_dot, nullptr, q4_0_to_float, q4_0_gemm, nullptr, q4_0_gemm_x16}},
     INTQ_ENTRY(GL_TYPE_Q4_G128, 4, 128),
     INTQ_ENTRY(GL_TYPE_Q3_G128, 3, 128),
     INTQ_ENTRY(GL_TYPE_Q2_G128, 2, 128),
