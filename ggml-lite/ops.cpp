@@ -7,7 +7,6 @@
 #include <cmath>
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include <omp.h>
 
@@ -183,10 +182,15 @@ void gl_get_row(const gl_tensor & w, int64_t row, float * out) {
         gl_vq_row_to_float(g, w.data, row, out);
         return;
     }
-    if (w.x16) {
-        std::vector<uint8_t> plain(w.nb1);
-        gl_x16_get_row(w.type, w.ne0, w.data, row, plain.data());
-        gl_kernels(w.type).to_float(plain.data(), out, w.ne0);
+    if (w.x16) {  // block by block through a small buffer (no allocation: embedding lookups run per token)
+        const gl_type_traits * tr = gl_get_type_traits(w.type);
+        uint8_t plain[256];
+        GL_ASSERT(tr->type_size <= sizeof(plain));
+        const uint8_t * g = (const uint8_t *) w.data + (size_t) (row / 16) * 16 * w.nb1;
+        for (int64_t b = 0; b < w.ne0 / tr->block_size; ++b) {
+            gl_x16_get_row(w.type, tr->block_size, g + (size_t) b * 16 * tr->type_size, row % 16, plain);
+            gl_kernels(w.type).to_float(plain, out + b * tr->block_size, tr->block_size);
+        }
         return;
     }
     gl_kernels(w.type).to_float((const uint8_t *) w.data + (size_t) row * w.nb1, out, w.ne0);

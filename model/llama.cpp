@@ -35,7 +35,7 @@ const float * LlamaModel::vector_f32(const ModelFile & mf, const std::string & n
     return buf->data();
 }
 
-LlamaModel::LlamaModel(const ModelFile & mf) {
+LlamaModel::LlamaModel(const ModelFile & mf, bool x16) {
     const Metadata & m = mf.meta;
     const std::string arch = m.get_str("general.architecture", "llama");
     hp.arch = arch_find(arch);
@@ -157,6 +157,25 @@ LlamaModel::LlamaModel(const ModelFile & mf) {
         layers.push_back(L);
     }
     weight_bytes += output.nb1 * (size_t) output.ne1 + tok_embd.nb1 + (size_t) hp.n_embd * sizeof(float);
+    if (x16) {
+        for (LlamaLayer & L : layers) {
+            for (const ArchLayerTensor & at : A.layer) {
+                if (gl_tensor * w = L.linear(at.role)) to_x16(*w);
+            }
+        }
+        if (output.data != tok_embd.data) to_x16(output);
+    }
+}
+
+void LlamaModel::to_x16(gl_tensor & w) {
+    if (w.x16 || !gl_x16_ok(w.type, w.ne0, w.ne1)) return;
+    const size_t bytes = gl_tensor_nbytes(w);
+    gl_buffer buf(bytes);
+    gl_x16_pack(w.type, w.ne0, w.ne1, w.data, buf.data());
+    w.data = buf.data();
+    w.x16 = true;
+    x16_bytes += bytes;
+    x16_.push_back(std::move(buf));
 }
 
 void LlamaModel::embed(int32_t token, float * out) const {
@@ -171,7 +190,7 @@ void check_vocab_matches(const Tokenizer & tok, const LlamaModel & model, const 
 }
 
 void validate_runnable(const ModelFile & mf) {
-    const LlamaModel model(mf);
+    const LlamaModel model(mf, false);
     const Tokenizer tok = Tokenizer::from_metadata(mf.meta);
     check_vocab_matches(tok, model, mf.path);
 }

@@ -21,7 +21,11 @@ namespace quill {
 // Weights of a model, pointing into a ModelFile (which must outlive it).
 class LlamaModel {
 public:
-    explicit LlamaModel(const ModelFile & mf);  // validates shapes; throws quill::Error naming the problem
+    // Validates shapes; throws quill::Error naming the problem. With x16 (inference), the linear weights that can
+    // take the x16 layout (ggml-lite/types.h: Q4_0 and Q8_0 with whole groups of 16 rows) are regrouped once into
+    // buffers of their own, which decode streams at the memory's speed; the tied output (the embedding) stays as
+    // stored. Without (the quantizer's checks), every tensor points into the file.
+    explicit LlamaModel(const ModelFile & mf, bool x16 = true);
     LlamaHparams hp;
     gl_tensor tok_embd;                   // (n_embd, n_vocab)
     const float * output_norm = nullptr;  // (n_embd)
@@ -29,11 +33,14 @@ public:
     const float * rope_freqs = nullptr;   // (n_rot/2) or null
     std::vector<LlamaLayer> layers;
     size_t weight_bytes = 0;              // bytes of every weight read per token
+    size_t x16_bytes = 0;                 // of which regrouped into the x16 layout
 
     // The input of block 0 for a token: its embedding row, scaled as the architecture says.
     void embed(int32_t token, float * out) const;
 
 private:
+    std::vector<gl_buffer> x16_;  // the regrouped weights
+    void to_x16(gl_tensor & w);
     std::vector<std::shared_ptr<std::vector<float>>> widened_;  // vectors stored as f16/bf16, widened once
     const float * vector_f32(const ModelFile & mf, const std::string & name, int64_t n);
 };

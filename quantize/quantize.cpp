@@ -570,7 +570,7 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
     lo.tokenizer_path = p.tokenizer;
     r.mf = load_model(p.input, lo);
     validate_runnable(r.mf);  // never write a file that `quill run` would then refuse
-    r.model.reset(new LlamaModel(r.mf));
+    r.model.reset(new LlamaModel(r.mf, false));
     plan_tensors(r);
     set_output_metadata(r);
     if (r.method->needs_calibration) load_calibration_activations(r);

@@ -152,6 +152,7 @@ int cmd_bench(int argc, char ** argv) {
                   {{"-b", "--batch-size"}, "N", "512", "tokens per forward pass in pp", int_in(1, kMaxTokens)},
                   kv_type_option(),
                   {{"--no-bandwidth"}, "", "", "skip the memory bandwidth measurement"},
+                  {{"--no-x16"}, "", "", "keep Q4_0/Q8_0 weights in their stored row layout (no x16 regrouping at load)"},
               });
     if (!args.parse(argc, argv)) return 0;
     if (!args.positional().empty()) throw_error("bench: unexpected argument '%s'", args.positional()[0].c_str());
@@ -199,7 +200,7 @@ int cmd_bench(int argc, char ** argv) {
     std::vector<TgResult> tg_results;
     size_t rss_peak = 0;
     for (const Entry & e : models) {
-        LlamaModel model(*e.mf);
+        LlamaModel model(*e.mf, !args.flag("--no-x16"));
         size_t file_bytes = 0;
         int64_t n_params = 0;
         for (const TensorData & t : e.mf->tensors) file_bytes += t.nbytes, n_params += t.n_elements();
