@@ -886,28 +886,55 @@ static inline int32_t load_i32(const void * p) {
 // ---- the x16 layout (types.h): 8 rows per register, read as stored ----------------------------------------------
 //
 // A group block's code dword k of rows 0..7 is the low 32 bytes of its 64-byte chunk k, rows 8..15 the high 32
-// (half h). Per half and token, the 8 code dwords meet the activation's dword k broadcast: maddubs with |w| and the
-// activation carrying w's sign (dot_i8_abs's exact trick), so lane r of the sum is row r's integer block dot with no
-// offset correction. Q4_0 values (code - 8, |v| <= 8) sum all 8 products in int16 (at most 8 · 2 · 8 · 127 = 16256)
-// before one widening madd; Q8_0 widens each one. Decode reads G groups in step (G streams per thread).
+// (half h). Per half and token, the 8 code dwords meet the activation's dword k, broadcast, in maddubs (unsigned ×
+// signed bytes, pairs summed into int16), so lane r of the sum is row r's integer block dot with no shuffles.
+// - Q4_0: the codes 0..15 are the unsigned operand as stored; all 8 products sum in int16 (at most 8 · 2 · 15 · 127
+//   = 30480) before one widening madd, and the block's offset -8 · sum(activation block) (x16_act_sums, per token
+//   and block) is added after.
+// - Q8_0: |w| and the activation carrying w's sign (dot_i8_abs's exact trick); each product is widened.
+// Decode reads G groups in step, each of G lanes a contiguous run of groups (G sequential streams per thread).
+
+// ncorr[b] = -8 · (sum of the codes of activation block b), b < nb.
+static void x16_act_sums(const gl_block_q8_0 * a, int64_t nb, int32_t * ncorr) {
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    int64_t b = 0;
+    for (; b + 8 <= nb; b += 8) {
+        __m256i v[8];
+        for (int j = 0; j < 8; ++j)
+            v[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, _mm256_loadu_si256((const __m256i *) a[b + j].qs)), ones16);
+        // hadd tree: lane j of the result (after the cross-lane fix) = sum of v[j].
+        const __m256i h01 = _mm256_hadd_epi32(v[0], v[1]), h23 = _mm256_hadd_epi32(v[2], v[3]);
+        const __m256i h45 = _mm256_hadd_epi32(v[4], v[5]), h67 = _mm256_hadd_epi32(v[6], v[7]);
+        const __m256i q0 = _mm256_hadd_epi32(h01, h23), q1 = _mm256_hadd_epi32(h45, h67);
+        // q0 lanes: [s0 s1 s2 s3 | s0 s1 s2 s3] halves (low 128 from the low halves, high from the high halves)
+        const __m256i lo = _mm256_permute2x128_si256(q0, q1, 0x20), hi = _mm256_permute2x128_si256(q0, q1, 0x31);
+        const __m256i sum = _mm256_add_epi32(lo, hi);
+        _mm256_storeu_si256((__m256i *) (ncorr + b), _mm256_mullo_epi32(sum, _mm256_set1_epi32(-8)));
+    }
+    for (; b < nb; ++b) {
+        int32_t sum = 0;
+        for (int j = 0; j < 32; ++j) sum += a[b].qs[j];
+        ncorr[b] = -8 * sum;
+    }
+}
 
 struct X16Q4v {
     static constexpr size_t gbs = 16 * sizeof(gl_block_q4_0);
-    static constexpr bool wide16 = true;  // products may be summed in int16
-    // Signed values of half h: W[k] pairs with activation dword k (k < 4: values 4k.., k >= 4: 16+4(k-4)..).
+    static constexpr bool codes_unsigned = true;
+    // Codes of half h: W[k] pairs with activation dword k (k < 4: values 4k.., k >= 4: 16+4(k-4)..).
     static inline void load(const uint8_t * gb, int h, __m256i W[8]) {
-        const __m256i m4 = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+        const __m256i m4 = _mm256_set1_epi8(0x0F);
 #pragma GCC unroll 8
         for (int k = 0; k < 4; ++k) {
             const __m256i x = _mm256_loadu_si256((const __m256i *) (gb + 32 + 64 * k + 32 * h));
-            W[k] = _mm256_sub_epi8(_mm256_and_si256(x, m4), eight);
-            W[4 + k] = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(x, 4), m4), eight);
+            W[k] = _mm256_and_si256(x, m4);
+            W[4 + k] = _mm256_and_si256(_mm256_srli_epi16(x, 4), m4);
         }
     }
 };
 struct X16Q8v {
     static constexpr size_t gbs = 16 * sizeof(gl_block_q8_0);
-    static constexpr bool wide16 = false;
+    static constexpr bool codes_unsigned = false;
     static inline void load(const uint8_t * gb, int h, __m256i W[8]) {
 #pragma GCC unroll 8
         for (int k = 0; k < 8; ++k) W[k] = _mm256_loadu_si256((const __m256i *) (gb + 32 + 64 * k + 32 * h));
@@ -916,9 +943,11 @@ struct X16Q8v {
 
 static constexpr size_t X16_PREFETCH = 2048;  // bytes ahead of the block being read, in each stream
 
-// Blocks [0, ns) of G groups × T tokens; facc[(g·2 + h)·T + t] lane r += row 8h + r's dot.
+// Blocks [0, ns) of G groups × T tokens; facc[(g·2 + h)·T + t] lane r += row 8h + r's dot. ncorr: T rows, cs apart
+// (Q4_0 only).
 template <class Q, int T, int G>
-static inline void x16_run(const uint8_t * const gb0[G], int64_t ns, const gl_block_q8_0 * const aq[T], __m256 facc[G * 2 * T]) {
+static inline void x16_run(const uint8_t * const gb0[G], int64_t ns, const gl_block_q8_0 * const aq[T], const int32_t * ncorr, int64_t cs,
+                           __m256 facc[G * 2 * T]) {
     const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t b = 0; b < ns; ++b) {
 #pragma GCC unroll 16
@@ -927,25 +956,27 @@ static inline void x16_run(const uint8_t * const gb0[G], int64_t ns, const gl_bl
             if (T <= 4) {
                 for (size_t l = 0; l < (Q::gbs + 63) / 64; ++l) _mm_prefetch((const char *) gb + X16_PREFETCH + 64 * l, _MM_HINT_T0);
             }
-#pragma GCC unroll 16
+#pragma GCC unroll 2
             for (int h = 0; h < 2; ++h) {
                 __m256i W[8];
                 Q::load(gb, h, W);
                 const __m256 DX = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) (gb + 16 * h)));
-#pragma GCC unroll 16
+#pragma GCC unroll 8
                 for (int t = 0; t < T; ++t) {
                     const int8_t * q = aq[t][b].qs;
                     __m256i acc;
-                    if (Q::wide16) {
-                        __m256i s = _mm256_setzero_si256();
-#pragma GCC unroll 16
-                        for (int k = 0; k < 8; ++k)
-                            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_sign_epi8(W[k], W[k]),
-                                                                         _mm256_sign_epi8(_mm256_set1_epi32(load_i32(q + 4 * k)), W[k])));
-                        acc = _mm256_madd_epi16(s, ones);
+                    if (Q::codes_unsigned) {
+                        __m256i s0 = _mm256_maddubs_epi16(W[0], _mm256_set1_epi32(load_i32(q)));
+                        __m256i s1 = _mm256_maddubs_epi16(W[1], _mm256_set1_epi32(load_i32(q + 4)));
+#pragma GCC unroll 8
+                        for (int k = 2; k < 8; k += 2) {
+                            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(W[k], _mm256_set1_epi32(load_i32(q + 4 * k))));
+                            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(W[k + 1], _mm256_set1_epi32(load_i32(q + 4 * k + 4))));
+                        }
+                        acc = _mm256_add_epi32(_mm256_madd_epi16(_mm256_add_epi16(s0, s1), ones), _mm256_set1_epi32(ncorr[t * cs + b]));
                     } else {
                         acc = _mm256_setzero_si256();
-#pragma GCC unroll 16
+#pragma GCC unroll 8
                         for (int k = 0; k < 8; ++k)
                             acc = _mm256_add_epi32(acc, dot_i8_abs(_mm256_sign_epi8(W[k], W[k]), W[k], _mm256_set1_epi32(load_i32(q + 4 * k))));
                     }
@@ -958,64 +989,75 @@ static inline void x16_run(const uint8_t * const gb0[G], int64_t ns, const gl_bl
     }
 }
 
-// Groups [0, ng) over blocks [s0, s0 + ns) (w: group 0's row start), G at a time, then the rest with fewer streams.
+// Groups idx[0..n) over the segment's ns blocks (w: group 0's block 0 of the segment), G at a time, then the rest
+// with fewer streams.
 template <class Q, int T, int G>
-static void x16_groups(int64_t ng, int64_t s0, int64_t ns, const uint8_t * w, size_t gstride, const gl_block_q8_0 * const aq[T], float * y,
-                       int64_t y_stride) {
-    int64_t g0 = 0;
-    for (; g0 + G <= ng; g0 += G) {
+static void x16_list(const int64_t * idx, int64_t n, int64_t ns, const uint8_t * w, size_t gstride, const gl_block_q8_0 * const aq[T],
+                     const int32_t * ncorr, int64_t cs, float * y, int64_t y_stride, bool add) {
+    int64_t i = 0;
+    for (; i + G <= n; i += G) {
         const uint8_t * gb[G];
         __m256 facc[G * 2 * T];
-        for (int g = 0; g < G; ++g) gb[g] = w + (size_t) (g0 + g) * gstride + (size_t) s0 * Q::gbs;
-        for (int i = 0; i < G * 2 * T; ++i) facc[i] = _mm256_setzero_ps();
-        x16_run<Q, T, G>(gb, ns, aq, facc);
+        for (int g = 0; g < G; ++g) gb[g] = w + (size_t) idx[i + g] * gstride;
+        for (int j = 0; j < G * 2 * T; ++j) facc[j] = _mm256_setzero_ps();
+        x16_run<Q, T, G>(gb, ns, aq, ncorr, cs, facc);
         for (int g = 0; g < G; ++g) {
             for (int h = 0; h < 2; ++h) {
                 for (int t = 0; t < T; ++t) {
-                    float * yp = y + t * y_stride + (g0 + g) * 16 + 8 * h;
+                    float * yp = y + t * y_stride + idx[i + g] * 16 + 8 * h;
                     __m256 v = facc[(g * 2 + h) * T + t];
-                    if (s0 > 0) v = _mm256_add_ps(v, _mm256_loadu_ps(yp));
+                    if (add) v = _mm256_add_ps(v, _mm256_loadu_ps(yp));
                     _mm256_storeu_ps(yp, v);
                 }
             }
         }
     }
     if constexpr (G > 1) {
-        if (g0 < ng) x16_groups<Q, T, G / 2>(ng - g0, s0, ns, w + (size_t) g0 * gstride, gstride, aq, y + g0 * 16, y_stride);
+        if (i < n) x16_list<Q, T, G / 2>(idx + i, n - i, ns, w, gstride, aq, ncorr, cs, y, y_stride, add);
     }
 }
 
-// Few tokens: each group's blocks in order (the groups of a call are one stream each, G of them in step). More:
+// T tokens (aq, their blocks from s0) over blocks [s0, s0 + ns) of groups [0, ng), as G lanes that each walk a
+// contiguous run of groups, in step.
+template <class Q, int T, int G, int64_t SEGB>
+static void x16_tokens(int64_t ng, int64_t s0, int64_t ns, const uint8_t * w, size_t gstride, const gl_block_q8_0 * const aq[T], float * y,
+                       int64_t y_stride) {
+    int32_t ncorr[Q::codes_unsigned ? T * SEGB : 1];
+    if (Q::codes_unsigned) {
+        for (int t = 0; t < T; ++t) x16_act_sums(aq[t], ns, ncorr + t * SEGB);
+    }
+    const uint8_t * ws = w + (size_t) s0 * Q::gbs;
+    const int64_t per = ng / G, extra = ng % G;
+    int64_t idx[G];
+    for (int64_t i = 0; i < per; ++i) {
+        for (int g = 0; g < G; ++g) idx[g] = g * per + (g < extra ? g : extra) + i;
+        x16_list<Q, T, G>(idx, G, ns, ws, gstride, aq, ncorr, SEGB, y, y_stride, s0 > 0);
+    }
+    for (int64_t g = 0; g < extra; ++g) idx[g] = g * per + g + per;
+    x16_list<Q, T, G>(idx, extra, ns, ws, gstride, aq, ncorr, SEGB, y, y_stride, s0 > 0);
+}
+
+// Few tokens: segments of X16_DSEG blocks (one for rows up to 16384), each group's blocks in order. More tokens:
 // segments of X16_SEG blocks (the call's groups' segment stays in L2) × tiles of 4 tokens.
-static constexpr int64_t X16_SEG = 64;
+static constexpr int64_t X16_SEG = 64, X16_DSEG = 512;
 template <class Q>
 static void gemm_x16(int64_t n, int64_t nr, int64_t nt, const void * w, size_t w_stride, const void * act, size_t act_stride, float * y,
                      int64_t y_stride) {
     const int64_t nb = n / 32, ng = nr / 16;
     const uint8_t * wb = (const uint8_t *) w;
     const size_t gstride = 16 * w_stride;
-    const gl_block_q8_0 * aq[4];
-    auto tokens = [&](int64_t t0) {
-        for (int t = 0; t < 4; ++t) aq[t] = (const gl_block_q8_0 *) ((const uint8_t *) act + (size_t) (t0 + t < nt ? t0 + t : t0) * act_stride);
-    };
-    if (nt == 1) {
-        tokens(0);
-        x16_groups<Q, 1, 4>(ng, 0, nb, wb, gstride, aq, y, y_stride);
-        return;
-    }
-    const int64_t seg = nt <= 4 ? nb : X16_SEG;
+    const int64_t seg = nt <= 4 ? X16_DSEG : X16_SEG;
     for (int64_t s0 = 0; s0 < nb; s0 += seg) {
         const int64_t ns = nb - s0 < seg ? nb - s0 : seg;
         for (int64_t t0 = 0; t0 < nt; t0 += 4) {
-            tokens(t0);
             const gl_block_q8_0 * as[4];
-            for (int t = 0; t < 4; ++t) as[t] = aq[t] + s0;
+            for (int t = 0; t < 4; ++t) as[t] = (const gl_block_q8_0 *) ((const uint8_t *) act + (size_t) (t0 + t < nt ? t0 + t : t0) * act_stride) + s0;
             float * yt = y + t0 * y_stride;
             switch (nt - t0) {
-                case 1: x16_groups<Q, 1, 1>(ng, s0, ns, wb, gstride, as, yt, y_stride); break;
-                case 2: x16_groups<Q, 2, 1>(ng, s0, ns, wb, gstride, as, yt, y_stride); break;
-                case 3: x16_groups<Q, 3, 1>(ng, s0, ns, wb, gstride, as, yt, y_stride); break;
-                default: x16_groups<Q, 4, 1>(ng, s0, ns, wb, gstride, as, yt, y_stride); break;
+                case 1: x16_tokens<Q, 1, 4, X16_DSEG>(ng, s0, ns, wb, gstride, as, yt, y_stride); break;
+                case 2: x16_tokens<Q, 2, 1, X16_DSEG>(ng, s0, ns, wb, gstride, as, yt, y_stride); break;
+                case 3: x16_tokens<Q, 3, 1, X16_DSEG>(ng, s0, ns, wb, gstride, as, yt, y_stride); break;
+                default: x16_tokens<Q, 4, 1, X16_DSEG>(ng, s0, ns, wb, gstride, as, yt, y_stride); break;
             }
         }
     }

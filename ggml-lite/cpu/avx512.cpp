@@ -797,28 +797,44 @@ inline void x16_run(const uint8_t * const gb0[G], int64_t ns, const gl_block_q8_
     }
 }
 
-// Groups [0, ng) of the segment (w: group 0's block 0 of it), G at a time, then the rest with fewer streams.
+// Groups idx[0..n) of the segment (w: group 0's block 0 of it), G at a time, then the rest with fewer streams.
 template <class Q, int T, int G>
-inline void x16_groups(int64_t ng, int64_t ns, const uint8_t * w, size_t gstride, const gl_block_q8_0 * const aq[T], const int32_t * ncorr,
-                       const float * dy, size_t cs, float * y, int64_t y_stride, bool add) {
-    int64_t g0 = 0;
-    for (; g0 + G <= ng; g0 += G) {
+inline void x16_list(const int64_t * idx, int64_t n, int64_t ns, const uint8_t * w, size_t gstride, const gl_block_q8_0 * const aq[T],
+                     const int32_t * ncorr, const float * dy, size_t cs, float * y, int64_t y_stride, bool add) {
+    int64_t i = 0;
+    for (; i + G <= n; i += G) {
         const uint8_t * gb[G];
         __m512 facc[G * T];
         GL_UNROLL
-        for (int g = 0; g < G; ++g) gb[g] = w + (size_t) (g0 + g) * gstride;
+        for (int g = 0; g < G; ++g) gb[g] = w + (size_t) idx[i + g] * gstride;
         GL_UNROLL
-        for (int i = 0; i < G * T; ++i) facc[i] = _mm512_setzero_ps();
+        for (int j = 0; j < G * T; ++j) facc[j] = _mm512_setzero_ps();
         x16_run<Q, T, G, T <= 4>(gb, ns, aq, ncorr, dy, cs, facc);
         GL_UNROLL
         for (int g = 0; g < G; ++g) {
             GL_UNROLL
-            for (int t = 0; t < T; ++t) store_rows(y + t * y_stride + (g0 + g) * 16, facc[g * T + t], 0xFFFF, add);
+            for (int t = 0; t < T; ++t) store_rows(y + t * y_stride + idx[i + g] * 16, facc[g * T + t], 0xFFFF, add);
         }
     }
     if constexpr (G > 1) {
-        if (g0 < ng) x16_groups<Q, T, G / 2>(ng - g0, ns, w + (size_t) g0 * gstride, gstride, aq, ncorr, dy, cs, y + g0 * 16, y_stride, add);
+        if (i < n) x16_list<Q, T, G / 2>(idx + i, n - i, ns, w, gstride, aq, ncorr, dy, cs, y, y_stride, add);
     }
+}
+
+// Groups [0, ng), as G lanes that each walk a contiguous range of groups in order, in step: every lane is one
+// sequential stream through the call (its prefetches run on into its next group), G streams per thread.
+template <class Q, int T, int G>
+inline void x16_groups(int64_t ng, int64_t ns, const uint8_t * w, size_t gstride, const gl_block_q8_0 * const aq[T], const int32_t * ncorr,
+                       const float * dy, size_t cs, float * y, int64_t y_stride, bool add) {
+    const int64_t per = ng / G, extra = ng % G;  // lane g: per groups, one more for g < extra
+    int64_t idx[G];
+    for (int64_t i = 0; i < per; ++i) {
+        GL_UNROLL
+        for (int g = 0; g < G; ++g) idx[g] = g * per + (g < extra ? g : extra) + i;
+        x16_list<Q, T, G>(idx, G, ns, w, gstride, aq, ncorr, dy, cs, y, y_stride, add);
+    }
+    for (int64_t g = 0; g < extra; ++g) idx[g] = g * per + g + per;
+    x16_list<Q, T, G>(idx, extra, ns, w, gstride, aq, ncorr, dy, cs, y, y_stride, add);
 }
 
 // T tokens from act over blocks [s0, s0 + ns) of the groups of rows [0, nr): y (+)= the partial dots.
