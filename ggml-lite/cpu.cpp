@@ -121,7 +121,7 @@ static void resolve(gl_cpu_level level) {
     const gl_type_table<gl_type_kernels> * tables[] = {&gl_kernels_scalar, &gl_kernels_avx2, &gl_kernels_avx512};
     const gl_type_table<gl_vq_gemm_fn> * vtables[] = {&gl_vq_gemm_scalar, &gl_vq_gemm_avx2, nullptr};
     const gl_float_kernels * ftables[] = {&gl_float_scalar, &gl_float_avx2, &gl_float_avx512};
-    const gl_linalg_kernels * ltables[] = {&gl_linalg_scalar, &gl_linalg_avx2, nullptr};
+    const gl_linalg_kernels * ltables[] = {&gl_linalg_scalar, &gl_linalg_avx2, &gl_linalg_avx512};
     const gl_cpu_features & cf = gl_cpu_get_features();
     for (int t = 0; t < (int) GL_TYPE_COUNT; ++t) {
         gl_type_kernels k = {};

@@ -149,4 +149,5 @@ struct gl_linalg_kernels {
 };
 extern const gl_linalg_kernels gl_linalg_scalar;
 extern const gl_linalg_kernels gl_linalg_avx2;
+extern const gl_linalg_kernels gl_linalg_avx512;  // gemm_nt_block only
 const gl_linalg_kernels & gl_linalg_ops();
