@@ -739,6 +739,15 @@ void q8_0_gemm(int64_t n, int64_t nr, int64_t nt, const void * w, size_t w_strid
 struct X16Q4 {
     static constexpr size_t gbs = 16 * sizeof(gl_block_q4_0);
     static constexpr int shift = 3;
+    // Step j of a block (batches): the code registers for activation dwords KA[j][0..n) (Q4_0: one 64-byte load is
+    // the low nibbles, dword j, and the high ones, dword 4 + j).
+    static constexpr int steps = 4, per_step = 2;
+    static inline void step(const uint8_t * gb, int j, __m512i V[2]) {
+        const __m512i x = _mm512_loadu_si512(gb + 32 + 64 * j), m4 = _mm512_set1_epi8(0x0F);
+        V[0] = _mm512_and_si512(x, m4);
+        V[1] = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
+    }
+    static constexpr int ka(int j, int i) { return i == 0 ? j : 4 + j; }
     static inline void load(const uint8_t * gb, __m512i W[8]) {
         const __m512i m4 = _mm512_set1_epi8(0x0F);
         GL_UNROLL
@@ -752,6 +761,11 @@ struct X16Q4 {
 struct X16Q8 {
     static constexpr size_t gbs = 16 * sizeof(gl_block_q8_0);
     static constexpr int shift = 7;
+    static constexpr int steps = 8, per_step = 1;
+    static inline void step(const uint8_t * gb, int j, __m512i V[2]) {
+        V[0] = _mm512_xor_si512(_mm512_loadu_si512(gb + 32 + 64 * j), _mm512_set1_epi8((char) 0x80));
+    }
+    static constexpr int ka(int j, int) { return j; }
     static inline void load(const uint8_t * gb, __m512i W[8]) {
         const __m512i x80 = _mm512_set1_epi8((char) 0x80);
         GL_UNROLL
@@ -762,6 +776,7 @@ struct X16Q8 {
 // Groups read in step by decode (tokens <= 4). One thread, 4096-wide Q4_0 rows, share of the read stream measured in
 // the same run on the 2-core Xeon VM: 1 group 68-77%, 2 76-81%, 4 82-86%, 8 87-94%, 16 90-94%.
 constexpr int X16_G = 8;
+constexpr int X16_TT = 4, X16_BG = 2;  // batches: tiles of 4 tokens × 2 groups
 constexpr size_t X16_PREFETCH = 2048;  // bytes ahead of the block being read, in each stream
 
 // Blocks [0, ns) of G groups (gb[g]: block 0 of the segment) × T tokens: facc[g·T + t] lane r += row r's dot.
@@ -797,8 +812,46 @@ inline void x16_run(const uint8_t * const gb0[G], int64_t ns, const gl_block_q8_
     }
 }
 
-// Groups idx[0..n) of the segment (w: group 0's block 0 of it), G at a time, then the rest with fewer streams.
+// Batches: blocks [0, ns) of G groups × T tokens, code dword by code dword, so that each activation broadcast
+// feeds the G groups (a block costs T·8 broadcasts for G·T·8 dot instructions, not one per dot).
 template <class Q, int T, int G>
+inline void x16_batch_run(const uint8_t * const gb0[G], int64_t ns, const gl_block_q8_0 * const aq[T], const int32_t * ncorr, const float * dy,
+                          size_t cs, __m512 facc[G * T]) {
+    for (int64_t b = 0; b < ns; ++b) {
+        __m512i acc[G * T];
+        GL_UNROLL
+        for (int t = 0; t < T; ++t) {
+            const __m512i c = _mm512_set1_epi32(ncorr[t * cs + b]);
+            GL_UNROLL
+            for (int g = 0; g < G; ++g) acc[g * T + t] = c;
+        }
+        GL_UNROLL
+        for (int j = 0; j < Q::steps; ++j) {
+            __m512i V[G][2];
+            GL_UNROLL
+            for (int g = 0; g < G; ++g) Q::step(gb0[g] + (size_t) b * Q::gbs, j, V[g]);
+            GL_UNROLL
+            for (int i = 0; i < Q::per_step; ++i) {
+                GL_UNROLL
+                for (int t = 0; t < T; ++t) {
+                    const __m512i a = _mm512_set1_epi32(load_i32(aq[t][b].qs + 4 * Q::ka(j, i)));
+                    GL_UNROLL
+                    for (int g = 0; g < G; ++g) acc[g * T + t] = _mm512_dpbusd_epi32(acc[g * T + t], V[g][i], a);
+                }
+            }
+        }
+        GL_UNROLL
+        for (int g = 0; g < G; ++g) {
+            const __m512 DX = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (gb0[g] + (size_t) b * Q::gbs)));
+            GL_UNROLL
+            for (int t = 0; t < T; ++t)
+                facc[g * T + t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[g * T + t]), DX), _mm512_set1_ps(dy[t * cs + b]), facc[g * T + t]);
+        }
+    }
+}
+
+// Groups idx[0..n) of the segment (w: group 0's block 0 of it), G at a time, then the rest with fewer streams.
+template <class Q, int T, int G, bool BATCH>
 inline void x16_list(const int64_t * idx, int64_t n, int64_t ns, const uint8_t * w, size_t gstride, const gl_block_q8_0 * const aq[T],
                      const int32_t * ncorr, const float * dy, size_t cs, float * y, int64_t y_stride, bool add) {
     int64_t i = 0;
@@ -809,7 +862,8 @@ inline void x16_list(const int64_t * idx, int64_t n, int64_t ns, const uint8_t *
         for (int g = 0; g < G; ++g) gb[g] = w + (size_t) idx[i + g] * gstride;
         GL_UNROLL
         for (int j = 0; j < G * T; ++j) facc[j] = _mm512_setzero_ps();
-        x16_run<Q, T, G, T <= 4>(gb, ns, aq, ncorr, dy, cs, facc);
+        if (!BATCH) x16_run<Q, T, G, true>(gb, ns, aq, ncorr, dy, cs, facc);
+        else x16_batch_run<Q, T, G>(gb, ns, aq, ncorr, dy, cs, facc);
         GL_UNROLL
         for (int g = 0; g < G; ++g) {
             GL_UNROLL
@@ -817,13 +871,13 @@ inline void x16_list(const int64_t * idx, int64_t n, int64_t ns, const uint8_t *
         }
     }
     if constexpr (G > 1) {
-        if (i < n) x16_list<Q, T, G / 2>(idx + i, n - i, ns, w, gstride, aq, ncorr, dy, cs, y, y_stride, add);
+        if (i < n) x16_list<Q, T, G / 2, BATCH>(idx + i, n - i, ns, w, gstride, aq, ncorr, dy, cs, y, y_stride, add);
     }
 }
 
 // Groups [0, ng), as G lanes that each walk a contiguous range of groups in order, in step: every lane is one
 // sequential stream through the call (its prefetches run on into its next group), G streams per thread.
-template <class Q, int T, int G>
+template <class Q, int T, int G, bool BATCH>
 inline void x16_groups(int64_t ng, int64_t ns, const uint8_t * w, size_t gstride, const gl_block_q8_0 * const aq[T], const int32_t * ncorr,
                        const float * dy, size_t cs, float * y, int64_t y_stride, bool add) {
     const int64_t per = ng / G, extra = ng % G;  // lane g: per groups, one more for g < extra
@@ -831,10 +885,10 @@ inline void x16_groups(int64_t ng, int64_t ns, const uint8_t * w, size_t gstride
     for (int64_t i = 0; i < per; ++i) {
         GL_UNROLL
         for (int g = 0; g < G; ++g) idx[g] = g * per + (g < extra ? g : extra) + i;
-        x16_list<Q, T, G>(idx, G, ns, w, gstride, aq, ncorr, dy, cs, y, y_stride, add);
+        x16_list<Q, T, G, BATCH>(idx, G, ns, w, gstride, aq, ncorr, dy, cs, y, y_stride, add);
     }
     for (int64_t g = 0; g < extra; ++g) idx[g] = g * per + g + per;
-    x16_list<Q, T, G>(idx, extra, ns, w, gstride, aq, ncorr, dy, cs, y, y_stride, add);
+    x16_list<Q, T, G, BATCH>(idx, extra, ns, w, gstride, aq, ncorr, dy, cs, y, y_stride, add);
 }
 
 // T tokens from act over blocks [s0, s0 + ns) of the groups of rows [0, nr): y (+)= the partial dots.
@@ -849,7 +903,7 @@ inline void x16_tokens(int64_t nr, int64_t s0, int64_t ns, const uint8_t * w, si
         aq[t] = (const gl_block_q8_0 *) (act + (size_t) t * act_stride) + s0;
         act_sums(aq[t], ns, Q::shift, ncorr + t * (SEGB + 16), dy + t * (SEGB + 16));
     }
-    x16_groups<Q, T, G>(nr / 16, ns, w + (size_t) s0 * Q::gbs, gstride, aq, ncorr, dy, SEGB + 16, y, y_stride, s0 > 0);
+    x16_groups<Q, T, G, SEGB == SEG>(nr / 16, ns, w + (size_t) s0 * Q::gbs, gstride, aq, ncorr, dy, SEGB + 16, y, y_stride, s0 > 0);
 }
 
 // Few tokens: per segment of ASEG blocks (one for rows up to 16384), each group's blocks in order, so the groups of
@@ -878,18 +932,14 @@ void gemm_x16(int64_t n, int64_t nr, int64_t nt, const void * w, size_t w_stride
     for (int64_t s0 = 0; s0 < nb; s0 += SEG) {
         const int64_t ns = min_i64(SEG, nb - s0);
         int64_t t = 0;
-        for (; t + TT <= nt; t += TT)
-            x16_tokens<Q, TT, SEG, 1>(nr, s0, ns, wb, gstride, ab + (size_t) t * act_stride, act_stride, y + t * y_stride, y_stride);
+        for (; t + X16_TT <= nt; t += X16_TT)
+            x16_tokens<Q, X16_TT, SEG, X16_BG>(nr, s0, ns, wb, gstride, ab + (size_t) t * act_stride, act_stride, y + t * y_stride, y_stride);
         const uint8_t * at = ab + (size_t) t * act_stride;
         float * yt = y + t * y_stride;
         switch (nt - t) {
-            case 1: x16_tokens<Q, 1, SEG, 1>(nr, s0, ns, wb, gstride, at, act_stride, yt, y_stride); break;
-            case 2: x16_tokens<Q, 2, SEG, 1>(nr, s0, ns, wb, gstride, at, act_stride, yt, y_stride); break;
-            case 3: x16_tokens<Q, 3, SEG, 1>(nr, s0, ns, wb, gstride, at, act_stride, yt, y_stride); break;
-            case 4: x16_tokens<Q, 4, SEG, 1>(nr, s0, ns, wb, gstride, at, act_stride, yt, y_stride); break;
-            case 5: x16_tokens<Q, 5, SEG, 1>(nr, s0, ns, wb, gstride, at, act_stride, yt, y_stride); break;
-            case 6: x16_tokens<Q, 6, SEG, 1>(nr, s0, ns, wb, gstride, at, act_stride, yt, y_stride); break;
-            case 7: x16_tokens<Q, 7, SEG, 1>(nr, s0, ns, wb, gstride, at, act_stride, yt, y_stride); break;
+            case 1: x16_tokens<Q, 1, SEG, X16_BG>(nr, s0, ns, wb, gstride, at, act_stride, yt, y_stride); break;
+            case 2: x16_tokens<Q, 2, SEG, X16_BG>(nr, s0, ns, wb, gstride, at, act_stride, yt, y_stride); break;
+            case 3: x16_tokens<Q, 3, SEG, X16_BG>(nr, s0, ns, wb, gstride, at, act_stride, yt, y_stride); break;
             default: break;
         }
     }
