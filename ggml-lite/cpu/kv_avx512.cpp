@@ -1,9 +1,11 @@
-// KV-cache kernels at the AVX-512 level (see ggml-lite/kv.h): p·v over quantized value rows, 16 lanes at a time.
+// KV-cache kernels at the AVX-512 level (see ggml-lite/kv.h): q·k and p·v over F16 rows, p·v over quantized value
+// rows, 16 lanes at a time.
 // Everything else falls back to the AVX2 entries, then to the scalar ones.
 #include <immintrin.h>
 
 #include "ggml-lite/cpu/simd_common.h"
 #include "ggml-lite/kv.h"
+#include "ggml-lite/ops.h"
 
 // GCC 12 reports the _mm512_undefined_* operands inside its own intrinsics as uninitialized (a false positive).
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -50,9 +52,50 @@ void pv_q4_0(int64_t head_dim, int64_t n_kv, const float * p, const void * v, si
     }
 }
 
+// F16 rows (the default cache), as the attention of a batch runs them: q widened once and kept, every key row
+// 16 lanes at a time with one FMA chain and one horizontal sum; for p·v the output head stays in registers (64
+// values at a time) across all the rows, each p rounded through f16 as the scalar reference does.
+inline __mmask16 lanes(int64_t left) { return left >= 16 ? (__mmask16) 0xFFFF : left <= 0 ? (__mmask16) 0 : (__mmask16) ((1u << left) - 1); }
+
+void qk_f16(int64_t head_dim, int64_t n_kv, const void * q, const void * k, size_t stride, float * s) {
+    alignas(64) float qf[GL_ATTENTION_MAX_HEAD_DIM];
+    const int64_t nc = (head_dim + 15) / 16;
+    for (int64_t c = 0; c < nc; ++c)
+        _mm512_store_ps(qf + 16 * c, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lanes(head_dim - 16 * c), (const uint16_t *) q + 16 * c)));
+    const uint8_t * row = (const uint8_t *) k;
+    for (int64_t j = 0; j < n_kv; ++j, row += stride) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t c = 0; c < nc; ++c)
+            acc = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lanes(head_dim - 16 * c), (const uint16_t *) row + 16 * c)),
+                                  _mm512_load_ps(qf + 16 * c), acc);
+        s[j] = _mm512_reduce_add_ps(acc);
+    }
+}
+
+void pv_f16(int64_t head_dim, int64_t n_kv, const float * p, const void * v, size_t stride, float * out) {
+    for (int64_t c0 = 0; c0 < head_dim; c0 += 64) {
+        const __mmask16 m0 = lanes(head_dim - c0), m1 = lanes(head_dim - c0 - 16), m2 = lanes(head_dim - c0 - 32), m3 = lanes(head_dim - c0 - 48);
+        __m512 a0 = _mm512_maskz_loadu_ps(m0, out + c0), a1 = _mm512_maskz_loadu_ps(m1, out + c0 + 16);
+        __m512 a2 = _mm512_maskz_loadu_ps(m2, out + c0 + 32), a3 = _mm512_maskz_loadu_ps(m3, out + c0 + 48);
+        const uint16_t * row = (const uint16_t *) ((const uint8_t *) v) + c0;
+        for (int64_t j = 0; j < n_kv; ++j, row = (const uint16_t *) ((const uint8_t *) row + stride)) {
+            const __m512 vp = _mm512_set1_ps(h2f(_cvtss_sh(p[j], _MM_FROUND_TO_NEAREST_INT)));
+            a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m0, row)), vp, a0);
+            a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m1, row + 16)), vp, a1);
+            a2 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m2, row + 32)), vp, a2);
+            a3 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m3, row + 48)), vp, a3);
+        }
+        _mm512_mask_storeu_ps(out + c0, m0, a0);
+        _mm512_mask_storeu_ps(out + c0 + 16, m1, a1);
+        _mm512_mask_storeu_ps(out + c0 + 32, m2, a2);
+        _mm512_mask_storeu_ps(out + c0 + 48, m3, a3);
+    }
+}
+
 }  // namespace
 
 const gl_kv_level_entry gl_kv_avx512[] = {
+    {GL_TYPE_F16, {nullptr, qk_f16, pv_f16}},
     {GL_TYPE_Q8_0, {nullptr, nullptr, pv_q8_0}},
     {GL_TYPE_Q4_0, {nullptr, nullptr, pv_q4_0}},
 };
