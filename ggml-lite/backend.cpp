@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <sys/mman.h>
+
 const char * gl_backend_name(gl_backend_kind b) {
     switch (b) {
         case GL_BACKEND_CPU: return "cpu";
@@ -29,9 +31,14 @@ void gl_buffer::alloc(size_t bytes, gl_backend_kind backend) {
     backend_ = backend;
     if (bytes == 0) return;
     GL_ASSERT(backend == GL_BACKEND_CPU);
-    const size_t rounded = (bytes + 63) / 64 * 64;
-    data_ = std::aligned_alloc(64, rounded);
+    // Large buffers (weights regrouped at load, KV caches) on 2 MiB boundaries, asking for transparent huge pages:
+    // decode streams them, and with 4 KiB pages every 4 KiB of every stream is a TLB miss (a two-level walk in a VM).
+    const size_t huge = (size_t) 2 << 20;
+    const size_t align = bytes >= 4 * huge ? huge : 64;
+    const size_t rounded = (bytes + align - 1) / align * align;
+    data_ = std::aligned_alloc(align, rounded);
     if (!data_) quill::throw_error("out of memory allocating a %zu-byte %s buffer", bytes, gl_backend_name(backend));
+    if (align == huge) madvise(data_, rounded, MADV_HUGEPAGE);  // advice only: without THP the buffer still works
     std::memset(data_, 0, rounded);
     size_ = bytes;
 }

@@ -47,6 +47,8 @@ static std::vector<long long> split_ints(const std::string & s, const char * opt
 
 // The memory limits generation runs against, over buffers far larger than the caches, at a given thread count,
 // best of 5 (after one warm-up pass). Each thread works on its own contiguous slice, first touched by that thread.
+//   Both buffers are gl_buffers, the allocation the weights regrouped at load live in (2 MiB-aligned, transparent
+//   huge pages advised).
 //   read:  every thread reads its slice once, as a decode step streams the weights (which are only read): as 4
 //          interleaved streams, each prefetched 2 KiB ahead, XORed into 8 independent accumulators. On the 2-core VM
 //          this was written on, a single plain stream read 7.4 GB/s per thread; this reads 15.5, and quill's
@@ -74,7 +76,11 @@ static uint64_t read_slice(const uint64_t * p, size_t n) {
 
 static StreamBandwidth measure_stream(size_t bytes, int threads) {
     const size_t n = bytes / sizeof(uint64_t);
-    std::unique_ptr<uint64_t[]> a(new uint64_t[n]), b(new uint64_t[n]);
+    // gl_buffers, like the weights decode streams (transparent huge pages where the system allows them): the
+    // limit is measured on the same kind of memory.
+    gl_buffer abuf(n * sizeof(uint64_t)), bbuf(n * sizeof(uint64_t));
+    uint64_t * a = (uint64_t *) abuf.data();
+    uint64_t * b = (uint64_t *) bbuf.data();
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (size_t i = 0; i < n; ++i) a[i] = 0, b[i] = i * 0x9e3779b97f4a7c15ull;
     StreamBandwidth out;
@@ -86,7 +92,7 @@ static StreamBandwidth measure_stream(size_t bytes, int threads) {
         {
             const size_t nt = (size_t) omp_get_num_threads(), t = (size_t) omp_get_thread_num();
             const size_t lo = n * t / nt, hi = n * (t + 1) / nt;
-            x ^= read_slice(b.get() + lo, hi - lo);
+            x ^= read_slice(b + lo, hi - lo);
         }
         const double s = std::chrono::duration<double>(Clock::now() - t0).count();
         if (rep > 0) out.read_gbs = std::max(out.read_gbs, (double) n * sizeof(uint64_t) / s / 1e9);
