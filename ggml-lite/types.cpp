@@ -666,18 +666,22 @@ static inline size_t x16_offset(size_t bs, size_t j, int r) {
 static void x16_regroup(gl_type t, int64_t ne0, int64_t ne1, const void * src, void * dst, bool pack) {
     GL_ASSERT(gl_x16_ok(t, ne0, ne1) && src != dst);
     const gl_type_traits * tr = gl_get_type_traits(t);
-    const size_t bs = tr->type_size, row = gl_row_size(t, ne0);
+    const size_t bs = tr->type_size, row = gl_row_size(t, ne0), nk = (bs - 2) / 4;
     const int64_t nb = ne0 / tr->block_size;
+    // x16_offset's map, a scale and whole code dwords at a time (a 7B model regroups in seconds, not minutes).
 #pragma omp parallel for schedule(static) if (ne1 * (int64_t) row >= (1 << 22))
     for (int64_t g = 0; g < ne1 / 16; ++g) {
         const uint8_t * s = (const uint8_t *) src + (size_t) g * 16 * row;
         uint8_t * d = (uint8_t *) dst + (size_t) g * 16 * row;
         for (int64_t b = 0; b < nb; ++b) {
             for (int r = 0; r < 16; ++r) {
-                for (size_t j = 0; j < bs; ++j) {
-                    const size_t plain = (size_t) r * row + (size_t) b * bs + j, grouped = (size_t) b * 16 * bs + x16_offset(bs, j, r);
-                    if (pack) d[grouped] = s[plain];
-                    else d[plain] = s[grouped];
+                const size_t plain = (size_t) r * row + (size_t) b * bs, grouped = (size_t) b * 16 * bs;
+                if (pack) {
+                    memcpy(d + grouped + 2 * r, s + plain, 2);
+                    for (size_t k = 0; k < nk; ++k) memcpy(d + grouped + 32 + 64 * k + 4 * r, s + plain + 2 + 4 * k, 4);
+                } else {
+                    memcpy(d + plain, s + grouped + 2 * r, 2);
+                    for (size_t k = 0; k < nk; ++k) memcpy(d + plain + 2 + 4 * k, s + grouped + 32 + 64 * k + 4 * r, 4);
                 }
             }
         }

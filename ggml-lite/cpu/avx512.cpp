@@ -742,6 +742,7 @@ struct X16Q4 {
     // Step j of a block (batches): the code registers for activation dwords KA[j][0..n) (Q4_0: one 64-byte load is
     // the low nibbles, dword j, and the high ones, dword 4 + j).
     static constexpr int steps = 4, per_step = 2;
+    static constexpr int tile = 4;  // batch tokens per tile (registers: 2 groups × (2 codes + 2·tile accumulators))
     static inline void step(const uint8_t * gb, int j, __m512i V[2]) {
         const __m512i x = _mm512_loadu_si512(gb + 32 + 64 * j), m4 = _mm512_set1_epi8(0x0F);
         V[0] = _mm512_and_si512(x, m4);
@@ -762,6 +763,7 @@ struct X16Q8 {
     static constexpr size_t gbs = 16 * sizeof(gl_block_q8_0);
     static constexpr int shift = 7;
     static constexpr int steps = 8, per_step = 1;
+    static constexpr int tile = 6;  // one code register per group and step leaves room for 6 tokens
     static inline void step(const uint8_t * gb, int j, __m512i V[2]) {
         V[0] = _mm512_xor_si512(_mm512_loadu_si512(gb + 32 + 64 * j), _mm512_set1_epi8((char) 0x80));
     }
@@ -776,7 +778,7 @@ struct X16Q8 {
 // Groups read in step by decode (tokens <= 4). One thread, 4096-wide Q4_0 rows, share of the read stream measured in
 // the same run on the 2-core Xeon VM: 1 group 68-77%, 2 76-81%, 4 82-86%, 8 87-94%, 16 90-94%.
 constexpr int X16_G = 8;
-constexpr int X16_TT = 4, X16_BG = 2;  // batches: tiles of 4 tokens × 2 groups
+constexpr int X16_BG = 2;  // batches: tiles of Q::tile tokens × 2 groups
 constexpr size_t X16_PREFETCH = 2048;  // bytes ahead of the block being read, in each stream
 
 // Blocks [0, ns) of G groups (gb[g]: block 0 of the segment) × T tokens: facc[g·T + t] lane r += row r's dot.
@@ -932,14 +934,16 @@ void gemm_x16(int64_t n, int64_t nr, int64_t nt, const void * w, size_t w_stride
     for (int64_t s0 = 0; s0 < nb; s0 += SEG) {
         const int64_t ns = min_i64(SEG, nb - s0);
         int64_t t = 0;
-        for (; t + X16_TT <= nt; t += X16_TT)
-            x16_tokens<Q, X16_TT, SEG, X16_BG>(nr, s0, ns, wb, gstride, ab + (size_t) t * act_stride, act_stride, y + t * y_stride, y_stride);
+        for (; t + Q::tile <= nt; t += Q::tile)
+            x16_tokens<Q, Q::tile, SEG, X16_BG>(nr, s0, ns, wb, gstride, ab + (size_t) t * act_stride, act_stride, y + t * y_stride, y_stride);
         const uint8_t * at = ab + (size_t) t * act_stride;
         float * yt = y + t * y_stride;
         switch (nt - t) {
             case 1: x16_tokens<Q, 1, SEG, X16_BG>(nr, s0, ns, wb, gstride, at, act_stride, yt, y_stride); break;
             case 2: x16_tokens<Q, 2, SEG, X16_BG>(nr, s0, ns, wb, gstride, at, act_stride, yt, y_stride); break;
             case 3: x16_tokens<Q, 3, SEG, X16_BG>(nr, s0, ns, wb, gstride, at, act_stride, yt, y_stride); break;
+            case 4: x16_tokens<Q, 4 < Q::tile ? 4 : 1, SEG, X16_BG>(nr, s0, ns, wb, gstride, at, act_stride, yt, y_stride); break;
+            case 5: x16_tokens<Q, 5 < Q::tile ? 5 : 1, SEG, X16_BG>(nr, s0, ns, wb, gstride, at, act_stride, yt, y_stride); break;
             default: break;
         }
     }
