@@ -187,7 +187,7 @@ void gl_intq_unpack_row(gl_type t, int64_t n, const void * src, uint8_t * codes,
 // as one run of "group blocks", one per block column b, each the 16 rows' block b with the same bytes regrouped:
 //   [16 fp16 scales, row 0..15] [dword 0 of the codes of rows 0..15] [dword 1 of rows 0..15] ...
 // (Q4_0: 32 + 4·64 = 288 bytes = 16 blocks; Q8_0: 32 + 8·64 = 544 bytes). A kernel loads a code dword of 16 rows in
-// one 64-byte load, and each thread reads its rows as one sequential stream. Row r of the tensor still starts at
+// one 64-byte load, and each thread reads its rows as a few sequential streams. Row r of the tensor still starts at
 // byte r·row_size when r is a multiple of 16 (a group is 16 rows' bytes), so row ranges on 16-row boundaries keep
 // their offsets. Only types with traits.x16 and tensors of ne1 % 16 == 0 take it; the layout is a property of the
 // tensor (gl_tensor::x16), not a type: the weights' values and every result are the type's.
