@@ -106,7 +106,7 @@ template <typename K, size_t N> constexpr gl_type_table<K> gl_type_table_make(co
 
 extern const gl_type_table<gl_type_kernels> gl_kernels_scalar;  // ggml-lite/types.cpp
 extern const gl_type_table<gl_type_kernels> gl_kernels_avx2;    // ggml-lite/cpu/avx2.cpp (+ intq_avx2.cpp's kernels)
-extern const gl_type_table<gl_type_kernels> gl_kernels_avx512;  // ggml-lite/cpu/avx512.cpp
+extern const gl_type_table<gl_type_kernels> gl_kernels_avx512;  // ggml-lite/cpu/avx512.cpp (+ x16_avx512.cpp's kernels)
 // Codebook-type products per level (null: the level below), indexed by gl_type; defined in types.cpp (scalar) and
 // ggml-lite/cpu/vq_avx2.cpp, vq_avx512.cpp. The AVX-512 ones need VBMI too: an extension (gl_cpu_exts below).
 extern const gl_type_table<gl_vq_gemm_fn> gl_vq_gemm_scalar;
