@@ -6,6 +6,7 @@
 #include "ggml-lite/types.h"
 
 #include "ggml-lite/common.h"
+#include "ggml-lite/rowq.h"
 
 #include <cmath>
 #include <cstdio>
@@ -530,11 +531,14 @@ struct traits_entry {
     gl_type_traits tr;
 };
 #define PLAIN(NAME, T, BLK, SIZE, VT, GGUF, FTYPE, FN, X16) \
-    {T, {NAME, BLK, SIZE, BLK > 1, VT, 1, GGUF, FTYPE, FN##_to_float, FN##_from_float, FN##_vec_dot, nullptr, nullptr, X16}}
+    {T, {NAME, BLK, SIZE, BLK > 1, VT, 1, GGUF, FTYPE, FN##_to_float, FN##_from_float, FN##_vec_dot, nullptr, nullptr, X16, 0}}
 #define INTQ(NAME, T, B, G) \
-    {T, {NAME, G, sizeof(gl_block_intq<B, G>), true, GL_TYPE_Q8_0, 1, -1, -1, intq_to_float<B, G>, intq_from_float<B, G>, intq_vec_dot<B, G>, nullptr, &k_intq_layout<B, G>, false}}
+    {T, {NAME, G, sizeof(gl_block_intq<B, G>), true, GL_TYPE_Q8_0, 1, -1, -1, intq_to_float<B, G>, intq_from_float<B, G>, intq_vec_dot<B, G>, nullptr, &k_intq_layout<B, G>, false, 0}}
 // Codebook types: 32-weight chunks of 4·bits bytes; activations zero-padded to whole Q8_0 blocks.
-#define VQ(NAME, T, D, B, G) {T, {NAME, 32, (size_t) (4 * B), true, GL_TYPE_Q8_0, 32, -1, -1, nullptr, nullptr, nullptr, &k_vq_layout<D, B, G>, nullptr, false}}
+#define VQ(NAME, T, D, B, G) {T, {NAME, 32, (size_t) (4 * B), true, GL_TYPE_Q8_0, 32, -1, -1, nullptr, nullptr, nullptr, &k_vq_layout<D, B, G>, nullptr, false, 0}}
+// Per-row types (ggml-lite/rowq.cpp): 32-weight blocks after a 16-byte row header.
+#define ROWQ(NAME, T, SIZE, VT, FN, DOT) \
+    {T, {NAME, 32, SIZE, true, VT, 1, -1, -1, FN##_to_float, FN##_from_float, DOT, nullptr, nullptr, false, GL_ROW_HEADER}}
 static constexpr traits_entry k_traits_entries[] = {
     PLAIN("f32", GL_TYPE_F32, 1, 4, GL_TYPE_F32, 0, 0, f32, false),
     PLAIN("f16", GL_TYPE_F16, 1, 2, GL_TYPE_F16, 1, 1, f16, false),
@@ -560,7 +564,13 @@ static constexpr traits_entry k_traits_entries[] = {
     VQ("vq2_b4_g32768", GL_TYPE_VQ2_B4_G32768, 2, 4, 32768),
     VQ("vq4_b2_g65536", GL_TYPE_VQ4_B2_G65536, 4, 2, 65536),
     VQ("vq4_b2_g32768", GL_TYPE_VQ4_B2_G32768, 4, 2, 32768),
+    ROWQ("a8_row", GL_TYPE_A8_ROW, 32, GL_TYPE_A8_ROW, a8_row, a8_row_vec_dot),
+    ROWQ("q4_row", GL_TYPE_Q4_ROW, 16, GL_TYPE_F32, q4_row, q4_row_vec_dot_f32),
+    ROWQ("q8_row", GL_TYPE_Q8_ROW, 32, GL_TYPE_F32, q8_row, q8_row_vec_dot_f32),
+    ROWQ("q4_row_a8", GL_TYPE_Q4_ROW_A8, 16, GL_TYPE_A8_ROW, q4_row, q4_row_vec_dot_a8),
+    ROWQ("q8_row_a8", GL_TYPE_Q8_ROW_A8, 32, GL_TYPE_A8_ROW, q8_row, q8_row_vec_dot_a8),
 };
+#undef ROWQ
 #undef PLAIN
 #undef INTQ
 #undef VQ
@@ -622,7 +632,7 @@ gl_type gl_type_from_gguf(uint32_t id) {
 size_t gl_row_size(gl_type t, int64_t n) {
     const gl_type_traits * tr = gl_get_type_traits(t);
     if (tr->vq) return (size_t) ((n + 31) / 32) * (size_t) (4 * tr->vq->bits);
-    return (size_t) (n / tr->block_size) * tr->type_size;
+    return tr->row_header + (size_t) (n / tr->block_size) * tr->type_size;
 }
 
 bool gl_nbytes_checked(gl_type t, const int64_t * ne, int n_dims, size_t * out) {
@@ -642,7 +652,7 @@ bool gl_nbytes_checked(gl_type t, const int64_t * ne, int n_dims, size_t * out) 
         return true;
     }
     if (ne[0] % tr->block_size != 0) return false;
-    unsigned __int128 bytes = (unsigned __int128) (ne[0] / tr->block_size) * tr->type_size;
+    unsigned __int128 bytes = (unsigned __int128) (ne[0] / tr->block_size) * tr->type_size + tr->row_header;
     for (int d = 1; d < n_dims; ++d) {
         bytes *= (uint64_t) ne[d];
         if (bytes > limit) return false;
@@ -758,6 +768,11 @@ static constexpr gl_type_entry<gl_type_kernels> k_scalar_entries[] = {
     INTQ_KERNELS(GL_TYPE_Q3_G32, 3, 32),
     INTQ_KERNELS(GL_TYPE_Q2_G32, 2, 32),
 #undef INTQ_KERNELS
+    {GL_TYPE_A8_ROW, {a8_row_vec_dot, a8_row_from_float, a8_row_to_float, gemm_generic<a8_row_vec_dot>, nullptr}},
+    {GL_TYPE_Q4_ROW, {q4_row_vec_dot_f32, q4_row_from_float, q4_row_to_float, gemm_generic<q4_row_vec_dot_f32>, nullptr}},
+    {GL_TYPE_Q8_ROW, {q8_row_vec_dot_f32, q8_row_from_float, q8_row_to_float, gemm_generic<q8_row_vec_dot_f32>, nullptr}},
+    {GL_TYPE_Q4_ROW_A8, {q4_row_vec_dot_a8, q4_row_from_float, q4_row_to_float, gemm_generic<q4_row_vec_dot_a8>, nullptr}},
+    {GL_TYPE_Q8_ROW_A8, {q8_row_vec_dot_a8, q8_row_from_float, q8_row_to_float, gemm_generic<q8_row_vec_dot_a8>, nullptr}},
 };
 constexpr gl_type_table<gl_type_kernels> gl_kernels_scalar = gl_type_table_make(k_scalar_entries);
 static_assert(!gl_kernels_scalar.dup, "a type is listed twice");

@@ -41,6 +41,14 @@ enum gl_type : uint32_t {
     GL_TYPE_VQ2_B4_G32768 = 21,  // 4.125
     GL_TYPE_VQ4_B2_G65536 = 22,  // 2.125
     GL_TYPE_VQ4_B2_G32768 = 23,  // 2.25
+    // Per-row ("per-channel") types (LRQ, and the RTN/GPTQ --per-channel baselines): every row starts with a 16-byte
+    // header (gl_row_header below) holding its one asymmetric grid; then the codes, in blocks of 32. The weight
+    // bytes of q4_row and q4_row_a8 (q8_row and q8_row_a8) are the same; the type also names the activation format:
+    GL_TYPE_A8_ROW    = 24,  // activations: int8 per token (asymmetric, one grid per row); also usable as a weight
+    GL_TYPE_Q4_ROW    = 25,  // 4-bit weights, float activations (W4A16)
+    GL_TYPE_Q8_ROW    = 26,  // 8-bit weights, float activations (W8A16)
+    GL_TYPE_Q4_ROW_A8 = 27,  // 4-bit weights, a8_row activations (W4A8): integer dot over the whole row
+    GL_TYPE_Q8_ROW_A8 = 28,  // 8-bit weights, a8_row activations (W8A8 per token)
     GL_TYPE_COUNT
 };
 
@@ -93,6 +101,36 @@ typedef gl_block_intq<2, 128> gl_block_q2_g128;
 static_assert(sizeof(gl_block_q4_g128) == 67 && sizeof(gl_block_q3_g128) == 51 && sizeof(gl_block_q2_g128) == 35, "intq g128 sizes");
 static_assert(sizeof(gl_block_intq<4, 32>) == 19 && sizeof(gl_block_intq<3, 32>) == 15 && sizeof(gl_block_intq<2, 32>) == 11, "intq g32 sizes");
 
+// Per-row types: a row of n weights (n a multiple of 32) is a 16-byte header and n/32 blocks of codes.
+//   weights (q4_row, q8_row, q4_row_a8, q8_row_a8): value[j] = d · (code[j] − z), code in 0 .. 2^b − 1
+//     header: byte 0..1 d (IEEE fp16, >= 0), byte 2 z, byte 3 zero, byte 4..7 qsum = Σ code[j] (int32 LE),
+//             byte 8..15 zero (reserved)
+//     codes:  b = 8: byte j = code j (unsigned)
+//             b = 4: the row's codes in chunks of 128 (then one of 64 and/or one of 32 for the rest); a chunk of m
+//             codes is m/2 bytes, byte j = code j of the chunk (low nibble) | code j + m/2 (high nibble), so that
+//             one 64-byte (32-byte) load splits into 64 (32) consecutive codes and the 64 (32) after the half
+//             chunk
+//   activations (a8_row): value[j] = s · (c[j] − z), c[j] int8 (the unsigned 8-bit code minus 128)
+//     header: byte 0..3 s (fp32), byte 4..7 z (int32, −128 .. 127), byte 8..11 csum = Σ c[j] (int32), byte 12..15 zero
+//     blocks: 32 bytes per 32 values, byte j = c[j]
+// so that a row's dot product is one integer sum and the scales once:
+//   Σ_j d(q_j − z_w)·s(c_j − z_a) = d·s·(Σ q_j c_j − z_a·qsum − z_w·csum + n·z_w·z_a)
+struct gl_row_header {
+    uint16_t d;
+    uint8_t  z;
+    uint8_t  pad;
+    int32_t  qsum;
+    uint32_t reserved[2];
+};
+struct gl_row_header_a8 {
+    float   s;
+    int32_t z;
+    int32_t csum;
+    int32_t reserved;
+};
+static_assert(sizeof(gl_row_header) == 16 && sizeof(gl_row_header_a8) == 16, "per-row headers are 16 bytes");
+#define GL_ROW_HEADER 16
+
 typedef void (*gl_to_float_fn)(const void * x, float * y, int64_t n);
 typedef void (*gl_from_float_fn)(const float * x, void * y, int64_t n);
 // s = dot(x, y) over n elements; x is a row of the weight type, y the activations in the type's vec_dot_type.
@@ -136,6 +174,8 @@ struct gl_type_traits {
     // Rows can be stored 16-interleaved (the x16 layout, gl_x16_* below): the block is an fp16 scale followed by
     // codes in whole dwords (Q4_0, Q8_0).
     bool             x16;
+    // Bytes at the start of every row before its blocks (per-row types: GL_ROW_HEADER; 0 for the others).
+    size_t           row_header;
 };
 
 const gl_type_traits * gl_get_type_traits(gl_type t);
@@ -145,8 +185,8 @@ const char * gl_type_name(gl_type t);
 // `for (uint32_t t = 0; t < GL_TYPE_COUNT; ++t)`: every value below GL_TYPE_COUNT is a type.
 bool        gl_type_from_name(const char * name, gl_type * out);
 
-// Bytes of one row of n elements. n must be a multiple of the block size (checked by gl_nbytes_checked), except for
-// codebook types, whose rows are padded to whole 32-weight chunks.
+// Bytes of one row of n elements (with its header, for per-row types). n must be a multiple of the block size
+// (checked by gl_nbytes_checked), except for codebook types, whose rows are padded to whole 32-weight chunks.
 size_t gl_row_size(gl_type t, int64_t n);
 // Elements and bytes of one activation row for a weight of type t with rows of n elements (the padded length in
 // the weight's vec_dot_type). The one place that says how activations are laid out.

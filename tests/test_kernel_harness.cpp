@@ -18,6 +18,7 @@
 
 #include "ggml-lite/cpu.h"
 #include "ggml-lite/ops.h"
+#include "ggml-lite/rowq.h"
 #include "ggml-lite/types.h"
 
 #include <sys/mman.h>
@@ -152,8 +153,28 @@ std::vector<gl_type> act_types() {
     return std::vector<gl_type>(s.begin(), s.end());
 }
 
-// The first byte of a block after its scale (and zero point): the codes.
-size_t code_offset(const gl_type_traits * tr) { return tr->intq ? 3 : 2; }
+// The first byte of a block after its scale (and zero point): the codes (per-row types: the whole block).
+size_t code_offset(const gl_type_traits * tr) { return tr->row_header ? 0 : tr->intq ? 3 : 2; }
+
+// Per-row types: the header's code sum again, after a row's codes were changed in place.
+void refresh_row_sums(gl_type t, int64_t n, uint8_t * row) {
+    const gl_type_traits * tr = gl_get_type_traits(t);
+    if (!tr->row_header) return;
+    if (t == GL_TYPE_A8_ROW) {
+        gl_row_header_a8 h;
+        memcpy(&h, row, sizeof h);
+        h.csum = 0;
+        for (int64_t i = 0; i < n; ++i) h.csum += (int8_t) row[GL_ROW_HEADER + i];
+        memcpy(row, &h, sizeof h);
+        return;
+    }
+    const int bits = (int) (tr->type_size * 8 / 32);
+    std::vector<uint8_t> codes((size_t) n);
+    uint16_t d16;
+    uint8_t z;
+    gl_row_unpack(bits, n, row, codes.data(), &d16, &z);
+    gl_row_pack(bits, n, codes.data(), d16, z, row);
+}
 
 // A row of n elements of type t: reference-quantized random floats; for quantized types a third of the blocks get
 // random code bytes (the full code range: -128 for Q8_0, every nibble for Q4_0).
@@ -165,9 +186,10 @@ std::vector<uint8_t> random_row(std::mt19937 & rng, gl_type t, int64_t n) {
     if (tr->is_quantized) {
         for (int64_t b = 0; b < n / tr->block_size; ++b) {
             if (rng() % 3 != 0) continue;
-            uint8_t * blk = row.data() + b * tr->type_size;
+            uint8_t * blk = row.data() + tr->row_header + b * tr->type_size;
             for (size_t j = code_offset(tr); j < tr->type_size; ++j) blk[j] = (uint8_t) rng();
         }
+        refresh_row_sums(t, n, row.data());
     }
     return row;
 }
@@ -494,7 +516,7 @@ void check_to_float(std::mt19937 & rng, gl_type t) {
         inputs.push_back(row);
     }
     for (const std::vector<uint8_t> & row : inputs) {
-        const int64_t n = (int64_t) (row.size() / tr->type_size) * tr->block_size;
+        const int64_t n = (int64_t) ((row.size() - tr->row_header) / tr->type_size) * tr->block_size;
         CAPTURE(n);
         std::vector<float> ref((size_t) n);
         tr->to_float(row.data(), ref.data(), n);

@@ -85,14 +85,16 @@ TEST_CASE("kernels: gl_mul_mat and gl_attention match the scalar level") {
             CAPTURE(s.n_tok);
             std::vector<float> wf = random_floats(rng, s.ne0 * s.ne1);
             std::vector<uint8_t> wq(gl_row_size(t, s.ne0) * (size_t) s.ne1);
-            gl_get_type_traits(t)->from_float(wf.data(), wq.data(), s.ne0 * s.ne1);
+            for (int64_t r = 0; r < s.ne1; ++r)  // row by row: per-row types have a header per row
+                gl_get_type_traits(t)->from_float(wf.data() + r * s.ne0, wq.data() + (size_t) r * gl_row_size(t, s.ne0), s.ne0);
             gl_tensor w = gl_tensor_make(t, s.ne0, s.ne1, wq.data());
             std::vector<float> x = random_floats(rng, s.ne0 * s.n_tok);
             REQUIRE(gl_cpu_level_set(GL_CPU_SCALAR));
             const std::vector<float> ref = run_mul_mat(w, x, s.n_tok);
             // error scale of each output: Σ |w||x| (dequantized weights, float activations)
             std::vector<float> wd((size_t) (s.ne0 * s.ne1));
-            gl_get_type_traits(t)->to_float(wq.data(), wd.data(), s.ne0 * s.ne1);
+            for (int64_t r = 0; r < s.ne1; ++r)
+                gl_get_type_traits(t)->to_float(wq.data() + (size_t) r * gl_row_size(t, s.ne0), wd.data() + r * s.ne0, s.ne0);
             for (gl_cpu_level level : simd_levels()) {
                 REQUIRE(gl_cpu_level_set(level));
                 const std::string level_name = gl_cpu_level_name(level);

@@ -48,6 +48,7 @@ struct Budget {
     bool   asym;
     double err_steps, rmse_steps;
     bool   stable;
+    bool   per_row = false;  // one grid for the whole row (per-row types), not one per block
 };
 
 const Budget k_budgets[] = {
@@ -65,6 +66,12 @@ const Budget k_budgets[] = {
     {"q2_g128", false, 0, 0, 3, true, 0.5, 0.75, false},
     {"q2_g64", false, 0, 0, 3, true, 0.5, 0.75, false},
     {"q2_g32", false, 0, 0, 3, true, 0.5, 0.75, false},
+    // per-row types: GPTQ's min/max grid over the whole row (a8_row: over 255 steps, fp32 scale)
+    {"a8_row", false, 0, 0, 255, true, 0.5, 0.75, false, true},
+    {"q4_row", false, 0, 0, 15, true, 0.5, 0.75, false, true},
+    {"q4_row_a8", false, 0, 0, 15, true, 0.5, 0.75, false, true},
+    {"q8_row", false, 0, 0, 255, true, 0.5, 0.75, false, true},
+    {"q8_row_a8", false, 0, 0, 255, true, 0.5, 0.75, false, true},
 };
 
 const Budget * budget_of(gl_type t) {
@@ -88,7 +95,7 @@ std::vector<double> elem_bounds(gl_type t, const std::vector<float> & x) {
         for (size_t i = 0; i < x.size(); ++i) out[i] = b->exact ? 0.0 : std::max(b->rel * std::fabs((double) x[i]), b->abs_floor);
         return out;
     }
-    const size_t bs = (size_t) tr->block_size;
+    const size_t bs = b->per_row ? x.size() : (size_t) tr->block_size;
     for (size_t i0 = 0; i0 < x.size(); i0 += bs) {
         double amax = 0, lo = 0, hi = 0;
         for (size_t j = 0; j < bs; ++j) {
@@ -177,7 +184,7 @@ TEST_CASE("types: the traits table is complete and consistent") {
         REQUIRE(vt != nullptr);
         // The activation format's rows must line up with the weight's blocks.
         CHECK(tr->block_size % vt->block_size == 0);
-        CHECK(gl_row_size(t, tr->block_size * 3) == 3 * tr->type_size);
+        CHECK(gl_row_size(t, tr->block_size * 3) == tr->row_header + 3 * tr->type_size);
     }
     CHECK(gl_get_type_traits(GL_TYPE_COUNT) == nullptr);
     CHECK(gl_get_type_traits((gl_type) 99) == nullptr);
@@ -606,23 +613,23 @@ TEST_CASE("types: gl_nbytes_checked accepts valid shapes with the exact size and
         const std::string type = tr->name;
         CAPTURE(type);
         const int64_t bs = tr->block_size;
-        const size_t ts = tr->type_size;
+        const size_t ts = tr->type_size, h = tr->row_header;  // h: per-row types' header, once per row
         size_t out = 12345;
 
         // Valid: 1..4 dims, the exact size.
         const int64_t a1[] = {bs};
         REQUIRE(gl_nbytes_checked(t, a1, 1, &out));
-        CHECK(out == ts);
+        CHECK(out == h + ts);
         const int64_t a2[] = {4096, 11008};
         REQUIRE(gl_nbytes_checked(t, a2, 2, &out));
-        CHECK(out == (size_t) (4096 / bs) * ts * 11008);
+        CHECK(out == (h + (size_t) (4096 / bs) * ts) * 11008);
         CHECK(out == gl_row_size(t, 4096) * 11008);
         const int64_t a4[] = {bs * 5, 3, 2, 7};
         REQUIRE(gl_nbytes_checked(t, a4, 4, &out));
-        CHECK(out == 5 * ts * 3 * 2 * 7);
+        CHECK(out == (h + 5 * ts) * 3 * 2 * 7);
         const int64_t a3[] = {32 * bs, 1, 1};
         REQUIRE(gl_nbytes_checked(t, a3, 3, &out));
-        CHECK(out == 32 * ts);
+        CHECK(out == h + 32 * ts);
 
         // Zero or negative dimensions.
         for (int64_t bad : {(int64_t) 0, (int64_t) -1, (int64_t) -32, INT64_MIN}) {
