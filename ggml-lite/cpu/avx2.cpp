@@ -1070,6 +1070,17 @@ static void q8_0_gemm_x16(int64_t n, int64_t nr, int64_t nt, const void * w, siz
     gemm_x16<X16Q8v>(n, nr, nt, w, ws, act, as, y, ys);
 }
 
+// The per-row types: ggml-lite/cpu/rowq_avx2.cpp.
+void gl_a8_row_quantize_avx2(const float * x, void * y, int64_t n);
+void gl_q4_row_vec_dot_a8_avx2(int64_t n, float * s, const void * x, const void * y);
+void gl_q8_row_vec_dot_a8_avx2(int64_t n, float * s, const void * x, const void * y);
+void gl_q4_row_gemm_a8_avx2(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys);
+void gl_q8_row_gemm_a8_avx2(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys);
+void gl_q4_row_vec_dot_f32_avx2(int64_t n, float * s, const void * x, const void * y);
+void gl_q8_row_vec_dot_f32_avx2(int64_t n, float * s, const void * x, const void * y);
+void gl_q4_row_gemm_f32_avx2(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys);
+void gl_q8_row_gemm_f32_avx2(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys);
+
 static constexpr gl_type_entry<gl_type_kernels> k_entries[] = {
     {GL_TYPE_F32, {f32_vec_dot, nullptr, nullptr, f32_gemm, f32_axpy}},
     {GL_TYPE_F16, {f16_vec_dot, f16_from_float, f16_to_float, f16_gemm, f16_axpy}},
@@ -1085,6 +1096,11 @@ static constexpr gl_type_entry<gl_type_kernels> k_entries[] = {
     INTQ_ENTRY(GL_TYPE_Q4_G32, 4, 32),
     INTQ_ENTRY(GL_TYPE_Q3_G32, 3, 32),
     INTQ_ENTRY(GL_TYPE_Q2_G32, 2, 32),
+    {GL_TYPE_A8_ROW, {nullptr, gl_a8_row_quantize_avx2, nullptr, nullptr, nullptr}},
+    {GL_TYPE_Q4_ROW, {gl_q4_row_vec_dot_f32_avx2, nullptr, nullptr, gl_q4_row_gemm_f32_avx2, nullptr}},
+    {GL_TYPE_Q8_ROW, {gl_q8_row_vec_dot_f32_avx2, nullptr, nullptr, gl_q8_row_gemm_f32_avx2, nullptr}},
+    {GL_TYPE_Q4_ROW_A8, {gl_q4_row_vec_dot_a8_avx2, nullptr, nullptr, gl_q4_row_gemm_a8_avx2, nullptr}},
+    {GL_TYPE_Q8_ROW_A8, {gl_q8_row_vec_dot_a8_avx2, nullptr, nullptr, gl_q8_row_gemm_a8_avx2, nullptr}},
 };
 #undef INTQ_ENTRY
 constexpr gl_type_table<gl_type_kernels> gl_kernels_avx2 = gl_type_table_make(k_entries);

@@ -1,0 +1,289 @@
+// The per-row types (ggml-lite/types.h: q4_row, q8_row, q4_row_a8, q8_row_a8, a8_row) at the avx512 level (F, BW,
+// VL, DQ, VNNI). Built with per-file flags (CMakeLists.txt); the functions at the end are listed in avx512.cpp's
+// table. Everything else has internal linkage; simd_common.h's helpers are per file. The scalar reference is
+// ggml-lite/rowq.cpp:
+// - a8_row quantization is bit-identical (the same float operations, the range reduced exactly);
+// - the A8 products are bit-identical too: the integer sum Σ code·c of a row is exact (vpdpbusd: unsigned weight
+//   codes × signed activation bytes), then the same int64 correction and the same float products;
+// - the float-activation (A16) products differ only in the order of the float sums.
+//
+// A row's codes are walked in chunks of 128 (then 64, then 32): one 64-byte load of q4 codes is the chunk's first 64
+// codes (low nibbles) and its last 64 (high nibbles), against two 64-byte activation loads; q8 codes are two loads.
+// Decode (up to 4 tokens) runs 8 / 4 rows at a time against every token; batches tile 4 rows × 4 tokens (16 int32
+// accumulators), the weights of a chunk unpacked once per tile and each activation load serving 4 rows.
+#include "ggml-lite/cpu.h"
+
+#include <immintrin.h>
+
+#include "ggml-lite/cpu/simd_common.h"
+
+#include <cmath>
+#include <cstring>
+
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace {
+
+inline __mmask64 lowmask(int bytes) { return bytes >= 64 ? ~(__mmask64) 0 : (((__mmask64) 1 << bytes) - 1); }
+
+// ---- a8_row activations -------------------------------------------------------------------------------------------
+
+void a8_row_quantize(const float * x, void * vy, int64_t n) {
+    uint8_t * out = (uint8_t *) vy;
+    int8_t * c = (int8_t *) (out + GL_ROW_HEADER);
+    __m512 vmn = _mm512_setzero_ps(), vmx = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 v = _mm512_loadu_ps(x + i);
+        vmn = _mm512_min_ps(v, vmn);  // a NaN lane keeps the running value, as fminf does
+        vmx = _mm512_max_ps(v, vmx);
+    }
+    float mn = _mm512_reduce_min_ps(vmn), mx = _mm512_reduce_max_ps(vmx);
+    for (int64_t j = i; j < n; ++j) {
+        mn = fminf(mn, x[j]);
+        mx = fmaxf(mx, x[j]);
+    }
+    const float s = (mx - mn) / 255.0f;
+    gl_row_header_a8 h;
+    memset(&h, 0, sizeof h);
+    if (!(s > 0.0f) || !(s <= 3.4028235e38f)) {  // as the reference: code 0 on a zero grid
+        memset(c, 0x80, (size_t) n);
+        h.z = -128;
+        h.csum = (int32_t) (-128 * n);
+        memcpy(out, &h, sizeof h);
+        return;
+    }
+    const float inv = 1.0f / s;
+    const float zp = fmaxf(fminf(nearbyintf(-mn * inv), 255.0f), 0.0f);
+    const __m512 vinv = _mm512_set1_ps(inv), vzp = _mm512_set1_ps(zp), v255 = _mm512_set1_ps(255.0f), v0 = _mm512_setzero_ps();
+    const __m512i k128 = _mm512_set1_epi32(128);
+    __m512i vsum = _mm512_setzero_si512();
+    i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 q = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        q = _mm512_max_ps(_mm512_min_ps(_mm512_add_ps(q, vzp), v255), v0);  // NaN -> 255, as fmaxf(fminf(NaN, 255), 0)
+        const __m512i ci = _mm512_sub_epi32(_mm512_cvttps_epi32(q), k128);
+        vsum = _mm512_add_epi32(vsum, ci);
+        _mm_storeu_si128((__m128i *) (c + i), _mm512_cvtepi32_epi8(ci));
+    }
+    int32_t csum = _mm512_reduce_add_epi32(vsum);
+    for (; i < n; ++i) {
+        const float q = fmaxf(fminf(nearbyintf(x[i] * inv) + zp, 255.0f), 0.0f);
+        c[i] = (int8_t) ((int) q - 128);
+        csum += c[i];
+    }
+    h.s = s;
+    h.z = (int32_t) zp - 128;
+    h.csum = csum;
+    memcpy(out, &h, sizeof h);
+}
+
+// ---- A8 products ----------------------------------------------------------------------------------------------------
+
+// The codes of one chunk of a row as unsigned bytes: W[0] = codes 0..63 of the chunk, W[1] = 64..127 (m = 128);
+// m = 64 / 32: W[0] only, its upper bytes zero.
+template <int BITS> inline void load_chunk(const uint8_t * q, int64_t c0, int m, __m512i W[2]) {
+    if (BITS == 8) {
+        W[0] = _mm512_maskz_loadu_epi8(lowmask(m), q + c0);
+        if (m == 128) W[1] = _mm512_loadu_si512(q + c0 + 64);
+        return;
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const uint8_t * b = q + c0 / 2;
+    if (m == 128) {
+        const __m512i x = _mm512_loadu_si512(b);
+        W[0] = _mm512_and_si512(x, m4);
+        W[1] = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
+        return;
+    }
+    // m/2 bytes: low nibbles are codes 0..m/2-1, high nibbles m/2..m-1
+    const __m512i x = _mm512_maskz_loadu_epi8(lowmask(m / 2), b);
+    const __m512i lo = _mm512_and_si512(x, m4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
+    // hi right after lo: bytes m/2 .. m-1 of W[0]
+    if (m == 64) W[0] = _mm512_inserti64x4(_mm512_zextsi256_si512(_mm512_castsi512_si256(lo)), _mm512_castsi512_si256(hi), 1);
+    else W[0] = _mm512_inserti32x4(_mm512_zextsi128_si512(_mm512_castsi512_si128(lo)), _mm512_castsi512_si128(hi), 1);
+}
+
+// Chunks of a row of n codes: 128s, then a 64 and/or a 32.
+inline int chunk_len(int64_t n, int64_t c0) { return n - c0 >= 128 ? 128 : (n - c0 >= 64 ? 64 : 32); }
+
+inline float finish_a8(int64_t n, const uint8_t * wrow, const uint8_t * arow, int64_t dot) {
+    gl_row_header w;
+    gl_row_header_a8 a;
+    memcpy(&w, wrow, sizeof w);
+    memcpy(&a, arow, sizeof a);
+    const int64_t total = dot - (int64_t) a.z * w.qsum - (int64_t) w.z * a.csum + n * (int64_t) w.z * a.z;
+    return _cvtsh_ss(w.d) * a.s * (float) total;
+}
+
+inline int64_t hsum_epi32(__m512i v) {
+    const __m512i lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)), hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1));
+    return _mm512_reduce_add_epi64(_mm512_add_epi64(lo, hi));
+}
+
+// R rows × T tokens over whole rows: y[t·ys + r] = the rows' dots.
+template <int BITS, int R, int T>
+inline void tile_a8(int64_t n, const uint8_t * w, size_t ws, const uint8_t * act, size_t as, float * y, int64_t ys) {
+    __m512i acc[R][T];
+    GL_UNROLL
+    for (int r = 0; r < R; ++r) {
+        GL_UNROLL
+        for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_si512();
+    }
+    for (int64_t c0 = 0; c0 < n;) {
+        const int m = chunk_len(n, c0);
+        __m512i W[R][2];
+        GL_UNROLL
+        for (int r = 0; r < R; ++r) {
+            load_chunk<BITS>(w + r * ws + GL_ROW_HEADER, c0, m, W[r]);
+            if (R * T <= 8) _mm_prefetch((const char *) (w + r * ws + GL_ROW_HEADER + (c0 + 1024) * BITS / 8), _MM_HINT_T0);
+        }
+        GL_UNROLL
+        for (int t = 0; t < T; ++t) {
+            const int8_t * a = (const int8_t *) (act + t * as + GL_ROW_HEADER) + c0;
+            const __m512i A0 = _mm512_maskz_loadu_epi8(lowmask(m), a);
+            GL_UNROLL
+            for (int r = 0; r < R; ++r) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], W[r][0], A0);
+            if (m == 128) {
+                const __m512i A1 = _mm512_loadu_si512(a + 64);
+                GL_UNROLL
+                for (int r = 0; r < R; ++r) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], W[r][1], A1);
+            }
+        }
+        c0 += m;
+    }
+    GL_UNROLL
+    for (int t = 0; t < T; ++t) {
+        GL_UNROLL
+        for (int r = 0; r < R; ++r) y[t * ys + r] = finish_a8(n, w + r * ws, act + t * as, hsum_epi32(acc[r][t]));
+    }
+}
+
+template <int BITS, int R, int T>
+inline void rows_a8(int64_t n, int64_t nr, const uint8_t * w, size_t ws, const uint8_t * act, size_t as, float * y, int64_t ys) {
+    int64_t r = 0;
+    for (; r + R <= nr; r += R) tile_a8<BITS, R, T>(n, w + r * ws, ws, act, as, y + r, ys);
+    for (; r < nr; ++r) tile_a8<BITS, 1, T>(n, w + r * ws, ws, act, as, y + r, ys);
+}
+
+template <int BITS>
+void gemm_a8(int64_t n, int64_t nr, int64_t nt, const void * vw, size_t ws, const void * vact, size_t as, float * y, int64_t ys) {
+    const uint8_t * w = (const uint8_t *) vw, * act = (const uint8_t *) vact;
+    int64_t t = 0;
+    if (nt <= 4) {
+        switch (nt) {
+            case 1: rows_a8<BITS, 8, 1>(n, nr, w, ws, act, as, y, ys); break;
+            case 2: rows_a8<BITS, 4, 2>(n, nr, w, ws, act, as, y, ys); break;
+            case 3: rows_a8<BITS, 4, 3>(n, nr, w, ws, act, as, y, ys); break;
+            case 4: rows_a8<BITS, 4, 4>(n, nr, w, ws, act, as, y, ys); break;
+            default: break;
+        }
+        return;
+    }
+    // Batches: per 4 rows, every 4-token tile (the 4 rows' codes stay in L1 across the tiles).
+    int64_t r = 0;
+    for (; r + 4 <= nr; r += 4) {
+        for (t = 0; t + 4 <= nt; t += 4) tile_a8<BITS, 4, 4>(n, w + r * ws, ws, act + t * as, as, y + t * ys + r, ys);
+        for (; t < nt; ++t) tile_a8<BITS, 4, 1>(n, w + r * ws, ws, act + t * as, as, y + t * ys + r, ys);
+    }
+    for (; r < nr; ++r) {
+        for (t = 0; t + 4 <= nt; t += 4) tile_a8<BITS, 1, 4>(n, w + r * ws, ws, act + t * as, as, y + t * ys + r, ys);
+        for (; t < nt; ++t) tile_a8<BITS, 1, 1>(n, w + r * ws, ws, act + t * as, as, y + t * ys + r, ys);
+    }
+}
+
+template <int BITS> void vec_dot_a8(int64_t n, float * s, const void * x, const void * y) { gemm_a8<BITS>(n, 1, 1, x, 0, y, 0, s, 1); }
+
+// ---- A16 products (float activations) ---------------------------------------------------------------------------
+
+// R rows × T tokens: Σ (code − z)·x in float per row, times d.
+template <int BITS, int R, int T>
+inline void tile_f32(int64_t n, const uint8_t * w, size_t ws, const float * x, int64_t xs, float * y, int64_t ys) {
+    __m512 acc[R][T];
+    __m512 zf[R];
+    GL_UNROLL
+    for (int r = 0; r < R; ++r) {
+        gl_row_header h;
+        memcpy(&h, w + r * ws, sizeof h);
+        zf[r] = _mm512_set1_ps((float) h.z);
+        GL_UNROLL
+        for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
+    }
+    for (int64_t c0 = 0; c0 < n;) {
+        const int m = chunk_len(n, c0);
+        __m512i W[R][2];
+        GL_UNROLL
+        for (int r = 0; r < R; ++r) load_chunk<BITS>(w + r * ws + GL_ROW_HEADER, c0, m, W[r]);
+        // 16 codes at a time: part p of the chunk (codes 16p .. 16p+15) is bytes 16(p % 4) .. of W[p / 4]
+        for (int p = 0; p < m / 16; ++p) {
+            __m512 wf[R];
+            GL_UNROLL
+            for (int r = 0; r < R; ++r) {
+                const __m512i v = W[r][p / 4];
+                const __m128i b = p % 4 == 0 ? _mm512_castsi512_si128(v)
+                                : p % 4 == 1 ? _mm512_extracti32x4_epi32(v, 1)
+                                : p % 4 == 2 ? _mm512_extracti32x4_epi32(v, 2)
+                                             : _mm512_extracti32x4_epi32(v, 3);
+                wf[r] = _mm512_sub_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b)), zf[r]);
+            }
+            GL_UNROLL
+            for (int t = 0; t < T; ++t) {
+                const __m512 a = _mm512_loadu_ps(x + t * xs + c0 + 16 * p);
+                GL_UNROLL
+                for (int r = 0; r < R; ++r) acc[r][t] = _mm512_fmadd_ps(wf[r], a, acc[r][t]);
+            }
+        }
+        c0 += m;
+    }
+    GL_UNROLL
+    for (int r = 0; r < R; ++r) {
+        gl_row_header h;
+        memcpy(&h, w + r * ws, sizeof h);
+        const float d = _cvtsh_ss(h.d);
+        GL_UNROLL
+        for (int t = 0; t < T; ++t) y[t * ys + r] = d * _mm512_reduce_add_ps(acc[r][t]);
+    }
+}
+
+template <int BITS>
+void gemm_f32(int64_t n, int64_t nr, int64_t nt, const void * vw, size_t ws, const void * vact, size_t as, float * y, int64_t ys) {
+    const uint8_t * w = (const uint8_t *) vw;
+    const float * x = (const float *) vact;
+    const int64_t xs = (int64_t) (as / sizeof(float));
+    int64_t r = 0;
+    for (; r + 4 <= nr; r += 4) {
+        int64_t t = 0;
+        for (; t + 4 <= nt; t += 4) tile_f32<BITS, 4, 4>(n, w + r * ws, ws, x + t * xs, xs, y + t * ys + r, ys);
+        for (; t < nt; ++t) tile_f32<BITS, 4, 1>(n, w + r * ws, ws, x + t * xs, xs, y + t * ys + r, ys);
+    }
+    for (; r < nr; ++r) {
+        int64_t t = 0;
+        for (; t + 4 <= nt; t += 4) tile_f32<BITS, 1, 4>(n, w + r * ws, ws, x + t * xs, xs, y + t * ys + r, ys);
+        for (; t < nt; ++t) tile_f32<BITS, 1, 1>(n, w + r * ws, ws, x + t * xs, xs, y + t * ys + r, ys);
+    }
+}
+
+template <int BITS> void vec_dot_f32(int64_t n, float * s, const void * x, const void * y) {
+    gemm_f32<BITS>(n, 1, 1, x, 0, y, (size_t) n * sizeof(float), s, 1);
+}
+
+}  // namespace
+
+void gl_a8_row_quantize_avx512(const float * x, void * y, int64_t n) { a8_row_quantize(x, y, n); }
+void gl_q4_row_vec_dot_a8_avx512(int64_t n, float * s, const void * x, const void * y) { vec_dot_a8<4>(n, s, x, y); }
+void gl_q8_row_vec_dot_a8_avx512(int64_t n, float * s, const void * x, const void * y) { vec_dot_a8<8>(n, s, x, y); }
+void gl_q4_row_gemm_a8_avx512(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys) {
+    gemm_a8<4>(n, nr, nt, w, ws, a, as, y, ys);
+}
+void gl_q8_row_gemm_a8_avx512(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys) {
+    gemm_a8<8>(n, nr, nt, w, ws, a, as, y, ys);
+}
+void gl_q4_row_vec_dot_f32_avx512(int64_t n, float * s, const void * x, const void * y) { vec_dot_f32<4>(n, s, x, y); }
+void gl_q8_row_vec_dot_f32_avx512(int64_t n, float * s, const void * x, const void * y) { vec_dot_f32<8>(n, s, x, y); }
+void gl_q4_row_gemm_f32_avx512(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys) {
+    gemm_f32<4>(n, nr, nt, w, ws, a, as, y, ys);
+}
+void gl_q8_row_gemm_f32_avx512(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys) {
+    gemm_f32<8>(n, nr, nt, w, ws, a, as, y, ys);
+}
