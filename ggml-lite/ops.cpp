@@ -7,6 +7,7 @@
 #include <cmath>
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include <omp.h>
 
@@ -182,6 +183,13 @@ void gl_get_row(const gl_tensor & w, int64_t row, float * out) {
         gl_vq_geom g;
         GL_ASSERT(gl_vq_geometry(w.type, w.ne0, w.ne1, &g));
         gl_vq_row_to_float(g, w.data, row, out);
+        return;
+    }
+    if (w.x16 && gl_get_type_traits(w.type)->row_header) {  // the whole row through a per-thread buffer, grown once
+        static thread_local std::vector<uint8_t> buf;
+        if (buf.size() < w.nb1) buf.resize(w.nb1);
+        gl_x16_get_row(w.type, w.ne0, (const uint8_t *) w.data + (size_t) (row / 16) * 16 * w.nb1, row % 16, buf.data());
+        gl_kernels(w.type).to_float(buf.data(), out, w.ne0);
         return;
     }
     if (w.x16) {  // block by block through a small buffer (no allocation: embedding lookups run per token)

@@ -537,8 +537,8 @@ struct traits_entry {
 // Codebook types: 32-weight chunks of 4·bits bytes; activations zero-padded to whole Q8_0 blocks.
 #define VQ(NAME, T, D, B, G) {T, {NAME, 32, (size_t) (4 * B), true, GL_TYPE_Q8_0, 32, -1, -1, nullptr, nullptr, nullptr, &k_vq_layout<D, B, G>, nullptr, false, 0}}
 // Per-row types (ggml-lite/rowq.cpp): 32-weight blocks after a 16-byte row header.
-#define ROWQ(NAME, T, SIZE, VT, FN, DOT) \
-    {T, {NAME, 32, SIZE, true, VT, 1, -1, -1, FN##_to_float, FN##_from_float, DOT, nullptr, nullptr, false, GL_ROW_HEADER}}
+#define ROWQ(NAME, T, SIZE, VT, FN, DOT, X16) \
+    {T, {NAME, 32, SIZE, true, VT, 1, -1, -1, FN##_to_float, FN##_from_float, DOT, nullptr, nullptr, X16, GL_ROW_HEADER}}
 static constexpr traits_entry k_traits_entries[] = {
     PLAIN("f32", GL_TYPE_F32, 1, 4, GL_TYPE_F32, 0, 0, f32, false),
     PLAIN("f16", GL_TYPE_F16, 1, 2, GL_TYPE_F16, 1, 1, f16, false),
@@ -564,11 +564,11 @@ static constexpr traits_entry k_traits_entries[] = {
     VQ("vq2_b4_g32768", GL_TYPE_VQ2_B4_G32768, 2, 4, 32768),
     VQ("vq4_b2_g65536", GL_TYPE_VQ4_B2_G65536, 4, 2, 65536),
     VQ("vq4_b2_g32768", GL_TYPE_VQ4_B2_G32768, 4, 2, 32768),
-    ROWQ("a8_row", GL_TYPE_A8_ROW, 32, GL_TYPE_A8_ROW, a8_row, a8_row_vec_dot),
-    ROWQ("q4_row", GL_TYPE_Q4_ROW, 16, GL_TYPE_F32, q4_row, q4_row_vec_dot_f32),
-    ROWQ("q8_row", GL_TYPE_Q8_ROW, 32, GL_TYPE_F32, q8_row, q8_row_vec_dot_f32),
-    ROWQ("q4_row_a8", GL_TYPE_Q4_ROW_A8, 16, GL_TYPE_A8_ROW, q4_row, q4_row_vec_dot_a8),
-    ROWQ("q8_row_a8", GL_TYPE_Q8_ROW_A8, 32, GL_TYPE_A8_ROW, q8_row, q8_row_vec_dot_a8),
+    ROWQ("a8_row", GL_TYPE_A8_ROW, 32, GL_TYPE_A8_ROW, a8_row, a8_row_vec_dot, false),
+    ROWQ("q4_row", GL_TYPE_Q4_ROW, 16, GL_TYPE_F32, q4_row, q4_row_vec_dot_f32, false),
+    ROWQ("q8_row", GL_TYPE_Q8_ROW, 32, GL_TYPE_F32, q8_row, q8_row_vec_dot_f32, false),
+    ROWQ("q4_row_a8", GL_TYPE_Q4_ROW_A8, 16, GL_TYPE_A8_ROW, q4_row, q4_row_vec_dot_a8, true),
+    ROWQ("q8_row_a8", GL_TYPE_Q8_ROW_A8, 32, GL_TYPE_A8_ROW, q8_row, q8_row_vec_dot_a8, true),
 };
 #undef ROWQ
 #undef PLAIN
@@ -673,9 +673,34 @@ static inline size_t x16_offset(size_t bs, size_t j, int r) {
     return j < 2 ? 2 * (size_t) r + j : 32 + ((j - 2) / 4) * 64 + 4 * (size_t) r + (j - 2) % 4;
 }
 
+// Per-row types: a group is the 16 row headers, then dword d of the 16 rows' codes for every d in order.
+static void x16_regroup_rows(gl_type t, int64_t ne0, int64_t ne1, const void * src, void * dst, bool pack) {
+    const gl_type_traits * tr = gl_get_type_traits(t);
+    const size_t row = gl_row_size(t, ne0), h = tr->row_header, nd = (row - h) / 4;
+#pragma omp parallel for schedule(static) if (ne1 * (int64_t) row >= (1 << 22))
+    for (int64_t g = 0; g < ne1 / 16; ++g) {
+        const uint8_t * s = (const uint8_t *) src + (size_t) g * 16 * row;
+        uint8_t * d = (uint8_t *) dst + (size_t) g * 16 * row;
+        for (int r = 0; r < 16; ++r) {
+            const size_t plain = (size_t) r * row;
+            if (pack) {
+                memcpy(d + h * r, s + plain, h);
+                for (size_t k = 0; k < nd; ++k) memcpy(d + 16 * h + 64 * k + 4 * r, s + plain + h + 4 * k, 4);
+            } else {
+                memcpy(d + plain, s + h * r, h);
+                for (size_t k = 0; k < nd; ++k) memcpy(d + plain + h + 4 * k, s + 16 * h + 64 * k + 4 * r, 4);
+            }
+        }
+    }
+}
+
 static void x16_regroup(gl_type t, int64_t ne0, int64_t ne1, const void * src, void * dst, bool pack) {
     GL_ASSERT(gl_x16_ok(t, ne0, ne1) && src != dst);
     const gl_type_traits * tr = gl_get_type_traits(t);
+    if (tr->row_header) {
+        x16_regroup_rows(t, ne0, ne1, src, dst, pack);
+        return;
+    }
     const size_t bs = tr->type_size, row = gl_row_size(t, ne0), nk = (bs - 2) / 4;
     const int64_t nb = ne0 / tr->block_size;
     // x16_offset's map, a scale and whole code dwords at a time (a 7B model regroups in seconds, not minutes).
@@ -707,6 +732,12 @@ void gl_x16_get_row(gl_type t, int64_t ne0, const void * data, int64_t row, void
     const size_t bs = tr->type_size, rs = gl_row_size(t, ne0);
     const uint8_t * g = (const uint8_t *) data + (size_t) (row / 16) * 16 * rs;
     const int r = (int) (row % 16);
+    if (tr->row_header) {
+        const size_t h = tr->row_header;
+        memcpy(dst, g + h * (size_t) r, h);
+        for (size_t k = 0; k < (rs - h) / 4; ++k) memcpy((uint8_t *) dst + h + 4 * k, g + 16 * h + 64 * k + 4 * (size_t) r, 4);
+        return;
+    }
     for (int64_t b = 0; b < ne0 / tr->block_size; ++b)
         for (size_t j = 0; j < bs; ++j) ((uint8_t *) dst)[(size_t) b * bs + j] = g[(size_t) b * 16 * bs + x16_offset(bs, j, r)];
 }
@@ -771,8 +802,10 @@ static constexpr gl_type_entry<gl_type_kernels> k_scalar_entries[] = {
     {GL_TYPE_A8_ROW, {a8_row_vec_dot, a8_row_from_float, a8_row_to_float, gemm_generic<a8_row_vec_dot>, nullptr}},
     {GL_TYPE_Q4_ROW, {q4_row_vec_dot_f32, q4_row_from_float, q4_row_to_float, gemm_generic<q4_row_vec_dot_f32>, nullptr}},
     {GL_TYPE_Q8_ROW, {q8_row_vec_dot_f32, q8_row_from_float, q8_row_to_float, gemm_generic<q8_row_vec_dot_f32>, nullptr}},
-    {GL_TYPE_Q4_ROW_A8, {q4_row_vec_dot_a8, q4_row_from_float, q4_row_to_float, gemm_generic<q4_row_vec_dot_a8>, nullptr}},
-    {GL_TYPE_Q8_ROW_A8, {q8_row_vec_dot_a8, q8_row_from_float, q8_row_to_float, gemm_generic<q8_row_vec_dot_a8>, nullptr}},
+    {GL_TYPE_Q4_ROW_A8, {q4_row_vec_dot_a8, q4_row_from_float, q4_row_to_float, gemm_generic<q4_row_vec_dot_a8>, nullptr,
+                         gemm_x16_ref<GL_TYPE_Q4_ROW_A8, q4_row_vec_dot_a8>}},
+    {GL_TYPE_Q8_ROW_A8, {q8_row_vec_dot_a8, q8_row_from_float, q8_row_to_float, gemm_generic<q8_row_vec_dot_a8>, nullptr,
+                         gemm_x16_ref<GL_TYPE_Q8_ROW_A8, q8_row_vec_dot_a8>}},
 };
 constexpr gl_type_table<gl_type_kernels> gl_kernels_scalar = gl_type_table_make(k_scalar_entries);
 static_assert(!gl_kernels_scalar.dup, "a type is listed twice");

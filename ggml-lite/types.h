@@ -172,7 +172,7 @@ struct gl_type_traits {
     const gl_vq_layout * vq;        // codebook types only; their rows are padded to whole blocks of 32
     const gl_intq_layout * intq;    // uniform integer types only
     // Rows can be stored 16-interleaved (the x16 layout, gl_x16_* below): the block is an fp16 scale followed by
-    // codes in whole dwords (Q4_0, Q8_0).
+    // codes in whole dwords (Q4_0, Q8_0), or the row a header and codes in whole dwords (q4_row_a8, q8_row_a8).
     bool             x16;
     // Bytes at the start of every row before its blocks (per-row types: GL_ROW_HEADER; 0 for the others).
     size_t           row_header;
@@ -226,7 +226,9 @@ void gl_intq_unpack_row(gl_type t, int64_t n, const void * src, uint8_t * codes,
 // the lanes of a register must gather and transpose them. In the x16 layout a group of 16 consecutive rows is stored
 // as one run of "group blocks", one per block column b, each the 16 rows' block b with the same bytes regrouped:
 //   [16 fp16 scales, row 0..15] [dword 0 of the codes of rows 0..15] [dword 1 of rows 0..15] ...
-// (Q4_0: 32 + 4·64 = 288 bytes = 16 blocks; Q8_0: 32 + 8·64 = 544 bytes). A kernel loads a code dword of 16 rows in
+// (Q4_0: 32 + 4·64 = 288 bytes = 16 blocks; Q8_0: 32 + 8·64 = 544 bytes). Per-row types (q4_row_a8, q8_row_a8): a
+// group is the 16 row headers (256 bytes), then dword d of the 16 rows' codes for each d in order (the whole row is
+// one "block"; lane r of dword d of a q4 chunk holds its codes 4d'.. and m/2 + 4d'..). A kernel loads a code dword of 16 rows in
 // one 64-byte load, and each thread reads its rows as a few sequential streams. Row r of the tensor still starts at
 // byte r·row_size when r is a multiple of 16 (a group is 16 rows' bytes), so row ranges on 16-row boundaries keep
 // their offsets. Only types with traits.x16 and tensors of ne1 % 16 == 0 take it; the layout is a property of the

@@ -1080,6 +1080,8 @@ void gl_q4_row_vec_dot_f32_avx2(int64_t n, float * s, const void * x, const void
 void gl_q8_row_vec_dot_f32_avx2(int64_t n, float * s, const void * x, const void * y);
 void gl_q4_row_gemm_f32_avx2(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys);
 void gl_q8_row_gemm_f32_avx2(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys);
+void gl_q4_row_gemm_x16_avx2(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys);
+void gl_q8_row_gemm_x16_avx2(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys);
 
 static constexpr gl_type_entry<gl_type_kernels> k_entries[] = {
     {GL_TYPE_F32, {f32_vec_dot, nullptr, nullptr, f32_gemm, f32_axpy}},
@@ -1099,8 +1101,8 @@ static constexpr gl_type_entry<gl_type_kernels> k_entries[] = {
     {GL_TYPE_A8_ROW, {nullptr, gl_a8_row_quantize_avx2, nullptr, nullptr, nullptr}},
     {GL_TYPE_Q4_ROW, {gl_q4_row_vec_dot_f32_avx2, nullptr, nullptr, gl_q4_row_gemm_f32_avx2, nullptr}},
     {GL_TYPE_Q8_ROW, {gl_q8_row_vec_dot_f32_avx2, nullptr, nullptr, gl_q8_row_gemm_f32_avx2, nullptr}},
-    {GL_TYPE_Q4_ROW_A8, {gl_q4_row_vec_dot_a8_avx2, nullptr, nullptr, gl_q4_row_gemm_a8_avx2, nullptr}},
-    {GL_TYPE_Q8_ROW_A8, {gl_q8_row_vec_dot_a8_avx2, nullptr, nullptr, gl_q8_row_gemm_a8_avx2, nullptr}},
+    {GL_TYPE_Q4_ROW_A8, {gl_q4_row_vec_dot_a8_avx2, nullptr, nullptr, gl_q4_row_gemm_a8_avx2, nullptr, gl_q4_row_gemm_x16_avx2}},
+    {GL_TYPE_Q8_ROW_A8, {gl_q8_row_vec_dot_a8_avx2, nullptr, nullptr, gl_q8_row_gemm_a8_avx2, nullptr, gl_q8_row_gemm_x16_avx2}},
 };
 #undef INTQ_ENTRY
 constexpr gl_type_table<gl_type_kernels> gl_kernels_avx2 = gl_type_table_make(k_entries);

@@ -1140,6 +1140,8 @@ void gl_q4_row_vec_dot_f32_avx512(int64_t n, float * s, const void * x, const vo
 void gl_q8_row_vec_dot_f32_avx512(int64_t n, float * s, const void * x, const void * y);
 void gl_q4_row_gemm_f32_avx512(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys);
 void gl_q8_row_gemm_f32_avx512(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys);
+void gl_q4_row_gemm_x16_avx512(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys);
+void gl_q8_row_gemm_x16_avx512(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys);
 
 // Null entries fall back to the level below: F32 row copies (memcpy), the Q4_0 quantizer (never an activation
 // format) and any type not listed here.
@@ -1152,8 +1154,8 @@ static constexpr gl_type_entry<gl_type_kernels> k_entries[] = {
     {GL_TYPE_A8_ROW, {nullptr, gl_a8_row_quantize_avx512, nullptr, nullptr, nullptr}},
     {GL_TYPE_Q4_ROW, {gl_q4_row_vec_dot_f32_avx512, nullptr, nullptr, gl_q4_row_gemm_f32_avx512, nullptr}},
     {GL_TYPE_Q8_ROW, {gl_q8_row_vec_dot_f32_avx512, nullptr, nullptr, gl_q8_row_gemm_f32_avx512, nullptr}},
-    {GL_TYPE_Q4_ROW_A8, {gl_q4_row_vec_dot_a8_avx512, nullptr, nullptr, gl_q4_row_gemm_a8_avx512, nullptr}},
-    {GL_TYPE_Q8_ROW_A8, {gl_q8_row_vec_dot_a8_avx512, nullptr, nullptr, gl_q8_row_gemm_a8_avx512, nullptr}},
+    {GL_TYPE_Q4_ROW_A8, {gl_q4_row_vec_dot_a8_avx512, nullptr, nullptr, gl_q4_row_gemm_a8_avx512, nullptr, gl_q4_row_gemm_x16_avx512}},
+    {GL_TYPE_Q8_ROW_A8, {gl_q8_row_vec_dot_a8_avx512, nullptr, nullptr, gl_q8_row_gemm_a8_avx512, nullptr, gl_q8_row_gemm_x16_avx512}},
 };
 constexpr gl_type_table<gl_type_kernels> gl_kernels_avx512 = gl_type_table_make(k_entries);
 static_assert(!gl_kernels_avx512.dup, "a type is listed twice");

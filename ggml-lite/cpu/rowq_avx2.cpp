@@ -207,6 +207,63 @@ void gemm_f32(int64_t n, int64_t nr, int64_t nt, const void * vw, size_t ws, con
             vec_dot_f32<BITS>(n, y + t * ys + r, (const uint8_t *) vw + r * ws, (const uint8_t *) vact + t * as);
 }
 
+// ---- the x16 layout (types.h; see rowq_avx512.cpp): rows 0..7 and 8..15 of a group dword in two registers ------
+
+inline void x16_finish(int64_t n, const uint8_t * g, const __m256i acc[2], const uint8_t * arow, float * y) {
+    gl_row_header_a8 a;
+    memcpy(&a, arow, sizeof a);
+    alignas(32) int32_t s[16];
+    _mm256_store_si256((__m256i *) s, acc[0]);
+    _mm256_store_si256((__m256i *) (s + 8), acc[1]);
+    for (int r = 0; r < 16; ++r) {
+        gl_row_header w;
+        memcpy(&w, g + GL_ROW_HEADER * r, sizeof w);
+        const int64_t total = (int64_t) s[r] - (int64_t) a.z * w.qsum - (int64_t) w.z * a.csum + n * (int64_t) w.z * a.z;
+        y[r] = _cvtsh_ss(w.d) * a.s * (float) total;
+    }
+}
+
+template <int BITS, int T>
+void x16_group(int64_t n, const uint8_t * g, const uint8_t * act, size_t as, float * y, int64_t ys) {
+    __m256i acc[T][2];
+    for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_si256();
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int64_t c0 = 0; c0 < n;) {
+        const int m = BITS == 8 ? (int) (n - c0 < 128 ? n - c0 : 128) : chunk_len(n, c0);
+        const int nd = BITS == 8 ? m / 4 : m / 8;
+        const int64_t d0 = BITS == 8 ? c0 / 4 : c0 / 8;
+        for (int k = 0; k < nd; ++k) {
+            const uint8_t * p = g + 16 * GL_ROW_HEADER + 64 * (d0 + k);
+            const __m256i v[2] = {_mm256_loadu_si256((const __m256i *) p), _mm256_loadu_si256((const __m256i *) (p + 32))};
+            for (int t = 0; t < T; ++t) {
+                const int8_t * a = (const int8_t *) (act + t * as + GL_ROW_HEADER);
+                const __m256i b0 = _mm256_set1_epi32(load_i32(a + c0 + 4 * k));
+                if (BITS == 4) {
+                    const __m256i b1 = _mm256_set1_epi32(load_i32(a + c0 + m / 2 + 4 * k));
+                    for (int h = 0; h < 2; ++h) {
+                        acc[t][h] = unit_dot<4>(acc[t][h], _mm256_and_si256(v[h], m4), b0);
+                        acc[t][h] = unit_dot<4>(acc[t][h], _mm256_and_si256(_mm256_srli_epi16(v[h], 4), m4), b1);
+                    }
+                } else {
+                    for (int h = 0; h < 2; ++h) acc[t][h] = unit_dot<8>(acc[t][h], v[h], b0);
+                }
+            }
+        }
+        c0 += m;
+    }
+    for (int t = 0; t < T; ++t) x16_finish(n, g, acc[t], act + t * as, y + t * ys);
+}
+
+template <int BITS>
+void gemm_x16(int64_t n, int64_t nr, int64_t nt, const void * vw, size_t ws, const void * vact, size_t as, float * y, int64_t ys) {
+    const uint8_t * w = (const uint8_t *) vw, * act = (const uint8_t *) vact;
+    int64_t t = 0;
+    for (; t + 4 <= nt; t += 4)
+        for (int64_t g = 0; g < nr / 16; ++g) x16_group<BITS, 4>(n, w + (size_t) g * 16 * ws, act + t * as, as, y + t * ys + 16 * g, ys);
+    for (; t < nt; ++t)
+        for (int64_t g = 0; g < nr / 16; ++g) x16_group<BITS, 1>(n, w + (size_t) g * 16 * ws, act + t * as, as, y + t * ys + 16 * g, ys);
+}
+
 }  // namespace
 
 void gl_a8_row_quantize_avx2(const float * x, void * y, int64_t n) { a8_row_quantize(x, y, n); }
@@ -225,4 +282,10 @@ void gl_q4_row_gemm_f32_avx2(int64_t n, int64_t nr, int64_t nt, const void * w, 
 }
 void gl_q8_row_gemm_f32_avx2(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys) {
     gemm_f32<8>(n, nr, nt, w, ws, a, as, y, ys);
+}
+void gl_q4_row_gemm_x16_avx2(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys) {
+    gemm_x16<4>(n, nr, nt, w, ws, a, as, y, ys);
+}
+void gl_q8_row_gemm_x16_avx2(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys) {
+    gemm_x16<8>(n, nr, nt, w, ws, a, as, y, ys);
 }

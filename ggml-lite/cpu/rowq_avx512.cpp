@@ -181,16 +181,12 @@ void gemm_a8(int64_t n, int64_t nr, int64_t nt, const void * vw, size_t ws, cons
         }
         return;
     }
-    // Batches: per 4 rows, every 4-token tile (the 4 rows' codes stay in L1 across the tiles).
-    int64_t r = 0;
-    for (; r + 4 <= nr; r += 4) {
-        for (t = 0; t + 4 <= nt; t += 4) tile_a8<BITS, 4, 4>(n, w + r * ws, ws, act + t * as, as, y + t * ys + r, ys);
-        for (; t < nt; ++t) tile_a8<BITS, 4, 1>(n, w + r * ws, ws, act + t * as, as, y + t * ys + r, ys);
-    }
-    for (; r < nr; ++r) {
-        for (t = 0; t + 4 <= nt; t += 4) tile_a8<BITS, 1, 4>(n, w + r * ws, ws, act + t * as, as, y + t * ys + r, ys);
-        for (; t < nt; ++t) tile_a8<BITS, 1, 1>(n, w + r * ws, ws, act + t * as, as, y + t * ys + r, ys);
-    }
+    // Batches: per 4-token tile, every 4-row tile of the call. The tile's activations and the call's rows (16 per call
+    // from gl_mul_mat: 16 KB of q4 codes at n = 2048) stay in L1, and each token's activations are read from the
+    // outer caches once per call (rows outside, tokens inside, read all of them once per 4 rows: ffn_down's 512 ×
+    // 5632 bytes came from L3 for every 4 rows).
+    for (t = 0; t + 4 <= nt; t += 4) rows_a8<BITS, 4, 4>(n, nr, w, ws, act + t * as, as, y + t * ys, ys);
+    for (; t < nt; ++t) rows_a8<BITS, 4, 1>(n, nr, w, ws, act + t * as, as, y + t * ys, ys);
 }
 
 template <int BITS> void vec_dot_a8(int64_t n, float * s, const void * x, const void * y) { gemm_a8<BITS>(n, 1, 1, x, 0, y, 0, s, 1); }
@@ -268,6 +264,142 @@ template <int BITS> void vec_dot_f32(int64_t n, float * s, const void * x, const
     gemm_f32<BITS>(n, 1, 1, x, 0, y, (size_t) n * sizeof(float), s, 1);
 }
 
+// ---- the x16 layout (types.h): 16 rows in the 16 lanes ------------------------------------------------------------
+//
+// A group is the 16 row headers, then dword d of the 16 rows' codes for every d: one 64-byte load is, in lane r, four
+// codes of row r (q8: codes 4d .. 4d+3; q4: within a chunk of m codes, its codes 4d' .. 4d'+3 in the low nibbles and
+// m/2 + 4d' .. in the high ones), against the matching activation dword broadcast. Lane r ends with row r's integer
+// sum, so a group costs no horizontal sums, and the corrections of types.h run on 16 rows at once (int64 lanes, the
+// same int64 -> float conversion and products as the scalar reference: bit-identical).
+
+// y[t·ys + r] (r < 16) from the integer sums of a group's 16 rows against token t's activations.
+inline void x16_finish(int64_t n, const uint8_t * g, __m512i acc, const uint8_t * arow, float * y) {
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60);
+    const __m512i w0 = _mm512_i32gather_epi32(idx, g, 4);      // d16 | z << 16 per row
+    const __m512i qs = _mm512_i32gather_epi32(idx, g + 4, 4);  // qsum
+    const __m512i z = _mm512_and_si512(_mm512_srli_epi32(w0, 16), _mm512_set1_epi32(0xFF));
+    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_and_si512(w0, _mm512_set1_epi32(0xFFFF))));
+    gl_row_header_a8 a;
+    memcpy(&a, arow, sizeof a);
+    const __m512i za = _mm512_set1_epi64(a.z), cs = _mm512_set1_epi64(a.csum), nza = _mm512_set1_epi64(n * (int64_t) a.z);
+    __m256 f[2];
+    for (int h = 0; h < 2; ++h) {
+        const __m512i A = _mm512_cvtepi32_epi64(h ? _mm512_extracti64x4_epi64(acc, 1) : _mm512_castsi512_si256(acc));
+        const __m512i Q = _mm512_cvtepi32_epi64(h ? _mm512_extracti64x4_epi64(qs, 1) : _mm512_castsi512_si256(qs));
+        const __m512i Z = _mm512_cvtepi32_epi64(h ? _mm512_extracti64x4_epi64(z, 1) : _mm512_castsi512_si256(z));
+        __m512i tot = _mm512_sub_epi64(A, _mm512_mullo_epi64(za, Q));
+        tot = _mm512_sub_epi64(tot, _mm512_mullo_epi64(Z, cs));
+        tot = _mm512_add_epi64(tot, _mm512_mullo_epi64(Z, nza));
+        f[h] = _mm512_cvtepi64_ps(tot);
+    }
+    const __m512 total = _mm512_insertf32x8(_mm512_castps256_ps512(f[0]), f[1], 1);
+    _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_mul_ps(d, _mm512_set1_ps(a.s)), total));
+}
+
+// G groups (gb[g]: the group's first byte) × T tokens over whole rows: acc[g·T + t] lane r = row r's integer sum.
+template <int BITS, int T, int G>
+inline void x16_run(int64_t n, const uint8_t * const gb[G], const int8_t * const a[T], __m512i acc[G * T]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    for (int64_t c0 = 0; c0 < n;) {
+        const int m = BITS == 8 ? (int) (n - c0 < 128 ? n - c0 : 128) : chunk_len(n, c0);
+        const int nd = BITS == 8 ? m / 4 : m / 8;  // code dwords of the chunk per row
+        const int64_t d0 = BITS == 8 ? c0 / 4 : c0 / 8;
+        for (int k = 0; k < nd; ++k) {
+            __m512i lo[G], hi[G];
+            GL_UNROLL
+            for (int g = 0; g < G; ++g) {
+                const uint8_t * p = gb[g] + 16 * GL_ROW_HEADER + 64 * (d0 + k);
+                _mm_prefetch((const char *) p + 2048, _MM_HINT_T0);
+                const __m512i v = _mm512_loadu_si512(p);
+                if (BITS == 8) {
+                    lo[g] = v;
+                } else {
+                    lo[g] = _mm512_and_si512(v, m4);
+                    hi[g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                }
+            }
+            GL_UNROLL
+            for (int t = 0; t < T; ++t) {
+                const __m512i b0 = _mm512_set1_epi32(load_i32(a[t] + c0 + 4 * k));
+                GL_UNROLL
+                for (int g = 0; g < G; ++g) acc[g * T + t] = _mm512_dpbusd_epi32(acc[g * T + t], lo[g], b0);
+                if (BITS == 4) {
+                    const __m512i b1 = _mm512_set1_epi32(load_i32(a[t] + c0 + m / 2 + 4 * k));
+                    GL_UNROLL
+                    for (int g = 0; g < G; ++g) acc[g * T + t] = _mm512_dpbusd_epi32(acc[g * T + t], hi[g], b1);
+                }
+            }
+        }
+        c0 += m;
+    }
+}
+
+// Groups idx[0..ng) of the call, G at a time (then fewer), against T tokens.
+template <int BITS, int T, int G>
+inline void x16_groups(int64_t n, const int64_t * idx, int64_t ng, const uint8_t * w, size_t gstride, const uint8_t * act, size_t as,
+                       float * y, int64_t ys) {
+    const int8_t * a[T];
+    GL_UNROLL
+    for (int t = 0; t < T; ++t) a[t] = (const int8_t *) (act + t * as + GL_ROW_HEADER);
+    int64_t i = 0;
+    for (; i + G <= ng; i += G) {
+        const uint8_t * gb[G];
+        __m512i acc[G * T];
+        GL_UNROLL
+        for (int g = 0; g < G; ++g) gb[g] = w + (size_t) idx[i + g] * gstride;
+        GL_UNROLL
+        for (int j = 0; j < G * T; ++j) acc[j] = _mm512_setzero_si512();
+        x16_run<BITS, T, G>(n, gb, a, acc);
+        GL_UNROLL
+        for (int g = 0; g < G; ++g) {
+            GL_UNROLL
+            for (int t = 0; t < T; ++t) x16_finish(n, gb[g], acc[g * T + t], act + t * as, y + t * ys + idx[i + g] * 16);
+        }
+    }
+    if constexpr (G > 1) {
+        if (i < ng) x16_groups<BITS, T, G / 2>(n, idx + i, ng - i, w, gstride, act, as, y, ys);
+    }
+}
+
+// Decode: G lanes, each a contiguous range of the call's groups, read in step (G sequential streams per thread).
+template <int BITS, int T, int G>
+inline void x16_lanes(int64_t n, int64_t ng, const uint8_t * w, size_t gstride, const uint8_t * act, size_t as, float * y, int64_t ys) {
+    const int64_t per = ng / G, extra = ng % G;
+    int64_t idx[G];
+    for (int64_t i = 0; i < per; ++i) {
+        GL_UNROLL
+        for (int g = 0; g < G; ++g) idx[g] = g * per + (g < extra ? g : extra) + i;
+        x16_groups<BITS, T, G>(n, idx, G, w, gstride, act, as, y, ys);
+    }
+    for (int64_t g = 0; g < extra; ++g) idx[g] = g * per + g + per;
+    x16_groups<BITS, T, G>(n, idx, extra, w, gstride, act, as, y, ys);
+}
+
+template <int BITS>
+void gemm_x16(int64_t n, int64_t nr, int64_t nt, const void * vw, size_t ws, const void * vact, size_t as, float * y, int64_t ys) {
+    const uint8_t * w = (const uint8_t *) vw, * act = (const uint8_t *) vact;
+    const size_t gstride = 16 * ws;
+    const int64_t ng = nr / 16;
+    switch (nt) {
+        case 1: x16_lanes<BITS, 1, 8>(n, ng, w, gstride, act, as, y, ys); return;
+        case 2: x16_lanes<BITS, 2, 2>(n, ng, w, gstride, act, as, y, ys); return;
+        case 3: x16_lanes<BITS, 3, 1>(n, ng, w, gstride, act, as, y, ys); return;
+        case 4: x16_lanes<BITS, 4, 1>(n, ng, w, gstride, act, as, y, ys); return;
+        default: break;
+    }
+    // Batches: tiles of TB tokens × 2 groups (each activation broadcast feeds both), every token tile over the call's
+    // groups (their codes stay in L2; the tile's activations in L1).
+    constexpr int TB = BITS == 4 ? 4 : 6;
+    int64_t idx[256];
+    int64_t t = 0;
+    for (int64_t g0 = 0; g0 < ng; g0 += 256) {
+        const int64_t cnt = ng - g0 < 256 ? ng - g0 : 256;
+        for (int64_t i = 0; i < cnt; ++i) idx[i] = g0 + i;
+        for (t = 0; t + TB <= nt; t += TB) x16_groups<BITS, TB, 2>(n, idx, cnt, w, gstride, act + t * as, as, y + t * ys, ys);
+        for (; t < nt; ++t) x16_groups<BITS, 1, 2>(n, idx, cnt, w, gstride, act + t * as, as, y + t * ys, ys);
+    }
+}
+
 }  // namespace
 
 void gl_a8_row_quantize_avx512(const float * x, void * y, int64_t n) { a8_row_quantize(x, y, n); }
@@ -286,4 +418,10 @@ void gl_q4_row_gemm_f32_avx512(int64_t n, int64_t nr, int64_t nt, const void * w
 }
 void gl_q8_row_gemm_f32_avx512(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys) {
     gemm_f32<8>(n, nr, nt, w, ws, a, as, y, ys);
+}
+void gl_q4_row_gemm_x16_avx512(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys) {
+    gemm_x16<4>(n, nr, nt, w, ws, a, as, y, ys);
+}
+void gl_q8_row_gemm_x16_avx512(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys) {
+    gemm_x16<8>(n, nr, nt, w, ws, a, as, y, ys);
 }
