@@ -39,7 +39,7 @@ void gl_row_pack(int bits, int64_t n, const uint8_t * codes, uint16_t d16, uint8
     for (int64_t i = 0; i < n; ++i) qsum += codes[i];
     const gl_row_header h = gl_row_header_make(d16, z, qsum);
     memcpy(out, &h, sizeof h);
-    uint8_t * q = out + GL_ROW_HEADER;
+    uint8_t * q = out + GL_ROW_HEADER_W;
     if (bits == 8) {
         memcpy(q, codes, (size_t) n);
         return;
@@ -59,7 +59,7 @@ void gl_row_unpack(int bits, int64_t n, const void * src, uint8_t * codes, uint1
     memcpy(&h, src, sizeof h);
     if (d16) *d16 = h.d;
     if (z) *z = h.z;
-    const uint8_t * q = (const uint8_t *) src + GL_ROW_HEADER;
+    const uint8_t * q = (const uint8_t *) src + GL_ROW_HEADER_W;
     if (bits == 8) {
         memcpy(codes, q, (size_t) n);
         return;
@@ -77,7 +77,7 @@ void gl_row_unpack(int bits, int64_t n, const void * src, uint8_t * codes, uint1
 // with ties to even, stored minus 128. SIMD quantizers compute exactly these float operations (bit-identical).
 void a8_row_from_float(const float * x, void * vy, int64_t n) {
     uint8_t * out = (uint8_t *) vy;
-    int8_t * c = (int8_t *) (out + GL_ROW_HEADER);
+    int8_t * c = (int8_t *) (out + GL_ROW_HEADER_A);
     float mn = 0.0f, mx = 0.0f;
     for (int64_t i = 0; i < n; ++i) {
         mn = fminf(mn, x[i]);
@@ -111,7 +111,7 @@ void a8_row_from_float(const float * x, void * vy, int64_t n) {
 void a8_row_to_float(const void * vx, float * y, int64_t n) {
     gl_row_header_a8 h;
     memcpy(&h, vx, sizeof h);
-    const int8_t * c = (const int8_t *) ((const uint8_t *) vx + GL_ROW_HEADER);
+    const int8_t * c = (const int8_t *) ((const uint8_t *) vx + GL_ROW_HEADER_A);
     for (int64_t i = 0; i < n; ++i) y[i] = h.s * (float) ((int32_t) c[i] - h.z);
 }
 
@@ -119,8 +119,8 @@ void a8_row_vec_dot(int64_t n, float * s, const void * vx, const void * vy) {
     gl_row_header_a8 a, b;
     memcpy(&a, vx, sizeof a);
     memcpy(&b, vy, sizeof b);
-    const int8_t * x = (const int8_t *) ((const uint8_t *) vx + GL_ROW_HEADER);
-    const int8_t * y = (const int8_t *) ((const uint8_t *) vy + GL_ROW_HEADER);
+    const int8_t * x = (const int8_t *) ((const uint8_t *) vx + GL_ROW_HEADER_A);
+    const int8_t * y = (const int8_t *) ((const uint8_t *) vy + GL_ROW_HEADER_A);
     int64_t dot = 0;
     for (int64_t i = 0; i < n; ++i) dot += (int32_t) x[i] * (int32_t) y[i];
     const int64_t total = dot - (int64_t) b.z * a.csum - (int64_t) a.z * b.csum + n * (int64_t) a.z * b.z;
@@ -135,7 +135,7 @@ template <int BITS> static void row_from_float(const float * x, void * vy, int64
     // in pieces of 256 codes (rows can be long): pack the whole row code by code
     uint8_t * out = (uint8_t *) vy;
     int32_t qsum = 0;
-    uint8_t * q = out + GL_ROW_HEADER;
+    uint8_t * q = out + GL_ROW_HEADER_W;
     if (BITS == 4) memset(q, 0, (size_t) (n / 2));
     for (int64_t i0 = 0; i0 < n; i0 += 256) {
         const int64_t m = std::min<int64_t>(256, n - i0);
@@ -178,14 +178,14 @@ void q4_row_to_float(const void * vx, float * y, int64_t n) {
     memcpy(&h, vx, sizeof h);
     const float d = gl_fp16_to_fp32(h.d);
     const int z = h.z;
-    q4_row_walk(n, (const uint8_t *) vx + GL_ROW_HEADER, [&](int64_t i, int c) { y[i] = d * (float) (c - z); });
+    q4_row_walk(n, (const uint8_t *) vx + GL_ROW_HEADER_W, [&](int64_t i, int c) { y[i] = d * (float) (c - z); });
 }
 
 void q8_row_to_float(const void * vx, float * y, int64_t n) {
     gl_row_header h;
     memcpy(&h, vx, sizeof h);
     const float d = gl_fp16_to_fp32(h.d);
-    const uint8_t * q = (const uint8_t *) vx + GL_ROW_HEADER;
+    const uint8_t * q = (const uint8_t *) vx + GL_ROW_HEADER_W;
     for (int64_t i = 0; i < n; ++i) y[i] = d * (float) ((int) q[i] - (int) h.z);
 }
 
@@ -198,7 +198,7 @@ void q4_row_vec_dot_f32(int64_t n, float * s, const void * vx, const void * vy) 
     // codes in natural order first (the walk visits a chunk's two halves interleaved)
     float sum = 0.0f;
     uint8_t c[128];
-    const uint8_t * q = (const uint8_t *) vx + GL_ROW_HEADER;
+    const uint8_t * q = (const uint8_t *) vx + GL_ROW_HEADER_W;
     int64_t c0 = 0;
     while (c0 < n) {
         const int64_t m = n - c0 >= 128 ? 128 : (n - c0 >= 64 ? 64 : 32);
@@ -216,7 +216,7 @@ void q8_row_vec_dot_f32(int64_t n, float * s, const void * vx, const void * vy) 
     gl_row_header h;
     memcpy(&h, vx, sizeof h);
     const float * y = (const float *) vy;
-    const uint8_t * q = (const uint8_t *) vx + GL_ROW_HEADER;
+    const uint8_t * q = (const uint8_t *) vx + GL_ROW_HEADER_W;
     float sum = 0.0f;
     for (int64_t i = 0; i < n; ++i) sum += (float) ((int) q[i] - (int) h.z) * y[i];
     *s = gl_fp16_to_fp32(h.d) * sum;
@@ -233,9 +233,9 @@ void q4_row_vec_dot_a8(int64_t n, float * s, const void * vx, const void * vy) {
     gl_row_header_a8 a;
     memcpy(&w, vx, sizeof w);
     memcpy(&a, vy, sizeof a);
-    const int8_t * c = (const int8_t *) ((const uint8_t *) vy + GL_ROW_HEADER);
+    const int8_t * c = (const int8_t *) ((const uint8_t *) vy + GL_ROW_HEADER_A);
     int64_t dot = 0;
-    q4_row_walk(n, (const uint8_t *) vx + GL_ROW_HEADER, [&](int64_t i, int q) { dot += q * (int32_t) c[i]; });
+    q4_row_walk(n, (const uint8_t *) vx + GL_ROW_HEADER_W, [&](int64_t i, int q) { dot += q * (int32_t) c[i]; });
     *s = row_dot_a8(n, w, a, dot);
 }
 
@@ -244,8 +244,8 @@ void q8_row_vec_dot_a8(int64_t n, float * s, const void * vx, const void * vy) {
     gl_row_header_a8 a;
     memcpy(&w, vx, sizeof w);
     memcpy(&a, vy, sizeof a);
-    const uint8_t * q = (const uint8_t *) vx + GL_ROW_HEADER;
-    const int8_t * c = (const int8_t *) ((const uint8_t *) vy + GL_ROW_HEADER);
+    const uint8_t * q = (const uint8_t *) vx + GL_ROW_HEADER_W;
+    const int8_t * c = (const int8_t *) ((const uint8_t *) vy + GL_ROW_HEADER_A);
     int64_t dot = 0;
     for (int64_t i = 0; i < n; ++i) dot += (int32_t) q[i] * (int32_t) c[i];
     *s = row_dot_a8(n, w, a, dot);

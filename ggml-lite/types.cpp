@@ -536,9 +536,9 @@ struct traits_entry {
     {T, {NAME, G, sizeof(gl_block_intq<B, G>), true, GL_TYPE_Q8_0, 1, -1, -1, intq_to_float<B, G>, intq_from_float<B, G>, intq_vec_dot<B, G>, nullptr, &k_intq_layout<B, G>, false, 0}}
 // Codebook types: 32-weight chunks of 4·bits bytes; activations zero-padded to whole Q8_0 blocks.
 #define VQ(NAME, T, D, B, G) {T, {NAME, 32, (size_t) (4 * B), true, GL_TYPE_Q8_0, 32, -1, -1, nullptr, nullptr, nullptr, &k_vq_layout<D, B, G>, nullptr, false, 0}}
-// Per-row types (ggml-lite/rowq.cpp): 32-weight blocks after a 16-byte row header.
+// Per-row types (ggml-lite/rowq.cpp): 32-weight blocks after a row header.
 #define ROWQ(NAME, T, SIZE, VT, FN, DOT, X16) \
-    {T, {NAME, 32, SIZE, true, VT, 1, -1, -1, FN##_to_float, FN##_from_float, DOT, nullptr, nullptr, X16, GL_ROW_HEADER}}
+    {T, {NAME, 32, SIZE, true, VT, 1, -1, -1, FN##_to_float, FN##_from_float, DOT, nullptr, nullptr, X16, T == GL_TYPE_A8_ROW ? GL_ROW_HEADER_A : GL_ROW_HEADER_W}}
 static constexpr traits_entry k_traits_entries[] = {
     PLAIN("f32", GL_TYPE_F32, 1, 4, GL_TYPE_F32, 0, 0, f32, false),
     PLAIN("f16", GL_TYPE_F16, 1, 2, GL_TYPE_F16, 1, 1, f16, false),

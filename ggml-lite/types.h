@@ -41,7 +41,7 @@ enum gl_type : uint32_t {
     GL_TYPE_VQ2_B4_G32768 = 21,  // 4.125
     GL_TYPE_VQ4_B2_G65536 = 22,  // 2.125
     GL_TYPE_VQ4_B2_G32768 = 23,  // 2.25
-    // Per-row ("per-channel") types (LRQ, and the RTN/GPTQ --per-channel baselines): every row starts with a 16-byte
+    // Per-row ("per-channel") types (LRQ, and the RTN/GPTQ --per-channel baselines): every row starts with a small
     // header (gl_row_header below) holding its one asymmetric grid; then the codes, in blocks of 32. The weight
     // bytes of q4_row and q4_row_a8 (q8_row and q8_row_a8) are the same; the type also names the activation format:
     GL_TYPE_A8_ROW    = 24,  // activations: int8 per token (asymmetric, one grid per row); also usable as a weight
@@ -101,17 +101,17 @@ typedef gl_block_intq<2, 128> gl_block_q2_g128;
 static_assert(sizeof(gl_block_q4_g128) == 67 && sizeof(gl_block_q3_g128) == 51 && sizeof(gl_block_q2_g128) == 35, "intq g128 sizes");
 static_assert(sizeof(gl_block_intq<4, 32>) == 19 && sizeof(gl_block_intq<3, 32>) == 15 && sizeof(gl_block_intq<2, 32>) == 11, "intq g32 sizes");
 
-// Per-row types: a row of n weights (n a multiple of 32) is a 16-byte header and n/32 blocks of codes.
+// Per-row types: a row of n weights (n a multiple of 32) is a header and n/32 blocks of codes.
 //   weights (q4_row, q8_row, q4_row_a8, q8_row_a8): value[j] = d · (code[j] − z), code in 0 .. 2^b − 1
-//     header: byte 0..1 d (IEEE fp16, >= 0), byte 2 z, byte 3 zero, byte 4..7 qsum = Σ code[j] (int32 LE),
-//             byte 8..15 zero (reserved)
+//     header (8 bytes): byte 0..1 d (IEEE fp16, >= 0), byte 2 z, byte 3 zero, byte 4..7 qsum = Σ code[j] (int32 LE)
 //     codes:  b = 8: byte j = code j (unsigned)
 //             b = 4: the row's codes in chunks of 128 (then one of 64 and/or one of 32 for the rest); a chunk of m
 //             codes is m/2 bytes, byte j = code j of the chunk (low nibble) | code j + m/2 (high nibble), so that
 //             one 64-byte (32-byte) load splits into 64 (32) consecutive codes and the 64 (32) after the half
 //             chunk
 //   activations (a8_row): value[j] = s · (c[j] − z), c[j] int8 (the unsigned 8-bit code minus 128)
-//     header: byte 0..3 s (fp32), byte 4..7 z (int32, −128 .. 127), byte 8..11 csum = Σ c[j] (int32), byte 12..15 zero
+//     header (16 bytes): byte 0..3 s (fp32), byte 4..7 z (int32, −128 .. 127), byte 8..11 csum = Σ c[j] (int32),
+//             byte 12..15 zero
 //     blocks: 32 bytes per 32 values, byte j = c[j]
 // so that a row's dot product is one integer sum and the scales once:
 //   Σ_j d(q_j − z_w)·s(c_j − z_a) = d·s·(Σ q_j c_j − z_a·qsum − z_w·csum + n·z_w·z_a)
@@ -120,7 +120,6 @@ struct gl_row_header {
     uint8_t  z;
     uint8_t  pad;
     int32_t  qsum;
-    uint32_t reserved[2];
 };
 struct gl_row_header_a8 {
     float   s;
@@ -128,8 +127,9 @@ struct gl_row_header_a8 {
     int32_t csum;
     int32_t reserved;
 };
-static_assert(sizeof(gl_row_header) == 16 && sizeof(gl_row_header_a8) == 16, "per-row headers are 16 bytes");
-#define GL_ROW_HEADER 16
+static_assert(sizeof(gl_row_header) == 8 && sizeof(gl_row_header_a8) == 16, "per-row header sizes");
+#define GL_ROW_HEADER_W 8   // weights
+#define GL_ROW_HEADER_A 16  // a8_row
 
 typedef void (*gl_to_float_fn)(const void * x, float * y, int64_t n);
 typedef void (*gl_from_float_fn)(const float * x, void * y, int64_t n);
@@ -174,7 +174,7 @@ struct gl_type_traits {
     // Rows can be stored 16-interleaved (the x16 layout, gl_x16_* below): the block is an fp16 scale followed by
     // codes in whole dwords (Q4_0, Q8_0), or the row a header and codes in whole dwords (q4_row_a8, q8_row_a8).
     bool             x16;
-    // Bytes at the start of every row before its blocks (per-row types: GL_ROW_HEADER; 0 for the others).
+    // Bytes at the start of every row before its blocks (per-row types: GL_ROW_HEADER_W or _A; 0 for the others).
     size_t           row_header;
 };
 
@@ -227,7 +227,7 @@ void gl_intq_unpack_row(gl_type t, int64_t n, const void * src, uint8_t * codes,
 // as one run of "group blocks", one per block column b, each the 16 rows' block b with the same bytes regrouped:
 //   [16 fp16 scales, row 0..15] [dword 0 of the codes of rows 0..15] [dword 1 of rows 0..15] ...
 // (Q4_0: 32 + 4·64 = 288 bytes = 16 blocks; Q8_0: 32 + 8·64 = 544 bytes). Per-row types (q4_row_a8, q8_row_a8): a
-// group is the 16 row headers (256 bytes), then dword d of the 16 rows' codes for each d in order (the whole row is
+// group is the 16 row headers (128 bytes), then dword d of the 16 rows' codes for each d in order (the whole row is
 // one "block"; lane r of dword d of a q4 chunk holds its codes 4d'.. and m/2 + 4d'..). A kernel loads a code dword of 16 rows in
 // one 64-byte load, and each thread reads its rows as a few sequential streams. Row r of the tensor still starts at
 // byte r·row_size when r is a multiple of 16 (a group is 16 rows' bytes), so row ranges on 16-row boundaries keep

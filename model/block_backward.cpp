@@ -11,32 +11,37 @@ namespace quill {
 
 namespace {
 
-// C (m × n, rows ldc apart) (+)= A·Bᵀ, A m × k, B n × k.
-void gemm_nt(int64_t m, int64_t n, int64_t k, const float * A, const float * B, float * C, bool acc) {
-    gl_gemm_nt_f32(m, n, k, A, k, B, k, C, n, acc);
+// C (m × n, rows ldc apart) (+)= A·Bᵀ, A m × k (rows lda apart), B n × k (rows ldb apart). Float: gl_gemm_nt_f32
+// (each element's sum independent of the threads); double: plain loops, for the tests.
+void gemm_nt(int64_t m, int64_t n, int64_t k, const float * A, int64_t lda, const float * B, int64_t ldb, float * C, int64_t ldc, bool acc) {
+    gl_gemm_nt_f32(m, n, k, A, lda, B, ldb, C, ldc, acc);
 }
-void gemm_nt(int64_t m, int64_t n, int64_t k, const double * A, const double * B, double * C, bool acc) {
-#pragma omp parallel for schedule(static) if (m * n * k >= (1 << 20))
+void gemm_nt(int64_t m, int64_t n, int64_t k, const double * A, int64_t lda, const double * B, int64_t ldb, double * C, int64_t ldc, bool acc) {
+#pragma omp parallel for schedule(static) if (m * n * k >= (1 << 20) && !omp_in_parallel())
     for (int64_t i = 0; i < m; ++i) {
         for (int64_t j = 0; j < n; ++j) {
             double s = 0.0;
-            for (int64_t l = 0; l < k; ++l) s += A[i * k + l] * B[j * k + l];
-            C[i * n + j] = acc ? C[i * n + j] + s : s;
+            for (int64_t l = 0; l < k; ++l) s += A[i * lda + l] * B[j * ldb + l];
+            C[i * ldc + j] = acc ? C[i * ldc + j] + s : s;
         }
     }
 }
+template <class T> void gemm_nt(int64_t m, int64_t n, int64_t k, const T * A, const T * B, T * C, bool acc) {
+    gemm_nt(m, n, k, A, k, B, k, C, n, acc);
+}
 
-// dst (cols × rows) = srcᵀ (rows × cols)
-template <class T> void transpose(const T * src, int64_t rows, int64_t cols, T * dst) {
+// dst (cols × rows) = srcᵀ (rows × cols, rows lds apart)
+template <class T> void transpose(const T * src, int64_t rows, int64_t cols, int64_t lds, T * dst) {
     const int64_t B = 32;
-#pragma omp parallel for schedule(static) if (rows * cols >= (1 << 18))
+#pragma omp parallel for schedule(static) if (rows * cols >= (1 << 18) && !omp_in_parallel())
     for (int64_t i0 = 0; i0 < rows; i0 += B) {
         for (int64_t j0 = 0; j0 < cols; j0 += B) {
             for (int64_t i = i0; i < std::min(rows, i0 + B); ++i)
-                for (int64_t j = j0; j < std::min(cols, j0 + B); ++j) dst[j * rows + i] = src[i * cols + j];
+                for (int64_t j = j0; j < std::min(cols, j0 + B); ++j) dst[j * rows + i] = src[i * lds + j];
         }
     }
 }
+template <class T> void transpose(const T * src, int64_t rows, int64_t cols, T * dst) { transpose(src, rows, cols, cols, dst); }
 
 // 1/sqrt(mean(x²) + eps), summed in double as the scalar gl_rms_norm does.
 template <class T> T rms_scale(const T * x, int64_t n, float eps) {
@@ -201,26 +206,38 @@ void BlockTape<T>::forward(const LlamaHparams & hp, const LlamaLayer & base, con
     for (int64_t i = 0; i < n * E; ++i) y[i] += x1_[i];
 }
 
-// Per (sequence, KV head): the heads of its group, each query row over the positions it sees.
+// Per (sequence, KV head): the heads of its group as matrix products (gemm_nt; the causal and window masks applied
+// to the scores, masked probabilities exactly 0), each task with its own scratch, so the results do not depend on the
+// thread count. s5_ holds per thread: Kᵀ, Vᵀ (head_dim × S each) and two S × S matrices.
+template <class T> static T * task_scratch(std::vector<T> & buf, int64_t S, int64_t HD, int threads, int tid) {
+    const int64_t per = 2 * HD * S + 2 * S * S;
+    if ((int64_t) buf.size() < per * threads) buf.resize((size_t) (per * threads));
+    return buf.data() + per * tid;
+}
+
 template <class T> void BlockTape<T>::attention_fwd() {
     const LlamaHparams & hp = *hp_;
     const int64_t S = seq_len_, H = hp.n_head, HKV = hp.n_head_kv, HD = hp.head_dim, Q = hp.q_dim(), KV = hp.kv_dim();
     const int64_t group = H / HKV, window = L_->window;
     const T scale = (T) (1.0f / sqrtf((float) HD));
+    const int threads = omp_get_max_threads();
+    task_scratch(s5_, S, HD, threads, 0);
 #pragma omp parallel for schedule(dynamic)
     for (int64_t task = 0; task < n_seq_ * HKV; ++task) {
         const int64_t sq = task / HKV, kvh = task % HKV, t0 = sq * S;
+        const int tid = omp_get_thread_num();
+        GL_ASSERT(tid < threads);
+        T * vt = s5_.data() + (2 * HD * S + 2 * S * S) * tid;
+        transpose(v_.data() + t0 * KV + kvh * HD, S, HD, KV, vt);
         for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+            T * P = p_.data() + (sq * H + h) * S * S;
+            gemm_nt(S, S, HD, q_.data() + t0 * Q + h * HD, Q, k_.data() + t0 * KV + kvh * HD, KV, P, S, false);
             for (int64_t i = 0; i < S; ++i) {
-                const T * qi = q_.data() + (t0 + i) * Q + h * HD;
-                T * p = p_.data() + ((sq * H + h) * S + i) * S;
+                T * p = P + i * S;
                 const int64_t j0 = window > 0 ? std::max<int64_t>(0, i + 1 - window) : 0;
                 T mx = -INFINITY;
                 for (int64_t j = j0; j <= i; ++j) {
-                    const T * kj = k_.data() + (t0 + j) * KV + kvh * HD;
-                    T s = 0;
-                    for (int64_t d = 0; d < HD; ++d) s += qi[d] * kj[d];
-                    p[j] = s * scale;
+                    p[j] *= scale;
                     mx = std::max(mx, p[j]);
                 }
                 double sum = 0.0;
@@ -229,65 +246,52 @@ template <class T> void BlockTape<T>::attention_fwd() {
                     sum += (double) p[j];
                 }
                 const T inv = (T) (1.0 / sum);
-                T * ai = a_.data() + (t0 + i) * Q + h * HD;
-                std::fill(ai, ai + HD, (T) 0);
-                for (int64_t j = j0; j <= i; ++j) {
-                    p[j] *= inv;
-                    const T * vj = v_.data() + (t0 + j) * KV + kvh * HD;
-                    for (int64_t d = 0; d < HD; ++d) ai[d] += p[j] * vj[d];
-                }
+                for (int64_t j = 0; j < S; ++j) p[j] = j >= j0 && j <= i ? p[j] * inv : (T) 0;
             }
+            gemm_nt(S, HD, S, P, S, vt, S, a_.data() + t0 * Q + h * HD, Q, false);
         }
     }
 }
 
-// a_i = Σ_j p_ij v_j, p_i = softmax(scale·q_i·k_j): dv_j += p_ij da_i; dp_ij = da_i·v_j;
-// ds_ij = p_ij (dp_ij − Σ_l p_il dp_il); dq_i = scale Σ_j ds_ij k_j; dk_j += scale ds_ij q_i.
+// a = P·V, P = softmax(scale·Q·Kᵀ) (masked): dV += Pᵀ·dA; dP = dA·Vᵀ; dS = P ∘ (dP − rowsum(P ∘ dP))·scale;
+// dQ = dS·K; dK += dSᵀ·Q.
 template <class T> void BlockTape<T>::attention_bwd(const T * da, T * dq, T * dk, T * dv) {
     const LlamaHparams & hp = *hp_;
     const int64_t S = seq_len_, H = hp.n_head, HKV = hp.n_head_kv, HD = hp.head_dim, Q = hp.q_dim(), KV = hp.kv_dim();
-    const int64_t group = H / HKV, window = L_->window;
+    const int64_t group = H / HKV;
     const T scale = (T) (1.0f / sqrtf((float) HD));
-    std::fill(dk, dk + n_ * KV, (T) 0);
-    std::fill(dv, dv + n_ * KV, (T) 0);
     const int threads = omp_get_max_threads();
-    resize(s5_, (int64_t) threads * S);
+    task_scratch(s5_, S, HD, threads, 0);
 #pragma omp parallel for schedule(dynamic)
     for (int64_t task = 0; task < n_seq_ * HKV; ++task) {
         const int64_t sq = task / HKV, kvh = task % HKV, t0 = sq * S;
         const int tid = omp_get_thread_num();
         GL_ASSERT(tid < threads);
-        T * ds = s5_.data() + (int64_t) tid * S;
+        T * kt = s5_.data() + (2 * HD * S + 2 * S * S) * tid, * xt = kt + HD * S, * dS = xt + HD * S, * dSt = dS + S * S;
+        transpose(k_.data() + t0 * KV + kvh * HD, S, HD, KV, kt);
         for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+            const bool first = h == kvh * group;
+            const T * P = p_.data() + (sq * H + h) * S * S;
+            const T * dah = da + t0 * Q + h * HD;
+            // dV (+)= Pᵀ·dA: rows of Pᵀ against rows of dAᵀ
+            transpose(P, S, S, S, dSt);
+            transpose(dah, S, HD, Q, xt);
+            gemm_nt(S, HD, S, dSt, S, xt, S, dv + t0 * KV + kvh * HD, KV, !first);
+            // dP = dA·Vᵀ, then dS in place
+            gemm_nt(S, S, HD, dah, Q, v_.data() + t0 * KV + kvh * HD, KV, dS, S, false);
             for (int64_t i = 0; i < S; ++i) {
-                const T * p = p_.data() + ((sq * H + h) * S + i) * S;
-                const T * dai = da + (t0 + i) * Q + h * HD;
-                const T * qi = q_.data() + (t0 + i) * Q + h * HD;
-                T * dqi = dq + (t0 + i) * Q + h * HD;
-                const int64_t j0 = window > 0 ? std::max<int64_t>(0, i + 1 - window) : 0;
+                const T * p = P + i * S;
+                T * d = dS + i * S;
                 double dot = 0.0;
-                for (int64_t j = j0; j <= i; ++j) {
-                    const T * vj = v_.data() + (t0 + j) * KV + kvh * HD;
-                    T * dvj = dv + (t0 + j) * KV + kvh * HD;
-                    T dp = 0;
-                    for (int64_t d = 0; d < HD; ++d) {
-                        dp += dai[d] * vj[d];
-                        dvj[d] += p[j] * dai[d];
-                    }
-                    ds[j] = dp;
-                    dot += (double) p[j] * (double) dp;
-                }
-                std::fill(dqi, dqi + HD, (T) 0);
-                for (int64_t j = j0; j <= i; ++j) {
-                    const T g = p[j] * (ds[j] - (T) dot) * scale;
-                    const T * kj = k_.data() + (t0 + j) * KV + kvh * HD;
-                    T * dkj = dk + (t0 + j) * KV + kvh * HD;
-                    for (int64_t d = 0; d < HD; ++d) {
-                        dqi[d] += g * kj[d];
-                        dkj[d] += g * qi[d];
-                    }
-                }
+                for (int64_t j = 0; j <= i; ++j) dot += (double) p[j] * (double) d[j];
+                for (int64_t j = 0; j < S; ++j) d[j] = p[j] * (d[j] - (T) dot) * scale;  // 0 where masked
             }
+            // dQ = dS·K: rows of dS against rows of Kᵀ
+            gemm_nt(S, HD, S, dS, S, kt, S, dq + t0 * Q + h * HD, Q, false);
+            // dK (+)= dSᵀ·Q: rows of dSᵀ against rows of Qᵀ
+            transpose(dS, S, S, S, dSt);
+            transpose(q_.data() + t0 * Q + h * HD, S, HD, Q, xt);
+            gemm_nt(S, HD, S, dSt, S, xt, S, dk + t0 * KV + kvh * HD, KV, !first);
         }
     }
 }

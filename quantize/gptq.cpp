@@ -123,7 +123,7 @@ HinvFactor gptq_hinv_factor(const float * H, int64_t n, double damp, const int64
 // ---- the GPTQ loop ------------------------------------------------------------------------------------------------
 
 void gptq_quantize(float * W, int64_t rows, int64_t cols, const float * H, const GptqParams & p, IntQuantLayer * out, GptqStats * stats) {
-    GL_ASSERT(p.bits >= 2 && p.bits <= 4 && p.group > 0 && rows > 0 && cols > 0);
+    GL_ASSERT(p.bits >= 2 && p.bits <= 8 && p.group > 0 && rows > 0 && cols > 0);
     const int64_t C = cols, R = rows, g = p.group;
     const int64_t B = std::max<int64_t>(g, (std::max<int64_t>(p.block, 1) + g - 1) / g * g);  // a multiple of g
 

@@ -9,6 +9,7 @@
 #include "quantize/calibration.h"
 #include "quantize/gptq.h"
 #include "quantize/gptvq.h"
+#include "quantize/lrq.h"
 #include "quantize/rtn.h"
 
 #include <algorithm>
@@ -36,6 +37,7 @@ struct LayerJob {
     gl_type   type;
     int       group;
     const QuantizeParams * p;
+    const IntQuantLayer * fitted;  // block methods (lrq): the layer the block fit produced
 };
 
 struct LayerResult {
@@ -53,12 +55,36 @@ struct QuantMethod {
     void (*quantize)(const LayerJob & job, LayerResult & out);
     // quill.file_type of the output and a short description for origins ("gptq int4 g128").
     std::string (*describe)(const QuantizeParams & p);
+    // Block methods: fit the block's seven linears together before they are written (lrq); null for layer methods.
+    bool block_fit = false;
 };
 
-static gl_type int_layer_type(const QuantizeParams & p, int64_t cols, int * group) { return intq_layer_type(p.bits, p.group, cols, group); }
+// rtn/gptq with --per-channel, and lrq (always): one grid per row, in a per-row type.
+static bool per_row(const QuantizeParams & p) { return p.per_channel || p.method == "lrq"; }
+
+static gl_type int_layer_type(const QuantizeParams & p, int64_t cols, int * group) {
+    if (per_row(p)) {
+        *group = (int) cols;
+        return row_layer_type(p.bits, p.act == "token", cols);
+    }
+    return intq_layer_type(p.bits, p.group, cols, group);
+}
 
 static std::string int_describe(const QuantizeParams & p) {
+    if (per_row(p))
+        return strfmt("%s int%d per-channel%s%s", p.method.c_str(), p.bits, p.act == "token" ? " a8" : "",
+                      p.act_order && p.method == "gptq" ? " act-order" : "");
     return strfmt("%s int%d g%d%s", p.method.c_str(), p.bits, p.group, p.act_order && p.method == "gptq" ? " act-order" : "");
+}
+
+static std::string lrq_describe(const QuantizeParams & p) {
+    return strfmt("%s int%d per-channel%s", p.lrq_rank == 0 ? "flexround" : "lrq", p.bits, p.act == "token" ? " a8" : "");
+}
+
+// lrq: the layer was fitted with its block (quantize_blocks); store it.
+static void lrq_layer(const LayerJob & j, LayerResult & out) {
+    GL_ASSERT(j.fitted && j.fitted->rows == j.rows && j.fitted->cols == j.cols);
+    out.data = pack_layer(*j.fitted, j.type);
 }
 
 static void rtn_layer(const LayerJob & j, LayerResult & out) {
@@ -141,6 +167,12 @@ static const QuantMethod k_methods[] = {
      "--vq-dim 2 --bits 3 (per dimension) --group 64*2^(bits*dim)*dim weights per codebook = 0.125 bits of codebook per weight, "
      "--em-iters 100 --update-iters 25 --damp 0.01 --block-size 128, --calib-tokens 16384 --seq-len 512)",
      true, vq_layer_type, gptvq_layer, vq_describe},
+    {"lrq",
+     "LRQ: learned rounding through a low-rank scaling matrix, fitted per block by reconstructing the float block's output "
+     "(Adam, cosine schedule); per-channel int4/int8, --act token for int8 per-token activations (defaults: --bits 4 "
+     "--lrq-iters 300 --lrq-lr 0.002 --lrq-rank min(rows,cols)/4 ('full': FlexRound) --lrq-batch 2, --calib-tokens 16384 "
+     "--seq-len 512)",
+     true, int_layer_type, lrq_layer, lrq_describe, true},
 };
 
 static const QuantMethod * find_method(const std::string & name) {
@@ -269,6 +301,7 @@ struct QuantizeRun {
     Metadata                      meta;         // the output's
     CalibData                     cd;
     std::vector<float>            X;            // calibration activations: n_seq · seq_len rows of n_embd
+    std::vector<float>            Xf;           // block methods: the float model's activations (the fit's targets)
     QuantizeReport                rep;
     Clock::time_point             t_start = Clock::now();
     explicit QuantizeRun(const QuantizeParams & params) : p(params) {}
@@ -283,8 +316,26 @@ void check_params(QuantizeRun & r) {
         for (const QuantMethod & m : k_methods) names += strfmt("%s%s", names.empty() ? "" : ", ", m.name);
         throw_error("quantize: unknown method '%s' (%s)", p.method.c_str(), names.c_str());
     }
-    if (p.bits < 2 || p.bits > 4) throw_error("quantize: --bits must be 2, 3 or 4 (got %d)", p.bits);
     const bool vq = r.vq = std::string(method->name) == "gptvq";
+    const bool row = per_row(p);
+    if (p.per_channel && vq) throw_error("quantize: --per-channel is for rtn, gptq and lrq");
+    if (p.act != "none" && p.act != "token") {
+        if (p.act == "tensor") throw_error("quantize: --act tensor (static per-tensor int8 activations) is not available yet; use token or none");
+        throw_error("quantize: --act must be token or none (got '%s')", p.act.c_str());
+    }
+    if (p.act != "none" && !row) throw_error("quantize: --act %s needs a per-channel type (--per-channel, or --method lrq)", p.act.c_str());
+    if (row) {
+        if (row_layer_type(p.bits, false, 32) == GL_TYPE_COUNT)
+            throw_error("quantize: per-channel types have 4 or 8 bits (got --bits %d)", p.bits);
+    } else if (p.bits < 2 || p.bits > 4) {
+        throw_error("quantize: --bits must be 2, 3 or 4 (got %d)", p.bits);
+    }
+    if (method->block_fit) {
+        if (p.lrq_iters < 0 || p.lrq_iters > 1000000) throw_error("quantize: --lrq-iters must be 0..1000000 (got %d)", p.lrq_iters);
+        if (!(p.lrq_lr > 0.0f && p.lrq_lr < 1.0f)) throw_error("quantize: --lrq-lr must be in (0, 1) (got %g)", (double) p.lrq_lr);
+        if (p.lrq_rank < -1) throw_error("quantize: --lrq-rank must be a rank >= 1 or 'full'");
+        if (p.lrq_batch < 1 || p.lrq_batch > 4096) throw_error("quantize: --lrq-batch must be 1..4096 (got %d)", p.lrq_batch);
+    }
     if (vq) {
         if (p.vq_dim != 1 && p.vq_dim != 2 && p.vq_dim != 4) throw_error("quantize: --vq-dim must be 1, 2 or 4 (got %d)", p.vq_dim);
         if (gl_vq_type(p.vq_dim, p.bits, vq_group_of(p)) == GL_TYPE_COUNT) {
@@ -298,7 +349,7 @@ void check_params(QuantizeRun & r) {
         }
         if (p.em_iters < 0 || p.em_iters > 10000) throw_error("quantize: --em-iters must be 0..10000 (got %d)", p.em_iters);
         if (p.update_iters < 0 || p.update_iters > 10000) throw_error("quantize: --update-iters must be 0..10000 (got %d)", p.update_iters);
-    } else if (gl_intq_type(p.bits, p.group) == GL_TYPE_COUNT) {
+    } else if (!row && gl_intq_type(p.bits, p.group) == GL_TYPE_COUNT) {
         throw_error("quantize: --group must be 32, 64 or 128 (got %d)", p.group);
     }
     if (!(p.damp > 0.0 && p.damp < 10.0)) throw_error("quantize: --damp must be in (0, 10) (got %g)", p.damp);
@@ -360,6 +411,8 @@ void plan_tensors(QuantizeRun & r) {
                 GL_ASSERT(gl_vq_geometry(pl.type, t.ne[0], t.ne[1], &g));
                 pl.origin = strfmt("%s %s from %s (%s); codebook groups %lld rows x %lld columns", gl_type_name(pl.type), desc.c_str(), src,
                                    mf.format.c_str(), (long long) g.R, (long long) g.C);
+            } else if (gl_get_type_traits(pl.type)->row_header) {
+                pl.origin = strfmt("%s %s from %s (%s)", gl_type_name(pl.type), desc.c_str(), src, mf.format.c_str());
             } else if (gl_intq_info(pl.type, &qb, &qg)) {
                 pl.origin = strfmt("%s %s from %s (%s)", gl_type_name(pl.type), desc.c_str(), src, mf.format.c_str());
                 if (qg != p.group) pl.origin += strfmt("; g%d: rows of %lld", qg, (long long) t.ne[0]);
@@ -388,11 +441,24 @@ void set_output_metadata(QuantizeRun & r) {
     meta = mf.meta;
     meta.set_str("general.source.format", mf.format);
     meta.set_str("general.source.file", p.input);
-    meta.set_str("quill.file_type", gl_type_name(vq ? gl_vq_type(p.vq_dim, p.bits, vq_group_of(p)) : gl_intq_type(p.bits, p.group)));
+    const bool row = per_row(p);
+    meta.set_str("quill.file_type", gl_type_name(vq ? gl_vq_type(p.vq_dim, p.bits, vq_group_of(p))
+                                                   : row ? row_layer_type(p.bits, p.act == "token", 32) : gl_intq_type(p.bits, p.group)));
     meta.set_str("quill.quantize.method", method->name);
     if (n_blocks < hp.n_layer) meta.set_u32("quill.quantize.blocks", (uint32_t) n_blocks);  // a trial run: the rest is unquantized
     meta.set_u32("quill.quantize.bits", (uint32_t) p.bits);
-    meta.set_u32("quill.quantize.group", (uint32_t) (vq ? vq_group_of(p) : p.group));
+    if (row) {
+        meta.set_bool("quill.quantize.per_channel", true);
+        meta.set_str("quill.quantize.act", p.act);
+    } else {
+        meta.set_u32("quill.quantize.group", (uint32_t) (vq ? vq_group_of(p) : p.group));
+    }
+    if (method->block_fit) {
+        meta.set_u32("quill.quantize.lrq.iters", (uint32_t) p.lrq_iters);
+        meta.set_f32("quill.quantize.lrq.lr", p.lrq_lr);
+        meta.set_str("quill.quantize.lrq.rank", p.lrq_rank == 0 ? std::string("full") : p.lrq_rank < 0 ? std::string("min(rows,cols)/4") : strfmt("%lld", (long long) p.lrq_rank));
+        meta.set_u32("quill.quantize.lrq.batch", (uint32_t) p.lrq_batch);
+    }
     if (vq) {
         meta.set_u32("quill.quantize.vq_dim", (uint32_t) p.vq_dim);
         meta.set_u32("quill.quantize.em_iters", (uint32_t) p.em_iters);
@@ -515,8 +581,27 @@ void quantize_blocks(QuantizeRun & r, QuillWriter & writer) {
         rep.peak_weight_floats = std::max(rep.peak_weight_floats, resident);
         rep.max_block_floats = std::max(rep.max_block_floats, bw.n_floats());
 
+        // Block methods: fit the block's linears together first (its inputs: X, the quantized model's; its target:
+        // the float block on the float model's activations Xf, which then advance).
+        IntQuantLayer fitted[(int) LayerTensor::COUNT];
+        if (method->block_fit) {
+            const Clock::time_point t0 = Clock::now();
+            if (r.Xf.empty()) r.Xf = X;
+            block_forward(hp, bw.layer(), r.Xf.data(), cd.n_seq, cd.seq_len, BlockRecorder(), true);
+            LrqParams lp;
+            lp.bits = p.bits;
+            lp.iters = p.lrq_iters;
+            lp.lr = p.lrq_lr;
+            lp.rank = p.lrq_rank;
+            lp.batch = p.lrq_batch;
+            lp.seed = (uint32_t) l;
+            const LrqBlockStats st = lrq_quantize_block(hp, bw, X.data(), r.Xf.data(), cd.n_seq, cd.seq_len, lp, fitted);
+            if (p.progress)
+                fprintf(stderr, "quantize: block %lld: %s fit, %d steps: reconstruction loss %.5g (round to nearest) -> %.5g, %.2f s\n", (long long) l,
+                        lp.rank == 0 ? "flexround" : "lrq", lp.iters, st.loss_init, st.loss_final, since(t0));
+        }
         BlockHessians hs;
-        if (method->needs_calibration) {
+        if (method->needs_calibration && !method->block_fit) {
             const Clock::time_point t0 = Clock::now();
             collect_block_hessians(hp, bw.layer(), X.data(), cd.n_seq, cd.seq_len, hs);
             rep.peak_hessian_bytes = std::max(rep.peak_hessian_bytes, hs.bytes());
@@ -535,7 +620,8 @@ void quantize_blocks(QuantizeRun & r, QuillWriter & writer) {
                 round_trip_rows(Wv.data(), rows, cols, plan[i].type, &res.data);
                 res.note = "kept";
             } else {
-                LayerJob job{&name, Wv.data(), rows, cols, method->needs_calibration ? hs[s.input].data() : nullptr, plan[i].type, plan[i].group, &p};
+                LayerJob job{&name,         Wv.data(), rows, cols, method->needs_calibration && !method->block_fit ? hs[s.input].data() : nullptr,
+                             plan[i].type,  plan[i].group, &p,  method->block_fit ? &fitted[(int) s.role] : nullptr};
                 method->quantize(job, res);
             }
             writer.write_tensor(i, res.data.data(), res.data.size());

@@ -34,6 +34,16 @@ struct QuantizeParams {
     int64_t     vq_group = 0;
     int         em_iters = 100;
     int         update_iters = 25;
+    // rtn/gptq --per-channel, and lrq: one grid per output row, stored in a per-row type (q4_row, q8_row, or with
+    // act == "token" q4_row_a8 / q8_row_a8: int8 per-token activations at inference).
+    bool        per_channel = false;
+    std::string act = "none";        // "none" (float activations) or "token"
+    // lrq (quantize/lrq.h): Adam steps per block, peak learning rate, rank (-1: min(rows, cols)/4; 0: a full
+    // matrix, FlexRound), sequences per step
+    int         lrq_iters = 300;
+    float       lrq_lr = 2e-3f;
+    int64_t     lrq_rank = -1;
+    int         lrq_batch = 2;
     std::string calib_file;
     int64_t     calib_tokens = 16384;
     int64_t     seq_len = 512;        // clipped to the model's training context

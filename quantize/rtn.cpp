@@ -1,5 +1,7 @@
 #include "quantize/rtn.h"
 
+#include "ggml-lite/rowq.h"
+
 #include "ggml-lite/common.h"
 
 #include <algorithm>
@@ -7,7 +9,7 @@
 namespace quill {
 
 void rtn_quantize(float * W, int64_t rows, int64_t cols, int bits, int group, IntQuantLayer * out) {
-    GL_ASSERT(bits >= 2 && bits <= 4 && group > 0);
+    GL_ASSERT(bits >= 2 && bits <= 8 && group > 0);
     out->rows = rows;
     out->cols = cols;
     out->bits = bits;
@@ -43,6 +45,13 @@ gl_type intq_layer_type(int bits, int group, int64_t cols, int * group_out) {
     return GL_TYPE_F16;
 }
 
+gl_type row_layer_type(int bits, bool a8, int64_t cols) {
+    if (bits != 4 && bits != 8) return GL_TYPE_COUNT;
+    if (cols % 32 != 0) return GL_TYPE_F16;
+    if (bits == 4) return a8 ? GL_TYPE_Q4_ROW_A8 : GL_TYPE_Q4_ROW;
+    return a8 ? GL_TYPE_Q8_ROW_A8 : GL_TYPE_Q8_ROW;
+}
+
 std::vector<uint8_t> pack_layer(const IntQuantLayer & q, gl_type type) {
     const size_t row_bytes = gl_row_size(type, q.cols);
     std::vector<uint8_t> out(row_bytes * (size_t) q.rows);
@@ -54,6 +63,13 @@ std::vector<uint8_t> pack_layer(const IntQuantLayer & q, gl_type type) {
         return out;
     }
     const gl_type_traits * tr = gl_get_type_traits(type);
+    if (tr->row_header) {
+        const int b = (int) (tr->type_size * 8 / tr->block_size);
+        GL_ASSERT(b == q.bits && q.group == q.cols && q.cols % tr->block_size == 0);
+        for (int64_t r = 0; r < q.rows; ++r)
+            gl_row_pack(b, q.cols, &q.codes[(size_t) (r * q.cols)], q.grids[(size_t) r].d16, q.grids[(size_t) r].z, out.data() + (size_t) r * row_bytes);
+        return out;
+    }
     GL_ASSERT(tr && tr->block_size == 1 && q.cols % tr->block_size == 0);
     std::vector<float> row((size_t) q.cols);
     for (int64_t r = 0; r < q.rows; ++r) {

@@ -164,7 +164,7 @@ void refresh_row_sums(gl_type t, int64_t n, uint8_t * row) {
         gl_row_header_a8 h;
         memcpy(&h, row, sizeof h);
         h.csum = 0;
-        for (int64_t i = 0; i < n; ++i) h.csum += (int8_t) row[GL_ROW_HEADER + i];
+        for (int64_t i = 0; i < n; ++i) h.csum += (int8_t) row[GL_ROW_HEADER_A + i];
         memcpy(row, &h, sizeof h);
         return;
     }

@@ -630,6 +630,66 @@ TEST_CASE("quantize: stories260K GPTQ int4 end to end: loads with checksums, gen
     rmdir(dir.c_str());
 }
 
+TEST_CASE("quantize: stories260K LRQ W4A8 end to end: per-row int4 with int8 activations, loads, generates text, beats RTN per-channel") {
+    REQUIRE_SHARED();
+    std::string dir = make_temp_dir();
+    const std::string bin = shared_path("models/stories260K/stories260K.bin"), tok = shared_path("models/stories260K/tok512.bin");
+    const std::string calib = shared_path("data/text/tinystories-train-head2MiB.txt"), valid = shared_path("data/text/tinystories-valid-head.txt");
+    const std::string lrq = dir + "/s-lrq4a8.quill", rtn = dir + "/s-rtn4a8.quill";
+    std::string log;
+    int rc = run_command(quill_binary() + " quantize -m " + bin + " --tokenizer " + tok + " --method lrq --bits 4 --act token --calib " + calib +
+                             " --calib-tokens 4096 --seq-len 128 --lrq-iters 40 -t 2 -o " + lrq,
+                         &log);
+    REQUIRE_MESSAGE(rc == 0, log);
+    CHECK(log.find("block 4: lrq fit, 40 steps") != std::string::npos);
+    rc = run_command(quill_binary() + " quantize -m " + bin + " --tokenizer " + tok + " --method rtn --bits 4 --per-channel --act token -t 2 -o " + rtn, &log);
+    REQUIRE_MESSAGE(rc == 0, log);
+
+    ModelFile mf = load_quill(lrq);
+    CHECK(mf.meta.get_str("quill.quantize.method", "") == "lrq");
+    CHECK(mf.meta.get_str("quill.quantize.act", "") == "token");
+    CHECK(mf.get("blk.2.ffn_gate.weight").type == GL_TYPE_Q4_ROW_A8);  // the activation scheme is the tensor's type
+    CHECK(mf.get("blk.2.attn_q.weight").type == GL_TYPE_Q4_ROW_A8);
+    CHECK(mf.get("blk.2.ffn_down.weight").type == GL_TYPE_F16);  // rows of 172: not whole blocks of 32
+    {
+        const std::string text = greedy_story(mf);
+        MESSAGE("lrq W4A8: Once upon a time" << text);
+        size_t letters = 0, spaces = 0;
+        for (char c : text) letters += isalpha((unsigned char) c) ? 1 : 0, spaces += c == ' ';
+        CHECK(letters > 60);
+        CHECK(spaces > 10);
+    }
+    double kld[2];
+    for (int i = 0; i < 2; ++i) {
+        rc = run_command(quill_binary() + " perplexity -m " + (i ? rtn : lrq) + " --kld-base " + bin + " --tokenizer " + tok + " -f " + valid +
+                             " -c 128 --chunks 12 -t 1",
+                         &log);
+        REQUIRE_MESSAGE(rc == 0, log);
+        kld[i] = parse_after(log, "Mean KLD: ");
+    }
+    MESSAGE("stories260K W4A8 per-channel: mean KLD lrq " << kld[0] << ", rtn " << kld[1]);
+    CHECK(kld[0] > 0.0);
+    CHECK(kld[0] < kld[1]);
+    std::remove(lrq.c_str());
+    std::remove(rtn.c_str());
+    rmdir(dir.c_str());
+}
+
+TEST_CASE("quantize: per-channel and lrq flags are checked before anything is read") {
+    std::string log;
+    const std::string q = quill_binary() + " quantize -m /nonexistent.bin -o /tmp/quill-never-written.quill ";
+    CHECK(run_command(q + "--method rtn --bits 3 --per-channel", &log) != 0);
+    CHECK(log.find("4 or 8 bits") != std::string::npos);
+    CHECK(run_command(q + "--method rtn --bits 4 --act token", &log) != 0);
+    CHECK(log.find("per-channel") != std::string::npos);
+    CHECK(run_command(q + "--method lrq --bits 4 --act tensor --calib x.txt", &log) != 0);
+    CHECK(log.find("not available yet") != std::string::npos);
+    CHECK(run_command(q + "--method lrq --bits 4 --lrq-rank zero --calib x.txt", &log) != 0);
+    CHECK(log.find("--lrq-rank") != std::string::npos);
+    CHECK(run_command(q + "--method gptvq --per-channel --calib x.txt", &log) != 0);
+    CHECK(log.find("--per-channel is for") != std::string::npos);
+}
+
 TEST_CASE("perplexity --kld-base: a model against itself has zero KLD and the same top token everywhere") {
     REQUIRE_SHARED();
     const std::string m = shared_path("golden/stories260K/stories260K-Q4_0.gguf");

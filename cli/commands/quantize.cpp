@@ -5,6 +5,7 @@
 #include "ggml-lite/common.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 namespace quill {
@@ -12,21 +13,29 @@ namespace quill {
 int cmd_quantize(int argc, char ** argv) {
     std::string keep_default;
     for (const auto & r : default_keep_rules()) keep_default += (keep_default.empty() ? "" : ",") + r.first + "=" + r.second;
-    Args args("quantize", "-m IN -o OUT.quill --method rtn|gptq|gptvq [--bits 2|3|4] [--group G] [--vq-dim 1|2|4] [--act-order] --calib FILE --calib-tokens N",
+    Args args("quantize",
+              "-m IN -o OUT.quill --method rtn|gptq|gptvq|lrq [--bits 2|3|4|8] [--group G | --per-channel [--act token|none]] [--vq-dim 1|2|4] "
+              "[--act-order] --calib FILE --calib-tokens N",
               {
                   {{"-m", "--model"}, "IN", "", "input model (.quill, .gguf, llama2.c .bin with --tokenizer, Hugging Face directory)"},
                   {{"-o", "--output"}, "OUT", "", "output .quill file, written atomically"},
                   {{"--tokenizer"}, "TOK", "", "llama2.c tokenizer.bin (llama2.c checkpoints only)"},
                   {{"--method"}, "NAME", "gptq", "quantization method (see below)"},
-                  {{"--bits"}, "B", "4", "bits per weight code: 2, 3 or 4", int_in(2, 4)},
+                  {{"--bits"}, "B", "4", "bits per weight code: 2, 3 or 4 (per-channel types and lrq: 4 or 8)", int_in(2, 8)},
                   {{"--group"}, "G", "", "rtn/gptq: weights per scale/zero group along a row: 32, 64 or 128 (default 128); gptvq: weights per codebook (default 64*2^(bits*dim)*dim)", int_in(1, 1 << 30)},
+                  {{"--per-channel"}, "", "", "rtn/gptq: one grid per output row, stored as q4_row / q8_row (lrq always is)"},
+                  {{"--act"}, "A", "none", "per-channel types: 'token' quantizes activations to int8 per token at inference (q4_row_a8, q8_row_a8: W4A8, W8A8), 'none' keeps them float"},
+                  {{"--lrq-iters"}, "N", "300", "lrq: Adam steps per block", int_in(0, 1000000)},
+                  {{"--lrq-lr"}, "F", "0.002", "lrq: peak learning rate (cosine schedule to 0)", real_in(1e-9, 1)},
+                  {{"--lrq-rank"}, "R", "auto", "lrq: rank of the scaling matrix (auto: min(rows, cols)/4; 'full': FlexRound's full matrix)"},
+                  {{"--lrq-batch"}, "N", "2", "lrq: calibration sequences per step", int_in(1, 4096)},
                   {{"--vq-dim"}, "D", "2", "gptvq: weights per vector (1, 2 or 4); --bits is then bits per dimension", int_in(1, 4)},
                   {{"--em-iters"}, "N", "100", "gptvq: Hessian-weighted EM iterations per codebook", int_in(0, 100000)},
                   {{"--update-iters"}, "N", "25", "gptvq: Adam steps of the codebook fine-tune (0: off)", int_in(0, 100000)},
                   {{"--act-order"}, "", "", "gptq: quantize columns in order of decreasing Hessian diagonal (static groups)"},
                   {{"--damp"}, "F", "0.01", "gptq: damping, a fraction of the Hessian's mean diagonal", real_in(0, 1e6)},
                   {{"--block-size"}, "N", "128", "gptq: columns per lazy update block", int_in(1, 1 << 20)},
-                  {{"--calib"}, "FILE", "", "calibration text (gptq)"},
+                  {{"--calib"}, "FILE", "", "calibration text (gptq, gptvq, lrq)"},
                   {{"--calib-tokens"}, "N", "16384", "calibration tokens (whole sequences of --seq-len)", int_in(1, 1LL << 32)},
                   {{"--seq-len"}, "N", "512", "tokens per calibration sequence (at most the model's context)", int_in(2, 1 << 20)},
                   {{"--keep"}, "LIST", keep_default,
@@ -59,6 +68,22 @@ int cmd_quantize(int argc, char ** argv) {
         if (!args.has("--bits")) p.bits = 3;
     } else {
         p.group = args.str("--group").empty() ? 128 : (int) args.num("--group");
+    }
+    p.per_channel = args.flag("--per-channel") || p.method == "lrq";
+    p.act = args.str("--act");
+    p.lrq_iters = (int) args.num("--lrq-iters");
+    p.lrq_lr = (float) args.real("--lrq-lr");
+    p.lrq_batch = (int) args.num("--lrq-batch");
+    {
+        const std::string rk = args.str("--lrq-rank");
+        if (rk == "auto") p.lrq_rank = -1;
+        else if (rk == "full") p.lrq_rank = 0;
+        else {
+            char * end = nullptr;
+            const long long v = strtoll(rk.c_str(), &end, 10);
+            if (rk.empty() || *end || v < 1 || v > (1LL << 30)) throw_error("quantize: --lrq-rank must be auto, full or a rank >= 1 (got '%s')", rk.c_str());
+            p.lrq_rank = v;
+        }
     }
     p.act_order = args.flag("--act-order");
     p.damp = args.real("--damp");

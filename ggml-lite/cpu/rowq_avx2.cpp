@@ -18,7 +18,7 @@ namespace {
 
 void a8_row_quantize(const float * x, void * vy, int64_t n) {
     uint8_t * out = (uint8_t *) vy;
-    int8_t * c = (int8_t *) (out + GL_ROW_HEADER);
+    int8_t * c = (int8_t *) (out + GL_ROW_HEADER_A);
     __m256 vmn = _mm256_setzero_ps(), vmx = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -138,11 +138,11 @@ inline void tile_a8(int64_t n, const uint8_t * w, size_t ws, const uint8_t * act
         const int m = chunk_len(n, c0);
         __m256i U[R][4];
         GL_UNROLL
-        for (int r = 0; r < R; ++r) load_units<BITS>(w + r * ws + GL_ROW_HEADER, c0, m, U[r]);
+        for (int r = 0; r < R; ++r) load_units<BITS>(w + r * ws + GL_ROW_HEADER_W, c0, m, U[r]);
         for (int u = 0; u < m / 32; ++u) {
             GL_UNROLL
             for (int t = 0; t < T; ++t) {
-                const __m256i a = _mm256_loadu_si256((const __m256i *) (act + t * as + GL_ROW_HEADER + c0 + 32 * u));
+                const __m256i a = _mm256_loadu_si256((const __m256i *) (act + t * as + GL_ROW_HEADER_A + c0 + 32 * u));
                 GL_UNROLL
                 for (int r = 0; r < R; ++r) acc[r][t] = unit_dot<BITS>(acc[r][t], U[r][u], a);
             }
@@ -180,7 +180,7 @@ template <int BITS> void vec_dot_f32(int64_t n, float * s, const void * vx, cons
     for (int64_t c0 = 0; c0 < n;) {
         const int m = chunk_len(n, c0);
         __m256i U[4];
-        load_units<BITS>(w + GL_ROW_HEADER, c0, m, U);
+        load_units<BITS>(w + GL_ROW_HEADER_W, c0, m, U);
         for (int u = 0; u < m / 32; ++u) {
             alignas(32) uint8_t b[32];
             _mm256_store_si256((__m256i *) b, U[u]);
@@ -217,7 +217,7 @@ inline void x16_finish(int64_t n, const uint8_t * g, const __m256i acc[2], const
     _mm256_store_si256((__m256i *) (s + 8), acc[1]);
     for (int r = 0; r < 16; ++r) {
         gl_row_header w;
-        memcpy(&w, g + GL_ROW_HEADER * r, sizeof w);
+        memcpy(&w, g + GL_ROW_HEADER_W * r, sizeof w);
         const int64_t total = (int64_t) s[r] - (int64_t) a.z * w.qsum - (int64_t) w.z * a.csum + n * (int64_t) w.z * a.z;
         y[r] = _cvtsh_ss(w.d) * a.s * (float) total;
     }
@@ -233,10 +233,10 @@ void x16_group(int64_t n, const uint8_t * g, const uint8_t * act, size_t as, flo
         const int nd = BITS == 8 ? m / 4 : m / 8;
         const int64_t d0 = BITS == 8 ? c0 / 4 : c0 / 8;
         for (int k = 0; k < nd; ++k) {
-            const uint8_t * p = g + 16 * GL_ROW_HEADER + 64 * (d0 + k);
+            const uint8_t * p = g + 16 * GL_ROW_HEADER_W + 64 * (d0 + k);
             const __m256i v[2] = {_mm256_loadu_si256((const __m256i *) p), _mm256_loadu_si256((const __m256i *) (p + 32))};
             for (int t = 0; t < T; ++t) {
-                const int8_t * a = (const int8_t *) (act + t * as + GL_ROW_HEADER);
+                const int8_t * a = (const int8_t *) (act + t * as + GL_ROW_HEADER_A);
                 const __m256i b0 = _mm256_set1_epi32(load_i32(a + c0 + 4 * k));
                 if (BITS == 4) {
                     const __m256i b1 = _mm256_set1_epi32(load_i32(a + c0 + m / 2 + 4 * k));

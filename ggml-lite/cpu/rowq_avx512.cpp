@@ -31,7 +31,7 @@ inline __mmask64 lowmask(int bytes) { return bytes >= 64 ? ~(__mmask64) 0 : (((_
 
 void a8_row_quantize(const float * x, void * vy, int64_t n) {
     uint8_t * out = (uint8_t *) vy;
-    int8_t * c = (int8_t *) (out + GL_ROW_HEADER);
+    int8_t * c = (int8_t *) (out + GL_ROW_HEADER_A);
     __m512 vmn = _mm512_setzero_ps(), vmx = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -136,12 +136,12 @@ inline void tile_a8(int64_t n, const uint8_t * w, size_t ws, const uint8_t * act
         __m512i W[R][2];
         GL_UNROLL
         for (int r = 0; r < R; ++r) {
-            load_chunk<BITS>(w + r * ws + GL_ROW_HEADER, c0, m, W[r]);
-            if (R * T <= 8) _mm_prefetch((const char *) (w + r * ws + GL_ROW_HEADER + (c0 + 1024) * BITS / 8), _MM_HINT_T0);
+            load_chunk<BITS>(w + r * ws + GL_ROW_HEADER_W, c0, m, W[r]);
+            if (R * T <= 8) _mm_prefetch((const char *) (w + r * ws + GL_ROW_HEADER_W + (c0 + 1024) * BITS / 8), _MM_HINT_T0);
         }
         GL_UNROLL
         for (int t = 0; t < T; ++t) {
-            const int8_t * a = (const int8_t *) (act + t * as + GL_ROW_HEADER) + c0;
+            const int8_t * a = (const int8_t *) (act + t * as + GL_ROW_HEADER_A) + c0;
             const __m512i A0 = _mm512_maskz_loadu_epi8(lowmask(m), a);
             GL_UNROLL
             for (int r = 0; r < R; ++r) acc[r][t] = _mm512_dpbusd_epi32(acc[r][t], W[r][0], A0);
@@ -210,7 +210,7 @@ inline void tile_f32(int64_t n, const uint8_t * w, size_t ws, const float * x, i
         const int m = chunk_len(n, c0);
         __m512i W[R][2];
         GL_UNROLL
-        for (int r = 0; r < R; ++r) load_chunk<BITS>(w + r * ws + GL_ROW_HEADER, c0, m, W[r]);
+        for (int r = 0; r < R; ++r) load_chunk<BITS>(w + r * ws + GL_ROW_HEADER_W, c0, m, W[r]);
         // 16 codes at a time: part p of the chunk (codes 16p .. 16p+15) is bytes 16(p % 4) .. of W[p / 4]
         for (int p = 0; p < m / 16; ++p) {
             __m512 wf[R];
@@ -272,28 +272,38 @@ template <int BITS> void vec_dot_f32(int64_t n, float * s, const void * x, const
 // sum, so a group costs no horizontal sums, and the corrections of types.h run on 16 rows at once (int64 lanes, the
 // same int64 -> float conversion and products as the scalar reference: bit-identical).
 
-// y[t·ys + r] (r < 16) from the integer sums of a group's 16 rows against token t's activations.
-inline void x16_finish(int64_t n, const uint8_t * g, __m512i acc, const uint8_t * arow, float * y) {
-    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60);
-    const __m512i w0 = _mm512_i32gather_epi32(idx, g, 4);      // d16 | z << 16 per row
-    const __m512i qs = _mm512_i32gather_epi32(idx, g + 4, 4);  // qsum
-    const __m512i z = _mm512_and_si512(_mm512_srli_epi32(w0, 16), _mm512_set1_epi32(0xFF));
-    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_and_si512(w0, _mm512_set1_epi32(0xFFFF))));
+// A group's 16 row grids, as lanes: d (fp32), z and qsum (int32).
+struct X16Grid {
+    __m512 d;
+    __m512i z, qs;
+};
+inline X16Grid x16_grid(const uint8_t * g) {
+    const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);  // dword 2r: row r's header
+    const __m512i w0 = _mm512_i32gather_epi32(idx, g, 4);  // d16 | z << 16 per row
+    X16Grid G;
+    G.qs = _mm512_i32gather_epi32(idx, g + 4, 4);
+    G.z = _mm512_and_si512(_mm512_srli_epi32(w0, 16), _mm512_set1_epi32(0xFF));
+    G.d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_and_si512(w0, _mm512_set1_epi32(0xFFFF))));
+    return G;
+}
+
+// y[r] (r < 16) from the integer sums of a group's 16 rows against one token's activations.
+inline void x16_finish(int64_t n, const X16Grid & G, __m512i acc, const uint8_t * arow, float * y) {
     gl_row_header_a8 a;
     memcpy(&a, arow, sizeof a);
     const __m512i za = _mm512_set1_epi64(a.z), cs = _mm512_set1_epi64(a.csum), nza = _mm512_set1_epi64(n * (int64_t) a.z);
     __m256 f[2];
     for (int h = 0; h < 2; ++h) {
         const __m512i A = _mm512_cvtepi32_epi64(h ? _mm512_extracti64x4_epi64(acc, 1) : _mm512_castsi512_si256(acc));
-        const __m512i Q = _mm512_cvtepi32_epi64(h ? _mm512_extracti64x4_epi64(qs, 1) : _mm512_castsi512_si256(qs));
-        const __m512i Z = _mm512_cvtepi32_epi64(h ? _mm512_extracti64x4_epi64(z, 1) : _mm512_castsi512_si256(z));
+        const __m512i Q = _mm512_cvtepi32_epi64(h ? _mm512_extracti64x4_epi64(G.qs, 1) : _mm512_castsi512_si256(G.qs));
+        const __m512i Z = _mm512_cvtepi32_epi64(h ? _mm512_extracti64x4_epi64(G.z, 1) : _mm512_castsi512_si256(G.z));
         __m512i tot = _mm512_sub_epi64(A, _mm512_mullo_epi64(za, Q));
         tot = _mm512_sub_epi64(tot, _mm512_mullo_epi64(Z, cs));
         tot = _mm512_add_epi64(tot, _mm512_mullo_epi64(Z, nza));
         f[h] = _mm512_cvtepi64_ps(tot);
     }
     const __m512 total = _mm512_insertf32x8(_mm512_castps256_ps512(f[0]), f[1], 1);
-    _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_mul_ps(d, _mm512_set1_ps(a.s)), total));
+    _mm512_storeu_ps(y, _mm512_mul_ps(_mm512_mul_ps(G.d, _mm512_set1_ps(a.s)), total));
 }
 
 // G groups (gb[g]: the group's first byte) × T tokens over whole rows: acc[g·T + t] lane r = row r's integer sum.
@@ -308,7 +318,7 @@ inline void x16_run(int64_t n, const uint8_t * const gb[G], const int8_t * const
             __m512i lo[G], hi[G];
             GL_UNROLL
             for (int g = 0; g < G; ++g) {
-                const uint8_t * p = gb[g] + 16 * GL_ROW_HEADER + 64 * (d0 + k);
+                const uint8_t * p = gb[g] + 16 * GL_ROW_HEADER_W + 64 * (d0 + k);
                 _mm_prefetch((const char *) p + 2048, _MM_HINT_T0);
                 const __m512i v = _mm512_loadu_si512(p);
                 if (BITS == 8) {
@@ -340,7 +350,7 @@ inline void x16_groups(int64_t n, const int64_t * idx, int64_t ng, const uint8_t
                        float * y, int64_t ys) {
     const int8_t * a[T];
     GL_UNROLL
-    for (int t = 0; t < T; ++t) a[t] = (const int8_t *) (act + t * as + GL_ROW_HEADER);
+    for (int t = 0; t < T; ++t) a[t] = (const int8_t *) (act + t * as + GL_ROW_HEADER_A);
     int64_t i = 0;
     for (; i + G <= ng; i += G) {
         const uint8_t * gb[G];
@@ -352,8 +362,9 @@ inline void x16_groups(int64_t n, const int64_t * idx, int64_t ng, const uint8_t
         x16_run<BITS, T, G>(n, gb, a, acc);
         GL_UNROLL
         for (int g = 0; g < G; ++g) {
+            const X16Grid grid = x16_grid(gb[g]);
             GL_UNROLL
-            for (int t = 0; t < T; ++t) x16_finish(n, gb[g], acc[g * T + t], act + t * as, y + t * ys + idx[i + g] * 16);
+            for (int t = 0; t < T; ++t) x16_finish(n, grid, acc[g * T + t], act + t * as, y + t * ys + idx[i + g] * 16);
         }
     }
     if constexpr (G > 1) {
