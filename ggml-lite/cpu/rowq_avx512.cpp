@@ -400,7 +400,7 @@ void gemm_x16(int64_t n, int64_t nr, int64_t nt, const void * vw, size_t ws, con
     }
     // Batches: tiles of TB tokens × 2 groups (each activation broadcast feeds both), every token tile over the call's
     // groups (their codes stay in L2; the tile's activations in L1).
-    constexpr int TB = BITS == 4 ? 4 : 6;
+    constexpr int TB = BITS == 4 ? 6 : 8;
     int64_t idx[256];
     int64_t t = 0;
     for (int64_t g0 = 0; g0 < ng; g0 += 256) {
