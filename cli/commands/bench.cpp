@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <omp.h>
@@ -163,34 +164,39 @@ int cmd_bench(int argc, char ** argv) {
     if (!args.parse(argc, argv)) return 0;
     if (!args.positional().empty()) throw_error("bench: unexpected argument '%s'", args.positional()[0].c_str());
 
-    // The models: files, or synthetic ones built in memory.
-    struct Entry { std::string label; std::shared_ptr<ModelFile> mf; };
+    // The models: files, or synthetic ones built in memory. Each is made when its turn comes and released after it
+    // (four synthetic 7B models at once would not fit a 24 GB machine).
+    struct Entry { std::string label; std::function<std::shared_ptr<ModelFile>()> make; };
     std::vector<Entry> models;
     if (args.has("--synthetic")) {
         const std::string name = args.str("--synthetic");
         for (const std::string & tn : split_list(args.str("--type"))) {
             gl_type ty;
             if (!gl_type_from_name(tn.c_str(), &ty)) throw_error("bench: unknown type '%s'", tn.c_str());
-            auto t0 = Clock::now();
-            auto mf = std::make_shared<ModelFile>(make_synthetic_model(name, ty));
-            fprintf(stderr, "bench: built synthetic %s %s in %.1f s\n", name.c_str(), gl_type_name(ty),
-                    std::chrono::duration<double>(Clock::now() - t0).count());
+            auto build = [name, ty]() {
+                auto t0 = Clock::now();
+                auto mf = std::make_shared<ModelFile>(make_synthetic_model(name, ty));
+                fprintf(stderr, "bench: built synthetic %s %s in %.1f s\n", name.c_str(), gl_type_name(ty),
+                        std::chrono::duration<double>(Clock::now() - t0).count());
+                return mf;
+            };
             if (args.has("--save")) {
+                const auto mf = build();
                 const std::string out = args.str("--save");
                 if (out.size() > 5 && out.compare(out.size() - 5, 5, ".gguf") == 0) save_gguf(out, *mf);
                 else save_quill(out, *mf);
                 fprintf(stderr, "bench: wrote %s\n", out.c_str());
                 return 0;
             }
-            models.push_back({"synthetic " + name + " " + gl_type_name(ty), mf});
+            models.push_back({"synthetic " + name + " " + gl_type_name(ty), build});
         }
     }
     for (const std::string & path : split_list(args.str("-m"))) {
-        LoadOptions lo;
-        auto mf = std::make_shared<ModelFile>(load_model(path, lo));
         std::string label = path.substr(path.find_last_of('/') + 1);
-        if (mf->meta.has("quill.synthetic")) label += " (synthetic)";
-        models.push_back({label, mf});
+        models.push_back({label, [path]() {
+                              LoadOptions lo;
+                              return std::make_shared<ModelFile>(load_model(path, lo));
+                          }});
     }
     if (models.empty()) throw_error("bench: give -m FILE or --synthetic NAME (see quill bench --help)");
 
@@ -205,11 +211,13 @@ int cmd_bench(int argc, char ** argv) {
     struct TgResult { std::string label; long long threads; double tps; size_t bytes_per_token; };
     std::vector<TgResult> tg_results;
     size_t rss_peak = 0;
-    for (const Entry & e : models) {
-        LlamaModel model(*e.mf, !args.flag("--no-x16"));
+    for (Entry & e : models) {
+        const std::shared_ptr<ModelFile> mf = e.make();
+        if (mf->meta.has("quill.synthetic") && e.label.find("synthetic") == std::string::npos) e.label += " (synthetic)";
+        LlamaModel model(*mf, !args.flag("--no-x16"));
         size_t file_bytes = 0;
         int64_t n_params = 0;
-        for (const TensorData & t : e.mf->tensors) file_bytes += t.nbytes, n_params += t.n_elements();
+        for (const TensorData & t : mf->tensors) file_bytes += t.nbytes, n_params += t.n_elements();
         long long max_p = 0, max_n = 0;
         for (long long p : pps) max_p = std::max(max_p, p);
         for (long long n : tgs) max_n = std::max(max_n, n);
