@@ -84,11 +84,22 @@ async function main() {
   await waitFor("window.quillReplies === 2", "the second reply");
   const second = await evaluate("({ state: document.body.dataset.state, reply: window.quillLastReply, deltas: window.quillDeltas, usage: window.quillLastUsage })");
 
-  // 3. A long reply is stopped with the Stop button once it is streaming.
+  // 3. A long reply is stopped with the Stop button once it is streaming. The click comes from the page itself, in
+  // the task after the 6th delta: polling from here (every 100 ms, each evaluation queued behind the page's own work)
+  // let a loaded machine stream all 3,000 tokens before the click, and the server then had nothing to cancel.
+  await evaluate(`(() => {
+    let d = 0;
+    window.quillStopAt = 6;
+    Object.defineProperty(window, "quillDeltas", { configurable: true, get: () => d, set: (v) => {
+      d = v;
+      if (window.quillStopAt && v >= window.quillStopAt) {
+        window.quillStopAt = 0;
+        setTimeout(() => document.getElementById("stop").click(), 0);
+      }
+    } });
+  })()`);
   await evaluate("document.getElementById('max_tokens').value = '3000'");
   await type("Tell me a very long story.");
-  await waitFor("window.quillDeltas > 5 && document.body.dataset.state === 'streaming'", "the third reply to stream");
-  await evaluate("document.getElementById('stop').click()");
   await waitFor("window.quillReplies === 3", "the stop");
   const third = await evaluate("({ state: document.body.dataset.state, deltas: window.quillDeltas })");
 
