@@ -2,6 +2,7 @@
 #include "ggml-lite/rowq.h"
 
 #include "ggml-lite/common.h"
+#include "ggml-lite/rowq_common.h"
 
 #include <algorithm>
 #include <cmath>
@@ -73,39 +74,22 @@ void gl_row_unpack(int bits, int64_t n, const void * src, uint8_t * codes, uint1
 }
 
 // ---- activations: int8 per token --------------------------------------------------------------------------------
-// The row's range (forced to include 0, so that zeros are exact) over 255 steps; c = clamp(round(x/s) + zp, 0, 255)
-// with ties to even, stored minus 128. SIMD quantizers compute exactly these float operations (bit-identical).
+// The row's range (forced to include 0, so that zeros are exact) over 255 steps (rowq_common.h: a8_grid, a8_code);
+// the SIMD quantizers run the same float operations (bit-identical).
 void a8_row_from_float(const float * x, void * vy, int64_t n) {
-    uint8_t * out = (uint8_t *) vy;
-    int8_t * c = (int8_t *) (out + GL_ROW_HEADER_A);
+    int8_t * c = (int8_t *) ((uint8_t *) vy + GL_ROW_HEADER_A);
     float mn = 0.0f, mx = 0.0f;
     for (int64_t i = 0; i < n; ++i) {
         mn = fminf(mn, x[i]);
         mx = fmaxf(mx, x[i]);
     }
-    const float s = (mx - mn) / 255.0f;
-    gl_row_header_a8 h;
-    memset(&h, 0, sizeof h);
-    if (!(s > 0.0f) || !std::isfinite(s)) {  // all zero (or not finite): code 0 on a zero grid, every value 0
-        memset(c, 0x80, (size_t) n);
-        h.s = 0.0f;
-        h.z = -128;
-        h.csum = (int32_t) (-128 * n);
-        memcpy(out, &h, sizeof h);
-        return;
-    }
-    const float inv = 1.0f / s;
-    const float zp = fmaxf(fminf(nearbyintf(-mn * inv), 255.0f), 0.0f);
+    const A8Grid g = a8_grid(mn, mx);
     int32_t csum = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        const float q = fmaxf(fminf(nearbyintf(x[i] * inv) + zp, 255.0f), 0.0f);
-        c[i] = (int8_t) ((int) q - 128);
+    for (int64_t i = 0; i < n && !g.zero; ++i) {
+        c[i] = a8_code(x[i], g);
         csum += c[i];
     }
-    h.s = s;
-    h.z = (int32_t) zp - 128;
-    h.csum = csum;
-    memcpy(out, &h, sizeof h);
+    a8_finish_row(vy, n, g, csum);
 }
 
 void a8_row_to_float(const void * vx, float * y, int64_t n) {
@@ -222,31 +206,17 @@ void q8_row_vec_dot_f32(int64_t n, float * s, const void * vx, const void * vy) 
     *s = gl_fp16_to_fp32(h.d) * sum;
 }
 
-// a8_row activations: the integer identity of types.h, exact in int64; then d·s·total in float.
-static float row_dot_a8(int64_t n, const gl_row_header & w, const gl_row_header_a8 & a, int64_t dot) {
-    const int64_t total = dot - (int64_t) a.z * w.qsum - (int64_t) w.z * a.csum + n * (int64_t) w.z * a.z;
-    return gl_fp16_to_fp32(w.d) * a.s * (float) total;
-}
-
 void q4_row_vec_dot_a8(int64_t n, float * s, const void * vx, const void * vy) {
-    gl_row_header w;
-    gl_row_header_a8 a;
-    memcpy(&w, vx, sizeof w);
-    memcpy(&a, vy, sizeof a);
     const int8_t * c = (const int8_t *) ((const uint8_t *) vy + GL_ROW_HEADER_A);
     int64_t dot = 0;
     q4_row_walk(n, (const uint8_t *) vx + GL_ROW_HEADER_W, [&](int64_t i, int q) { dot += q * (int32_t) c[i]; });
-    *s = row_dot_a8(n, w, a, dot);
+    *s = row_dot_a8(n, vx, vy, dot);
 }
 
 void q8_row_vec_dot_a8(int64_t n, float * s, const void * vx, const void * vy) {
-    gl_row_header w;
-    gl_row_header_a8 a;
-    memcpy(&w, vx, sizeof w);
-    memcpy(&a, vy, sizeof a);
     const uint8_t * q = (const uint8_t *) vx + GL_ROW_HEADER_W;
     const int8_t * c = (const int8_t *) ((const uint8_t *) vy + GL_ROW_HEADER_A);
     int64_t dot = 0;
     for (int64_t i = 0; i < n; ++i) dot += (int32_t) q[i] * (int32_t) c[i];
-    *s = row_dot_a8(n, w, a, dot);
+    *s = row_dot_a8(n, vx, vy, dot);
 }

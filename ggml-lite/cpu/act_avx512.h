@@ -1,6 +1,6 @@
-// Q8_0 activation helpers shared by the AVX-512 kernel files (avx512.cpp, x16_avx512.cpp). As simd_common.h: an
-// anonymous namespace, so each kernel file gets its own copy built with its own -m flags. Include only from
-// ggml-lite/cpu/*.cpp built with AVX-512 F/BW/VL/VNNI, after simd_common.h.
+// Q8_0 activation helpers shared by the AVX-512 kernel files (avx512.cpp, x16_avx512.cpp, vq_avx512.cpp). As
+// simd_common.h: an anonymous namespace, so each kernel file gets its own copy built with its own -m flags. Include
+// only from ggml-lite/cpu/*.cpp built with AVX-512 F/BW/VL/VNNI, after simd_common.h.
 #pragma once
 
 #include <immintrin.h>

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include "ggml-lite/cpu/simd_common.h"
+#include "ggml-lite/rowq_common.h"
 
 #include <cmath>
 #include <cstring>
@@ -17,8 +18,7 @@ namespace {
 // ---- a8_row activations -------------------------------------------------------------------------------------------
 
 void a8_row_quantize(const float * x, void * vy, int64_t n) {
-    uint8_t * out = (uint8_t *) vy;
-    int8_t * c = (int8_t *) (out + GL_ROW_HEADER_A);
+    int8_t * c = (int8_t *) ((uint8_t *) vy + GL_ROW_HEADER_A);
     __m256 vmn = _mm256_setzero_ps(), vmx = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -38,18 +38,12 @@ void a8_row_quantize(const float * x, void * vy, int64_t n) {
         mn = fminf(mn, x[j]);
         mx = fmaxf(mx, x[j]);
     }
-    const float s = (mx - mn) / 255.0f;
-    gl_row_header_a8 h;
-    memset(&h, 0, sizeof h);
-    if (!(s > 0.0f) || !(s <= 3.4028235e38f)) {  // as the reference: code 0 on a zero grid
-        memset(c, 0x80, (size_t) n);
-        h.z = -128;
-        h.csum = (int32_t) (-128 * n);
-        memcpy(out, &h, sizeof h);
+    const A8Grid g = a8_grid(mn, mx);  // rowq_common.h, as the reference
+    if (g.zero) {
+        a8_finish_row(vy, n, g, 0);
         return;
     }
-    const float inv = 1.0f / s;
-    const float zp = fmaxf(fminf(nearbyintf(-mn * inv), 255.0f), 0.0f);
+    const float inv = g.inv, zp = g.zp;
     const __m256 vinv = _mm256_set1_ps(inv), vzp = _mm256_set1_ps(zp), v255 = _mm256_set1_ps(255.0f), v0 = _mm256_setzero_ps();
     const __m256i k128 = _mm256_set1_epi32(128);
     __m256i vsum = _mm256_setzero_si256();
@@ -67,14 +61,10 @@ void a8_row_quantize(const float * x, void * vy, int64_t n) {
     int32_t csum = 0;
     for (int k = 0; k < 8; ++k) csum += sv[k];
     for (; i < n; ++i) {
-        const float q = fmaxf(fminf(nearbyintf(x[i] * inv) + zp, 255.0f), 0.0f);
-        c[i] = (int8_t) ((int) q - 128);
+        c[i] = a8_code(x[i], g);
         csum += c[i];
     }
-    h.s = s;
-    h.z = (int32_t) zp - 128;
-    h.csum = csum;
-    memcpy(out, &h, sizeof h);
+    a8_finish_row(vy, n, g, csum);
 }
 
 // ---- A8 products ----------------------------------------------------------------------------------------------------
@@ -120,15 +110,6 @@ inline int64_t hsum_epi32(__m256i v) {
     return t;
 }
 
-inline float finish_a8(int64_t n, const uint8_t * wrow, const uint8_t * arow, int64_t dot) {
-    gl_row_header w;
-    gl_row_header_a8 a;
-    memcpy(&w, wrow, sizeof w);
-    memcpy(&a, arow, sizeof a);
-    const int64_t total = dot - (int64_t) a.z * w.qsum - (int64_t) w.z * a.csum + n * (int64_t) w.z * a.z;
-    return _cvtsh_ss(w.d) * a.s * (float) total;
-}
-
 template <int BITS, int R, int T>
 inline void tile_a8(int64_t n, const uint8_t * w, size_t ws, const uint8_t * act, size_t as, float * y, int64_t ys) {
     __m256i acc[R][T];
@@ -150,7 +131,7 @@ inline void tile_a8(int64_t n, const uint8_t * w, size_t ws, const uint8_t * act
         c0 += m;
     }
     for (int t = 0; t < T; ++t)
-        for (int r = 0; r < R; ++r) y[t * ys + r] = finish_a8(n, w + r * ws, act + t * as, hsum_epi32(acc[r][t]));
+        for (int r = 0; r < R; ++r) y[t * ys + r] = row_dot_a8(n, w + r * ws, act + t * as, hsum_epi32(acc[r][t]));
 }
 
 template <int BITS>
@@ -210,17 +191,10 @@ void gemm_f32(int64_t n, int64_t nr, int64_t nt, const void * vw, size_t ws, con
 // ---- the x16 layout (types.h; see rowq_avx512.cpp): rows 0..7 and 8..15 of a group dword in two registers ------
 
 inline void x16_finish(int64_t n, const uint8_t * g, const __m256i acc[2], const uint8_t * arow, float * y) {
-    gl_row_header_a8 a;
-    memcpy(&a, arow, sizeof a);
     alignas(32) int32_t s[16];
     _mm256_store_si256((__m256i *) s, acc[0]);
     _mm256_store_si256((__m256i *) (s + 8), acc[1]);
-    for (int r = 0; r < 16; ++r) {
-        gl_row_header w;
-        memcpy(&w, g + GL_ROW_HEADER_W * r, sizeof w);
-        const int64_t total = (int64_t) s[r] - (int64_t) a.z * w.qsum - (int64_t) w.z * a.csum + n * (int64_t) w.z * a.z;
-        y[r] = _cvtsh_ss(w.d) * a.s * (float) total;
-    }
+    for (int r = 0; r < 16; ++r) y[r] = row_dot_a8(n, g + GL_ROW_HEADER_W * r, arow, s[r]);
 }
 
 template <int BITS, int T>

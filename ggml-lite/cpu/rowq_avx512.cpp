@@ -16,6 +16,7 @@
 #include <immintrin.h>
 
 #include "ggml-lite/cpu/simd_common.h"
+#include "ggml-lite/rowq_common.h"
 
 #include <cmath>
 #include <cstring>
@@ -30,8 +31,7 @@ inline __mmask64 lowmask(int bytes) { return bytes >= 64 ? ~(__mmask64) 0 : (((_
 // ---- a8_row activations -------------------------------------------------------------------------------------------
 
 void a8_row_quantize(const float * x, void * vy, int64_t n) {
-    uint8_t * out = (uint8_t *) vy;
-    int8_t * c = (int8_t *) (out + GL_ROW_HEADER_A);
+    int8_t * c = (int8_t *) ((uint8_t *) vy + GL_ROW_HEADER_A);
     __m512 vmn = _mm512_setzero_ps(), vmx = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -44,18 +44,12 @@ void a8_row_quantize(const float * x, void * vy, int64_t n) {
         mn = fminf(mn, x[j]);
         mx = fmaxf(mx, x[j]);
     }
-    const float s = (mx - mn) / 255.0f;
-    gl_row_header_a8 h;
-    memset(&h, 0, sizeof h);
-    if (!(s > 0.0f) || !(s <= 3.4028235e38f)) {  // as the reference: code 0 on a zero grid
-        memset(c, 0x80, (size_t) n);
-        h.z = -128;
-        h.csum = (int32_t) (-128 * n);
-        memcpy(out, &h, sizeof h);
+    const A8Grid g = a8_grid(mn, mx);  // rowq_common.h, as the reference
+    if (g.zero) {
+        a8_finish_row(vy, n, g, 0);
         return;
     }
-    const float inv = 1.0f / s;
-    const float zp = fmaxf(fminf(nearbyintf(-mn * inv), 255.0f), 0.0f);
+    const float inv = g.inv, zp = g.zp;
     const __m512 vinv = _mm512_set1_ps(inv), vzp = _mm512_set1_ps(zp), v255 = _mm512_set1_ps(255.0f), v0 = _mm512_setzero_ps();
     const __m512i k128 = _mm512_set1_epi32(128);
     __m512i vsum = _mm512_setzero_si512();
@@ -69,14 +63,10 @@ void a8_row_quantize(const float * x, void * vy, int64_t n) {
     }
     int32_t csum = _mm512_reduce_add_epi32(vsum);
     for (; i < n; ++i) {
-        const float q = fmaxf(fminf(nearbyintf(x[i] * inv) + zp, 255.0f), 0.0f);
-        c[i] = (int8_t) ((int) q - 128);
+        c[i] = a8_code(x[i], g);
         csum += c[i];
     }
-    h.s = s;
-    h.z = (int32_t) zp - 128;
-    h.csum = csum;
-    memcpy(out, &h, sizeof h);
+    a8_finish_row(vy, n, g, csum);
 }
 
 // ---- A8 products ----------------------------------------------------------------------------------------------------
@@ -107,15 +97,6 @@ template <int BITS> inline void load_chunk(const uint8_t * q, int64_t c0, int m,
 
 // Chunks of a row of n codes: 128s, then a 64 and/or a 32.
 inline int chunk_len(int64_t n, int64_t c0) { return n - c0 >= 128 ? 128 : (n - c0 >= 64 ? 64 : 32); }
-
-inline float finish_a8(int64_t n, const uint8_t * wrow, const uint8_t * arow, int64_t dot) {
-    gl_row_header w;
-    gl_row_header_a8 a;
-    memcpy(&w, wrow, sizeof w);
-    memcpy(&a, arow, sizeof a);
-    const int64_t total = dot - (int64_t) a.z * w.qsum - (int64_t) w.z * a.csum + n * (int64_t) w.z * a.z;
-    return _cvtsh_ss(w.d) * a.s * (float) total;
-}
 
 inline int64_t hsum_epi32(__m512i v) {
     const __m512i lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)), hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1));
@@ -156,7 +137,7 @@ inline void tile_a8(int64_t n, const uint8_t * w, size_t ws, const uint8_t * act
     GL_UNROLL
     for (int t = 0; t < T; ++t) {
         GL_UNROLL
-        for (int r = 0; r < R; ++r) y[t * ys + r] = finish_a8(n, w + r * ws, act + t * as, hsum_epi32(acc[r][t]));
+        for (int r = 0; r < R; ++r) y[t * ys + r] = row_dot_a8(n, w + r * ws, act + t * as, hsum_epi32(acc[r][t]));
     }
 }
 

@@ -38,6 +38,8 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+#include "ggml-lite/cpu/act_avx512.h"  // after the pragmas: act_sums (nc = -128 · block sum: shift 7)
+
 namespace {
 
 // ---- constant tables (generated; see the decoders for what they mean) -----------------------------------------
@@ -536,46 +538,6 @@ constexpr int TKB = 6;         // tokens in registers
 constexpr int TPASS = 32;      // tokens per pass over the rows (their accumulators and block sums stay in L1)
 constexpr int64_t BSEGP = 32;  // pairs per segment of the batch kernel
 
-// For blocks a[0..nb): nc[b] = -128 · (sum of the block's 32 codes), dy[b] = its scale as fp32.
-void block_sums(const gl_block_q8_0 * a, int64_t nb, int32_t * nc, float * dy) {
-    const uint8_t * p = (const uint8_t *) a;
-    const __m512i ones = _mm512_set1_epi8(1);
-    // lane 4l+i of the tree's result holds block (l & 1) + 2i + 8 (l >> 1); this puts them back in order.
-    const __m512i perm = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
-    int64_t b = 0;
-    for (; b + 16 <= nb; b += 16) {  // dot with ones (4-byte sums), then a transpose-and-add tree
-        const uint8_t * q = p + b * 34 + 2;
-        __m512i s[8];
-        GL_UNROLL
-        for (int m = 0; m < 8; ++m) {
-            __m512i z = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *) (q + (2 * m) * 34)));
-            z = _mm512_inserti64x4(z, _mm256_loadu_si256((const __m256i *) (q + (2 * m + 1) * 34)), 1);
-            s[m] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, z);
-        }
-        __m512i pp[4];
-        GL_UNROLL
-        for (int j = 0; j < 4; ++j)
-            pp[j] = _mm512_add_epi32(_mm512_unpacklo_epi32(s[2 * j], s[2 * j + 1]), _mm512_unpackhi_epi32(s[2 * j], s[2 * j + 1]));
-        const __m512i q0 = _mm512_add_epi32(_mm512_unpacklo_epi64(pp[0], pp[1]), _mm512_unpackhi_epi64(pp[0], pp[1]));
-        const __m512i q1 = _mm512_add_epi32(_mm512_unpacklo_epi64(pp[2], pp[3]), _mm512_unpackhi_epi64(pp[2], pp[3]));
-        const __m512i r = _mm512_add_epi32(_mm512_shuffle_i64x2(q0, q1, 0x88), _mm512_shuffle_i64x2(q0, q1, 0xDD));
-        _mm512_storeu_si512(nc + b, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(_mm512_permutexvar_epi32(perm, r), 7)));
-        alignas(32) uint32_t h[8];
-        GL_UNROLL
-        for (int j = 0; j < 8; ++j) h[j] = (uint32_t) a[b + 2 * j].d | ((uint32_t) a[b + 2 * j + 1].d << 16);
-        _mm512_storeu_ps(dy + b, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *) h)));
-    }
-    const __m256i ones8 = _mm256_set1_epi8(1);
-    for (; b < nb; ++b) {
-        const __m256i v = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones8, _mm256_loadu_si256((const __m256i *) a[b].qs));
-        __m128i x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-        x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
-        x = _mm_add_epi32(x, _mm_shuffle_epi32(x, 1));
-        nc[b] = -(_mm_cvtsi128_si32(x) << 7);
-        dy[b] = h2f(a[b].d);
-    }
-}
-
 // Whether D's output qwords are whole natural qwords (output dwords 2m, 2m+1 = natural 2n, 2n+1).
 template <class D> constexpr bool natural_qwords() {
     for (int m = 0; m < 8; ++m)
@@ -741,7 +703,7 @@ void gemm_batch(const Geo & G, int64_t r0, int64_t nr, int64_t nt, const uint8_t
         for (int64_t cs = 0; cs < G.ncg; cs += segg) {
             const int64_t ce = min_i64(G.ncg, cs + segg), p0 = cs * G.pg, c0 = 2 * p0, c1 = min_i64(2 * ce * G.pg, G.nch);
             for (int t = 0; t < n; ++t)
-                block_sums((const gl_block_q8_0 *) (a + (size_t) t * act_stride) + c0, c1 - c0, ncs + t * 2 * BSEGP, dys + t * 2 * BSEGP);
+                act_sums((const gl_block_q8_0 *) (a + (size_t) t * act_stride) + c0, c1 - c0, 7, ncs + t * 2 * BSEGP, dys + t * 2 * BSEGP);
             for (int64_t r = 0; r < nr; r += 16)
                 batch_tile<D>(G, r0 + r, (int) min_i64(16, nr - r), r0, cs, ce, p0, n, a, act_stride, ncs, dys, cs == 0, y + t0 * y_stride, y_stride);
         }
