@@ -96,7 +96,7 @@ void a8_row_to_float(const void * vx, float * y, int64_t n) {
     gl_row_header_a8 h;
     memcpy(&h, vx, sizeof h);
     const int8_t * c = (const int8_t *) ((const uint8_t *) vx + GL_ROW_HEADER_A);
-    for (int64_t i = 0; i < n; ++i) y[i] = h.s * (float) ((int32_t) c[i] - h.z);
+    for (int64_t i = 0; i < n; ++i) y[i] = h.s * (float) ((int64_t) c[i] - h.z);  // z comes from a file: any int32
 }
 
 void a8_row_vec_dot(int64_t n, float * s, const void * vx, const void * vy) {
@@ -107,7 +107,7 @@ void a8_row_vec_dot(int64_t n, float * s, const void * vx, const void * vy) {
     const int8_t * y = (const int8_t *) ((const uint8_t *) vy + GL_ROW_HEADER_A);
     int64_t dot = 0;
     for (int64_t i = 0; i < n; ++i) dot += (int32_t) x[i] * (int32_t) y[i];
-    const int64_t total = dot - (int64_t) b.z * a.csum - (int64_t) a.z * b.csum + n * (int64_t) a.z * b.z;
+    const int64_t total = a8_total(dot, n, a.z, a.csum, b.z, b.csum);
     *s = a.s * b.s * (float) total;
 }
 

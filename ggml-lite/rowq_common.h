@@ -50,6 +50,13 @@ inline void a8_finish_row(void * row, int64_t n, const A8Grid & g, int32_t csum)
     memcpy(row, &h, sizeof h);
 }
 
+// dot − z2·s1 − z1·s2 + n·z1·z2 in 64-bit two's complement (exact for real rows; the header fields come from files,
+// where any int32 must not overflow a signed product, and the AVX-512 lanes wrap the same way).
+inline int64_t a8_total(int64_t dot, int64_t n, int64_t z1, int64_t s1, int64_t z2, int64_t s2) {
+    const uint64_t t = (uint64_t) dot - (uint64_t) z2 * (uint64_t) s1 - (uint64_t) z1 * (uint64_t) s2 + (uint64_t) n * (uint64_t) z1 * (uint64_t) z2;
+    return (int64_t) t;
+}
+
 // A weight row (header at w) · an a8_row (header at a) whose integer sum Σ code·c is `dot`: the identity of types.h,
 // exact in int64, then d·s·total in float.
 inline float row_dot_a8(int64_t n, const void * w, const void * a, int64_t dot) {
@@ -57,7 +64,7 @@ inline float row_dot_a8(int64_t n, const void * w, const void * a, int64_t dot) 
     gl_row_header_a8 ah;
     memcpy(&wh, w, sizeof wh);
     memcpy(&ah, a, sizeof ah);
-    const int64_t total = dot - (int64_t) ah.z * wh.qsum - (int64_t) wh.z * ah.csum + n * (int64_t) wh.z * ah.z;
+    const int64_t total = a8_total(dot, n, wh.z, wh.qsum, ah.z, ah.csum);
     return gl_fp16_to_fp32(wh.d) * ah.s * (float) total;
 }
 
