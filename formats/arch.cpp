@@ -132,6 +132,12 @@ std::string layer_tensor_name(int64_t layer, LayerTensor role) {
     return strfmt("blk.%lld.%s", (long long) layer, layer_tensor_gguf(role));
 }
 
+std::string input_scale_name(const std::string & weight) {
+    const std::string suffix = ".weight";
+    GL_ASSERT(weight.size() > suffix.size() && weight.compare(weight.size() - suffix.size(), suffix.size(), suffix) == 0);
+    return weight.substr(0, weight.size() - suffix.size()) + ".input_scale";
+}
+
 bool layer_tensor_linear(LayerTensor role, LinearInput * input) {
     GL_ASSERT((int) role >= 0 && role < LT::COUNT);
     if (input) *input = k_roles[(int) role].input;

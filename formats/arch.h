@@ -76,6 +76,9 @@ const std::vector<const Arch *> & arch_all();
 
 const char * layer_tensor_gguf(LayerTensor role);  // "attn_q.weight"
 std::string  layer_tensor_name(int64_t layer, LayerTensor role);  // "blk.3.attn_q.weight"
+// The static activation grid of a linear weight "X.weight" (formats/SPEC.md): "X.input_scale", an f32 vector
+// {scale, zero point}, for weights that take a8_row activations.
+std::string  input_scale_name(const std::string & weight);
 // The linear layers (ATTN_Q .. FFN_DOWN weights) and which input each reads; false for norms and biases.
 bool         layer_tensor_linear(LayerTensor role, LinearInput * input = nullptr);
 

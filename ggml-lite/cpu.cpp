@@ -113,6 +113,7 @@ static void fill_kernels(gl_type_kernels & k, const gl_type_kernels & s) {
     fill(k.gemm, s.gemm);
     fill(k.axpy, s.axpy);
     fill(k.gemm_x16, s.gemm_x16);
+    fill(k.quantize_act_grid, s.quantize_act_grid);
 }
 
 static gl_linalg_kernels g_linalg;

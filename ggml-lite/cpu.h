@@ -53,6 +53,9 @@ typedef void (*gl_axpy_fn)(int64_t n, float a, const void * x, float * y);
 typedef void (*gl_vq_gemm_fn)(const gl_vq_geom & g, const void * data, int64_t r0, int64_t nr, int64_t nt, const void * act,
                               size_t act_stride, float * y, int64_t y_stride);
 
+// Quantizes a row on a given grid (a8_row with a static scale s and zero point z: clamped, not fitted to the row).
+typedef void (*gl_from_float_grid_fn)(const float * x, void * y, int64_t n, float s, int32_t z);
+
 // The hot paths of one type at one level. Null means "use the level below".
 struct gl_type_kernels {
     gl_vec_dot_fn    vec_dot;       // weight row · activations (in vec_dot_type)
@@ -62,6 +65,7 @@ struct gl_type_kernels {
     gl_axpy_fn       axpy;          // optional, float-like types only
     gl_gemm_fn       gemm_x16 = nullptr;  // the product over weights in the x16 layout (types.h; traits.x16 types only):
                                     // w is the first row of a 16-row group, nr a multiple of 16, w_stride the row size
+    gl_from_float_grid_fn quantize_act_grid = nullptr;  // as quantize_act on a static grid (a8_row only)
 };
 
 // Float ops at one level. Null means "use the level below".

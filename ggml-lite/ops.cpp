@@ -36,6 +36,12 @@ const void * gl_quantize_activations(const gl_tensor & w, const float * x, int64
     if (vt == GL_TYPE_F32) return x;
     const gl_from_float_fn quant = gl_kernels(vt).quantize_act;
     const size_t row = act_row_size(w);
+    if (w.act_s > 0.0f) {  // a static grid (types.h: a8_row; whole rows, no padding)
+        const gl_from_float_grid_fn qg = gl_kernels(vt).quantize_act_grid;
+        GL_ASSERT(qg && w.ne0 % gl_get_type_traits(vt)->block_size == 0);
+        for (int64_t t = 0; t < n_tok; ++t) qg(x + t * w.ne0, (uint8_t *) wdata + t * row, w.ne0, w.act_s, w.act_z);
+        return wdata;
+    }
     const int64_t pad = gl_get_type_traits(w.type)->act_pad;
     const int64_t full = w.ne0 / pad * pad, tail = w.ne0 - full;
     if (tail == 0) {
@@ -109,7 +115,8 @@ void gl_mul_mat(const gl_tensor & w, const float * x, int64_t n_tok, float * y, 
 
 bool gl_mul_mat_can_share(const gl_tensor & a, const gl_tensor & b) {
     return a.ne0 == b.ne0 && gl_get_type_traits(a.type)->vec_dot_type == gl_get_type_traits(b.type)->vec_dot_type &&
-           act_row_size(a) == act_row_size(b) && (gl_get_type_traits(a.type)->vq != nullptr) == (gl_get_type_traits(b.type)->vq != nullptr);
+           act_row_size(a) == act_row_size(b) && (gl_get_type_traits(a.type)->vq != nullptr) == (gl_get_type_traits(b.type)->vq != nullptr) &&
+           a.act_s == b.act_s && a.act_z == b.act_z;
 }
 
 void gl_mul_mat_multi(const gl_tensor * const * w, float * const * y, int n_w, const float * x, int64_t n_tok, void * wdata) {

@@ -16,6 +16,10 @@ struct gl_tensor {
     const void * data = nullptr;
     const char * name = "";
     bool         x16 = false;  // rows stored 16-interleaved (types.h, gl_x16_*); nb1 stays the plain row size
+    // Static activation grid (a8_row activations only): act_s > 0 quantizes every activation row on this one grid,
+    // value = act_s · (c − act_z), c clamped to int8, instead of on each row's own range (W8A8 per tensor).
+    float        act_s = 0.0f;
+    int32_t      act_z = 0;
 };
 
 gl_tensor gl_tensor_make(gl_type type, int64_t ne0, int64_t ne1, const void * data, const char * name = "");

@@ -28,6 +28,16 @@ inline A8Grid a8_grid(float mn, float mx) {
     return g;
 }
 
+// A static grid (a tensor's calibrated scale s > 0 and zero point z in −128 .. 127, types.h): the same operations.
+inline A8Grid a8_grid_static(float s, int32_t z) {
+    A8Grid g;
+    g.s = s;
+    g.zero = false;
+    g.inv = 1.0f / s;
+    g.zp = (float) (z + 128);
+    return g;
+}
+
 // c = clamp(round(x/s) + zp, 0, 255) − 128, ties to even (a NaN x gives 255 − 128, as fmaxf(fminf(NaN, 255), 0)).
 inline int8_t a8_code(float x, const A8Grid & g) {
     const float q = fmaxf(fminf(nearbyintf(x * g.inv) + g.zp, 255.0f), 0.0f);
@@ -67,5 +77,31 @@ inline float row_dot_a8(int64_t n, const void * w, const void * a, int64_t dot) 
     const int64_t total = a8_total(dot, n, wh.z, wh.qsum, ah.z, ah.csum);
     return gl_fp16_to_fp32(wh.d) * ah.s * (float) total;
 }
+
+// Decoding a q3 chunk (types.h) with SIMD: of the chunk's m = 128, 64 or 32 codes (index mi = 0, 1, 2), code i takes
+// its low two bits from byte i % P of the low part shifted right by 2·(i / P) (P = m/4) and its third bit from bit
+// i / Q of byte i % Q of the high part (Q = m/8). With either part broadcast at its period, these are per-lane shift
+// counts (per 16-bit word, per dword: P >= 8, so a dword's four codes share one) and per-byte bit selectors
+// (zero past m).
+struct Q3Consts {
+    uint16_t shift16[3][64];
+    uint32_t shift32[3][32];
+    uint8_t  sel[3][128];
+};
+constexpr Q3Consts q3_consts() {
+    Q3Consts k{};
+    for (int mi = 0; mi < 3; ++mi) {
+        const int m = 128 >> mi, P = m / 4, Q = m / 8;
+        for (int i = 0; i < 128; ++i) {
+            const int sh = i < m ? 2 * (i / P) : 0;
+            if (i % 2 == 0) k.shift16[mi][i / 2] = (uint16_t) sh;
+            if (i % 4 == 0) k.shift32[mi][i / 4] = (uint32_t) sh;
+            k.sel[mi][i] = (uint8_t) (i < m ? 1 << (i / Q) : 0);
+        }
+    }
+    return k;
+}
+alignas(64) constexpr Q3Consts k_q3 = q3_consts();
+inline int q3_chunk_index(int m) { return m == 128 ? 0 : m == 64 ? 1 : 2; }
 
 }  // namespace

@@ -569,6 +569,8 @@ static constexpr traits_entry k_traits_entries[] = {
     ROWQ("q8_row", GL_TYPE_Q8_ROW, 32, GL_TYPE_F32, q8_row, q8_row_vec_dot_f32, false),
     ROWQ("q4_row_a8", GL_TYPE_Q4_ROW_A8, 16, GL_TYPE_A8_ROW, q4_row, q4_row_vec_dot_a8, true),
     ROWQ("q8_row_a8", GL_TYPE_Q8_ROW_A8, 32, GL_TYPE_A8_ROW, q8_row, q8_row_vec_dot_a8, true),
+    ROWQ("q3_row", GL_TYPE_Q3_ROW, 12, GL_TYPE_F32, q3_row, q3_row_vec_dot_f32, false),
+    ROWQ("q3_row_a8", GL_TYPE_Q3_ROW_A8, 12, GL_TYPE_A8_ROW, q3_row, q3_row_vec_dot_a8, false),
 };
 #undef ROWQ
 #undef PLAIN
@@ -799,13 +801,15 @@ static constexpr gl_type_entry<gl_type_kernels> k_scalar_entries[] = {
     INTQ_KERNELS(GL_TYPE_Q3_G32, 3, 32),
     INTQ_KERNELS(GL_TYPE_Q2_G32, 2, 32),
 #undef INTQ_KERNELS
-    {GL_TYPE_A8_ROW, {a8_row_vec_dot, a8_row_from_float, a8_row_to_float, gemm_generic<a8_row_vec_dot>, nullptr}},
+    {GL_TYPE_A8_ROW, {a8_row_vec_dot, a8_row_from_float, a8_row_to_float, gemm_generic<a8_row_vec_dot>, nullptr, nullptr, a8_row_from_float_grid}},
     {GL_TYPE_Q4_ROW, {q4_row_vec_dot_f32, q4_row_from_float, q4_row_to_float, gemm_generic<q4_row_vec_dot_f32>, nullptr}},
     {GL_TYPE_Q8_ROW, {q8_row_vec_dot_f32, q8_row_from_float, q8_row_to_float, gemm_generic<q8_row_vec_dot_f32>, nullptr}},
     {GL_TYPE_Q4_ROW_A8, {q4_row_vec_dot_a8, q4_row_from_float, q4_row_to_float, gemm_generic<q4_row_vec_dot_a8>, nullptr,
                          gemm_x16_ref<GL_TYPE_Q4_ROW_A8, q4_row_vec_dot_a8>}},
     {GL_TYPE_Q8_ROW_A8, {q8_row_vec_dot_a8, q8_row_from_float, q8_row_to_float, gemm_generic<q8_row_vec_dot_a8>, nullptr,
                          gemm_x16_ref<GL_TYPE_Q8_ROW_A8, q8_row_vec_dot_a8>}},
+    {GL_TYPE_Q3_ROW, {q3_row_vec_dot_f32, q3_row_from_float, q3_row_to_float, gemm_generic<q3_row_vec_dot_f32>, nullptr}},
+    {GL_TYPE_Q3_ROW_A8, {q3_row_vec_dot_a8, q3_row_from_float, q3_row_to_float, gemm_generic<q3_row_vec_dot_a8>, nullptr}},
 };
 constexpr gl_type_table<gl_type_kernels> gl_kernels_scalar = gl_type_table_make(k_scalar_entries);
 static_assert(!gl_kernels_scalar.dup, "a type is listed twice");

@@ -49,6 +49,8 @@ enum gl_type : uint32_t {
     GL_TYPE_Q8_ROW    = 26,  // 8-bit weights, float activations (W8A16)
     GL_TYPE_Q4_ROW_A8 = 27,  // 4-bit weights, a8_row activations (W4A8): integer dot over the whole row
     GL_TYPE_Q8_ROW_A8 = 28,  // 8-bit weights, a8_row activations (W8A8 per token)
+    GL_TYPE_Q3_ROW    = 29,  // 3-bit weights, float activations (W3A16)
+    GL_TYPE_Q3_ROW_A8 = 30,  // 3-bit weights, a8_row activations (W3A8)
     GL_TYPE_COUNT
 };
 
@@ -102,13 +104,17 @@ static_assert(sizeof(gl_block_q4_g128) == 67 && sizeof(gl_block_q3_g128) == 51 &
 static_assert(sizeof(gl_block_intq<4, 32>) == 19 && sizeof(gl_block_intq<3, 32>) == 15 && sizeof(gl_block_intq<2, 32>) == 11, "intq g32 sizes");
 
 // Per-row types: a row of n weights (n a multiple of 32) is a header and n/32 blocks of codes.
-//   weights (q4_row, q8_row, q4_row_a8, q8_row_a8): value[j] = d · (code[j] − z), code in 0 .. 2^b − 1
+//   weights (q3_row, q4_row, q8_row and their _a8 forms): value[j] = d · (code[j] − z), code in 0 .. 2^b − 1
 //     header (8 bytes): byte 0..1 d (IEEE fp16, >= 0), byte 2 z, byte 3 zero, byte 4..7 qsum = Σ code[j] (int32 LE)
 //     codes:  b = 8: byte j = code j (unsigned)
 //             b = 4: the row's codes in chunks of 128 (then one of 64 and/or one of 32 for the rest); a chunk of m
 //             codes is m/2 bytes, byte j = code j of the chunk (low nibble) | code j + m/2 (high nibble), so that
 //             one 64-byte (32-byte) load splits into 64 (32) consecutive codes and the 64 (32) after the half
 //             chunk
+//             b = 3: the same chunks; a chunk of m codes is 3m/8 bytes: m/4 bytes of the codes' low two bits, byte j =
+//             Σ_k (code j + k·m/4 & 3) << 2k (k = 0..3), then m/8 bytes of their third bit, byte j = Σ_k (code
+//             j + k·m/8 >> 2) << k (k = 0..7), so that a broadcast of either part and per-lane shifts give 64 (32)
+//             consecutive codes
 //   activations (a8_row): value[j] = s · (c[j] − z), c[j] int8 (the unsigned 8-bit code minus 128)
 //     header (16 bytes): byte 0..3 s (fp32), byte 4..7 z (int32, −128 .. 127), byte 8..11 csum = Σ c[j] (int32),
 //             byte 12..15 zero

@@ -20,6 +20,26 @@ static gl_tensor weight_2d(const ModelFile & mf, const std::string & name, int64
     return gl_tensor_make(t.type, ne0, ne1, t.data, t.name.c_str());
 }
 
+// The static activation grid of a linear (formats/SPEC.md: "<weight>.input_scale"), when the file has one.
+static void read_input_scale(const ModelFile & mf, const std::string & weight, gl_tensor & w) {
+    const std::string name = input_scale_name(weight);
+    const TensorData * t = mf.find(name);
+    if (!t) return;
+    if (t->type != GL_TYPE_F32 || t->ne.size() != 1 || t->ne[0] != 2)
+        throw_error("%s: tensor '%s' must be an f32 vector of 2 values (activation scale, zero point)", mf.path.c_str(), name.c_str());
+    if (gl_get_type_traits(w.type)->vec_dot_type != GL_TYPE_A8_ROW)
+        throw_error("%s: tensor '%s' is a static int8 activation grid, but '%s' has type %s, whose activations are not a8_row",
+                    mf.path.c_str(), name.c_str(), weight.c_str(), gl_type_name(w.type));
+    float v[2];
+    memcpy(v, t->data, sizeof v);
+    // NaN fails every comparison: each test passes only for a finite value in range.
+    if (!(v[0] > 0.0f && v[0] <= 1e30f) || !(v[1] >= -128.0f && v[1] <= 127.0f && v[1] == std::floor(v[1])))
+        throw_error("%s: tensor '%s' holds scale %g and zero point %g; the scale must be in (0, 1e30] and the zero point an "
+                    "integer in -128 .. 127", mf.path.c_str(), name.c_str(), (double) v[0], (double) v[1]);
+    w.act_s = v[0];
+    w.act_z = (int32_t) v[1];
+}
+
 // Vectors (norms, biases, RoPE factors) are read as f32; files that store them as f16/bf16 (HF checkpoints, some
 // GGUFs) get a widened copy the model owns.
 const float * LlamaModel::vector_f32(const ModelFile & mf, const std::string & name, int64_t n) {
@@ -128,6 +148,7 @@ LlamaModel::LlamaModel(const ModelFile & mf, bool x16) {
             const std::vector<int64_t> ne = layer_tensor_shape(at.role, dims);
             if (gl_tensor * w = L.linear(at.role)) {
                 *w = weight_2d(mf, name, ne[0], ne[1]);
+                read_input_scale(mf, name, *w);
                 weight_bytes += gl_tensor_nbytes(*w);
                 continue;
             }

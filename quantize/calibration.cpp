@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 
@@ -88,6 +89,64 @@ size_t BlockHessians::bytes() const {
     size_t b = 0;
     for (const Hessian & x : h) b += x.bytes();
     return b;
+}
+
+void ActGridStats::init(int64_t dim, int64_t n_tok_total) {
+    GL_ASSERT(dim > 0 && n_tok_total > 0);
+    dim_ = dim;
+    seen_ = 0;
+    mn_ = mx_ = 0.0f;
+    stride_ = std::max<int64_t>(1, n_tok_total * dim / ((int64_t) 1 << 20));
+    sample_.clear();
+}
+
+void ActGridStats::add(const float * x, int64_t n_tok) {
+    for (int64_t t = 0; t < n_tok; ++t, ++seen_) {
+        const float * row = x + t * dim_;
+        for (int64_t i = 0; i < dim_; ++i) {
+            if (!std::isfinite(row[i])) throw_error("calibration: a non-finite activation (%g) reached a linear layer", (double) row[i]);
+            mn_ = std::min(mn_, row[i]);
+            mx_ = std::max(mx_, row[i]);
+        }
+        if (seen_ % stride_ == 0) sample_.insert(sample_.end(), row, row + dim_);
+    }
+}
+
+ActGrid ActGridStats::fit() const {
+    ActGrid best;
+    if (!(mx_ - mn_ > 0.0f)) return best;  // all zero: any grid with an integer zero point holds 0 exactly
+    if (dim_ % gl_get_type_traits(GL_TYPE_A8_ROW)->block_size != 0) return best;  // no a8_row rows this wide: unused
+    // the product's own activation quantizer (ops.h), on a weight that takes a8_row activations with this grid
+    gl_tensor w = gl_tensor_make(GL_TYPE_Q8_ROW_A8, dim_, 1, nullptr);
+    const size_t rb = gl_row_size(GL_TYPE_A8_ROW, dim_);
+    std::vector<uint8_t> q(rb);
+    std::vector<float> back((size_t) dim_);
+    const int64_t rows = (int64_t) sample_.size() / dim_;
+    double best_err = -1;
+    for (int step = 0; step <= 25; ++step) {
+        const float alpha = 1.0f - 0.02f * (float) step;
+        const float lo = alpha * mn_, hi = alpha * mx_;
+        const float s = (hi - lo) / 255.0f;
+        if (!(s > 0.0f)) continue;
+        const int32_t z = (int32_t) std::min(255.0f, std::max(0.0f, std::nearbyint(-lo / s))) - 128;
+        double err = 0;
+        for (int64_t r = 0; r < rows; ++r) {
+            const float * x = &sample_[(size_t) (r * dim_)];
+            w.act_s = s;
+            w.act_z = z;
+            gl_quantize_activations(w, x, 1, q.data());
+            gl_get_type_traits(GL_TYPE_A8_ROW)->to_float(q.data(), back.data(), dim_);
+            for (int64_t i = 0; i < dim_; ++i) err += ((double) back[(size_t) i] - x[i]) * ((double) back[(size_t) i] - x[i]);
+        }
+        if (best_err < 0 || err < best_err) {
+            best_err = err;
+            best.s = s;
+            best.z = z;
+            best.alpha = alpha;
+        }
+    }
+    best.rmse = rows > 0 ? std::sqrt(best_err / (double) (rows * dim_)) : 0.0;
+    return best;
 }
 
 void collect_block_hessians(const LlamaHparams & hp, const LlamaLayer & w, float * x, int64_t n_seq,

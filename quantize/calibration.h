@@ -64,6 +64,30 @@ struct BlockHessians {
     size_t bytes() const;
 };
 
+// The static int8 activation grid of one linear input (W8A8 per tensor, `quill quantize --act tensor`; types.h
+// a8_row, formats/SPEC.md "input_scale"): the range of the calibration activations (forced to include 0), clipped
+// to the fraction alpha of it (both ends; alpha = 1, 0.98, ..., 0.5) that minimises the squared error of a sample of
+// those activations quantized on it by the inference kernels. The sample: every k-th token's row, about 2^20
+// values. Deterministic (one thread, fixed order).
+struct ActGrid {
+    float   s = 1.0f;  // value = s · (c − z), c int8
+    int32_t z = -128;
+    float   alpha = 1.0f;
+    double  rmse = 0;  // over the sample, at the chosen alpha
+};
+class ActGridStats {
+public:
+    void init(int64_t dim, int64_t n_tok_total);
+    void add(const float * x, int64_t n_tok);  // n_tok rows of dim floats, in order
+    ActGrid fit() const;
+    int64_t dim() const { return dim_; }
+
+private:
+    int64_t dim_ = 0, stride_ = 1, seen_ = 0;
+    float mn_ = 0.0f, mx_ = 0.0f;
+    std::vector<float> sample_;  // whole rows
+};
+
 // Step 1 above: runs block `w` (its float form: BlockWeightsF32::layer()) over x (n_seq sequences of seq_len rows of n_embd floats; x is not changed) and
 // returns the finished Hessians of its linear inputs.
 void collect_block_hessians(const LlamaHparams & hp, const LlamaLayer & w, float * x, int64_t n_seq,

@@ -61,24 +61,27 @@ struct QuantMethod {
 
 // rtn/gptq with --per-channel, and lrq (always): one grid per row, in a per-row type.
 static bool per_row(const QuantizeParams & p) { return p.per_channel || p.method == "lrq"; }
+// --act tensor: a static int8 grid per linear input, calibrated on the calibration text whatever the method.
+static bool static_act(const QuantizeParams & p) { return p.act == "tensor"; }
+static const char * act_note(const QuantizeParams & p) { return p.act == "token" ? " a8" : p.act == "tensor" ? " a8 static" : ""; }
 
 static gl_type int_layer_type(const QuantizeParams & p, int64_t cols, int * group) {
     if (per_row(p)) {
         *group = (int) cols;
-        return row_layer_type(p.bits, p.act == "token", cols);
+        return row_layer_type(p.bits, p.act != "none", cols);
     }
     return intq_layer_type(p.bits, p.group, cols, group);
 }
 
 static std::string int_describe(const QuantizeParams & p) {
     if (per_row(p))
-        return strfmt("%s int%d per-channel%s%s", p.method.c_str(), p.bits, p.act == "token" ? " a8" : "",
+        return strfmt("%s int%d per-channel%s%s", p.method.c_str(), p.bits, act_note(p),
                       p.act_order && p.method == "gptq" ? " act-order" : "");
     return strfmt("%s int%d g%d%s", p.method.c_str(), p.bits, p.group, p.act_order && p.method == "gptq" ? " act-order" : "");
 }
 
 static std::string lrq_describe(const QuantizeParams & p) {
-    return strfmt("%s int%d per-channel%s", p.lrq_rank == 0 ? "flexround" : "lrq", p.bits, p.act == "token" ? " a8" : "");
+    return strfmt("%s int%d per-channel%s", p.lrq_rank == 0 ? "flexround" : "lrq", p.bits, act_note(p));
 }
 
 // lrq: the layer was fitted with its block (quantize_blocks); store it.
@@ -302,6 +305,7 @@ struct QuantizeRun {
     CalibData                     cd;
     std::vector<float>            X;            // calibration activations: n_seq · seq_len rows of n_embd
     std::vector<float>            Xf;           // block methods: the float model's activations (the fit's targets)
+    std::map<std::string, size_t> scale_spec;   // --act tensor: linear weight name -> its input_scale's spec index
     QuantizeReport                rep;
     Clock::time_point             t_start = Clock::now();
     explicit QuantizeRun(const QuantizeParams & params) : p(params) {}
@@ -319,14 +323,12 @@ void check_params(QuantizeRun & r) {
     const bool vq = r.vq = std::string(method->name) == "gptvq";
     const bool row = per_row(p);
     if (p.per_channel && vq) throw_error("quantize: --per-channel is for rtn, gptq and lrq");
-    if (p.act != "none" && p.act != "token") {
-        if (p.act == "tensor") throw_error("quantize: --act tensor (static per-tensor int8 activations) is not available yet; use token or none");
-        throw_error("quantize: --act must be token or none (got '%s')", p.act.c_str());
-    }
+    if (p.act != "none" && p.act != "token" && p.act != "tensor")
+        throw_error("quantize: --act must be token, tensor or none (got '%s')", p.act.c_str());
     if (p.act != "none" && !row) throw_error("quantize: --act %s needs a per-channel type (--per-channel, or --method lrq)", p.act.c_str());
     if (row) {
         if (row_layer_type(p.bits, false, 32) == GL_TYPE_COUNT)
-            throw_error("quantize: per-channel types have 4 or 8 bits (got --bits %d)", p.bits);
+            throw_error("quantize: per-channel types have 3, 4 or 8 bits (got --bits %d)", p.bits);
     } else if (p.bits < 2 || p.bits > 4) {
         throw_error("quantize: --bits must be 2, 3 or 4 (got %d)", p.bits);
     }
@@ -355,8 +357,10 @@ void check_params(QuantizeRun & r) {
     if (!(p.damp > 0.0 && p.damp < 10.0)) throw_error("quantize: --damp must be in (0, 10) (got %g)", p.damp);
     if (p.block < 1 || p.block > 4096) throw_error("quantize: --block-size must be 1..4096 (got %lld)", (long long) p.block);
     if (method->needs_calibration && p.calib_file.empty()) throw_error("quantize: method %s needs calibration text (--calib FILE)", method->name);
+    if (static_act(p) && p.calib_file.empty())
+        throw_error("quantize: --act tensor calibrates each linear input's int8 grid on calibration text (--calib FILE)");
     if (p.output.empty()) throw_error("quantize: missing -o OUT.quill");
-    if (!method->needs_calibration && !p.calib_file.empty() && p.progress)
+    if (!method->needs_calibration && !static_act(p) && !p.calib_file.empty() && p.progress)
         fprintf(stderr, "quantize: method %s uses no calibration; ignoring --calib\n", method->name);
 
 }
@@ -426,6 +430,19 @@ void plan_tensors(QuantizeRun & r) {
         }
         specs.push_back({t.name, pl.type, t.ne, pl.origin});
     }
+    // --act tensor: each quantized linear's static activation grid, after the input's tensors (spec index in scale_spec)
+    if (static_act(p)) {
+        for (int64_t l = 0; l < n_blocks; ++l) {
+            for (const LinearSlot & s : linears) {
+                const std::string name = layer_tensor_name(l, s.role);
+                if (gl_get_type_traits(plan[index.at(name)].type)->vec_dot_type != GL_TYPE_A8_ROW) continue;  // an f16 fallback
+                r.scale_spec[name] = specs.size();
+                specs.push_back({input_scale_name(name), GL_TYPE_F32, {2},
+                                 strfmt("static int8 activation grid of %s (%s input; scale, zero point) calibrated on %s", name.c_str(),
+                                        linear_input_name(s.input), basename_of(p.calib_file).c_str())});
+            }
+        }
+    }
 
 }
 
@@ -443,7 +460,7 @@ void set_output_metadata(QuantizeRun & r) {
     meta.set_str("general.source.file", p.input);
     const bool row = per_row(p);
     meta.set_str("quill.file_type", gl_type_name(vq ? gl_vq_type(p.vq_dim, p.bits, vq_group_of(p))
-                                                   : row ? row_layer_type(p.bits, p.act == "token", 32) : gl_intq_type(p.bits, p.group)));
+                                                   : row ? row_layer_type(p.bits, p.act != "none", 32) : gl_intq_type(p.bits, p.group)));
     meta.set_str("quill.quantize.method", method->name);
     if (n_blocks < hp.n_layer) meta.set_u32("quill.quantize.blocks", (uint32_t) n_blocks);  // a trial run: the rest is unquantized
     meta.set_u32("quill.quantize.bits", (uint32_t) p.bits);
@@ -638,7 +655,39 @@ void quantize_blocks(QuantizeRun & r, QuillWriter & writer) {
             }
         }
         for (Hessian & h : hs.h) h.release();
-        if (method->needs_calibration && l + 1 < n_blocks) {
+        if (static_act(p)) {
+            // the quantized block on the quantized model's activations: each linear input's static grid, then X advances
+            const Clock::time_point t0 = Clock::now();
+            ActGridStats st[(int) LinearInput::COUNT];
+            for (int k = 0; k < (int) LinearInput::COUNT; ++k) st[k].init(linear_input_dim(hp, (LinearInput) k), cd.n_tokens());
+            block_forward(hp, bw.layer(), X.data(), cd.n_seq, cd.seq_len,
+                          [&](LinearInput which, const float * x, int64_t n_tok, int64_t dim) {
+                              GL_ASSERT(dim == st[(int) which].dim());
+                              st[(int) which].add(x, n_tok);
+                          },
+                          l + 1 < n_blocks);
+            ActGrid grid[(int) LinearInput::COUNT];
+            bool used[(int) LinearInput::COUNT] = {};
+            for (const LinearSlot & s : linears) used[(int) s.input] |= r.scale_spec.count(layer_tensor_name(l, s.role)) > 0;
+            for (int k = 0; k < (int) LinearInput::COUNT; ++k)
+                if (used[k]) grid[k] = st[k].fit();
+            for (const LinearSlot & s : linears) {
+                const auto it = r.scale_spec.find(layer_tensor_name(l, s.role));
+                if (it == r.scale_spec.end()) continue;
+                const ActGrid & g = grid[(int) s.input];
+                const float v[2] = {g.s, (float) g.z};
+                writer.write_tensor(it->second, v, sizeof v);
+            }
+            rep.calib_seconds += since(t0);
+            if (p.progress) {
+                std::string line;
+                for (int k = 0; k < (int) LinearInput::COUNT; ++k)
+                    if (used[k])
+                        line += strfmt("%s%s s %.4g z %d clip %.2f rmse %.3g", line.empty() ? "" : "; ", linear_input_name((LinearInput) k),
+                                       (double) grid[k].s, grid[k].z, (double) grid[k].alpha, grid[k].rmse);
+                fprintf(stderr, "quantize: block %lld: static activation grids: %s (%.2f s)\n", (long long) l, line.c_str(), since(t0));
+            }
+        } else if (method->needs_calibration && l + 1 < n_blocks) {
             const Clock::time_point t0 = Clock::now();
             block_forward(hp, bw.layer(), X.data(), cd.n_seq, cd.seq_len, BlockRecorder(), true);
             rep.calib_seconds += since(t0);
@@ -659,19 +708,20 @@ QuantizeReport quantize_model(const QuantizeParams & p) {
     r.model.reset(new LlamaModel(r.mf, false));
     plan_tensors(r);
     set_output_metadata(r);
-    if (r.method->needs_calibration) load_calibration_activations(r);
+    if (r.method->needs_calibration || static_act(p)) load_calibration_activations(r);
 
     QuillWriter writer(p.output, r.meta, r.specs);
-    r.rep.tensors.resize(r.mf.tensors.size());
-    for (size_t i = 0; i < r.mf.tensors.size(); ++i) {
-        const TensorData & t = r.mf.tensors[i];
+    r.rep.tensors.resize(r.specs.size());
+    for (size_t i = 0; i < r.specs.size(); ++i) {
+        const QuillTensorSpec & sp = r.specs[i];
         QuantizedTensorInfo & ti = r.rep.tensors[i];
-        ti.name = t.name;
-        ti.type = r.plan[i].type;
-        ti.n_elements = t.n_elements();
+        ti.name = sp.name;
+        ti.type = sp.type;
+        ti.n_elements = 1;
+        for (int64_t n : sp.ne) ti.n_elements *= n;
         ti.nbytes = writer.tensor_nbytes(i);
-        ti.linear = r.plan[i].linear;
-        ti.origin = r.plan[i].origin;
+        ti.linear = i < r.plan.size() && r.plan[i].linear;
+        ti.origin = sp.origin;
     }
 
     write_outer_tensors(r, writer);

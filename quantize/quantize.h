@@ -35,9 +35,10 @@ struct QuantizeParams {
     int         em_iters = 100;
     int         update_iters = 25;
     // rtn/gptq --per-channel, and lrq: one grid per output row, stored in a per-row type (q4_row, q8_row, or with
-    // act == "token" q4_row_a8 / q8_row_a8: int8 per-token activations at inference).
+    // act == "token" or "tensor" q4_row_a8 / q8_row_a8: int8 activations at inference, per token or on one static
+    // grid per linear input calibrated here and stored beside the weight, formats/SPEC.md "input_scale").
     bool        per_channel = false;
-    std::string act = "none";        // "none" (float activations) or "token"
+    std::string act = "none";        // "none" (float activations), "token" or "tensor"
     // lrq (quantize/lrq.h): Adam steps per block, peak learning rate, rank (-1: min(rows, cols)/4; 0: a full
     // matrix, FlexRound), sequences per step
     int         lrq_iters = 300;

@@ -46,8 +46,9 @@ gl_type intq_layer_type(int bits, int group, int64_t cols, int * group_out) {
 }
 
 gl_type row_layer_type(int bits, bool a8, int64_t cols) {
-    if (bits != 4 && bits != 8) return GL_TYPE_COUNT;
+    if (bits != 3 && bits != 4 && bits != 8) return GL_TYPE_COUNT;
     if (cols % 32 != 0) return GL_TYPE_F16;
+    if (bits == 3) return a8 ? GL_TYPE_Q3_ROW_A8 : GL_TYPE_Q3_ROW;
     if (bits == 4) return a8 ? GL_TYPE_Q4_ROW_A8 : GL_TYPE_Q4_ROW;
     return a8 ? GL_TYPE_Q8_ROW_A8 : GL_TYPE_Q8_ROW;
 }

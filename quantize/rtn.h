@@ -33,7 +33,7 @@ void rtn_quantize(float * W, int64_t rows, int64_t cols, int bits, int group, In
 // *group_out is the group the quantizer must use: g' for an intq type, g (the last group partial) for f16.
 gl_type intq_layer_type(int bits, int group, int64_t cols, int * group_out);
 
-// The per-row ("per-channel") type of b bits (4 or 8) for a layer of `cols` columns: q<b>_row (float activations) or
+// The per-row ("per-channel") type of b bits (3, 4 or 8) for a layer of `cols` columns: q<b>_row (float activations) or
 // q<b>_row_a8 (int8 per-token activations, a8), or GL_TYPE_F16 when cols is not a multiple of 32. The layer is then
 // quantized with one group per row (group = cols). GL_TYPE_COUNT for bits without a per-row type.
 gl_type row_layer_type(int bits, bool a8, int64_t cols);

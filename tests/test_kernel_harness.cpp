@@ -3,7 +3,8 @@
 // A dispatch variant is a level this CPU has, with its feature-gated extensions (gl_cpu_exts) off, and again with
 // them on when the CPU has one. Types come from the registry (gl_get_type_traits over 0..GL_TYPE_COUNT), never from a
 // list here; an op is checked for a type whenever the scalar table has it. Ops: vec_dot, gemm, quantize_act,
-// to_float, axpy, gemm_x16 (the x16 layout), vq_gemm, the float ops and the quantizers' dense kernels (gl_linalg_kernels).
+// quantize_act_grid, to_float, axpy, gemm_x16 (the x16 layout), vq_gemm, the float ops and the quantizers' dense
+// kernels (gl_linalg_kernels).
 //
 // What must be bit-identical: the activation quantizers (the bytes decide which integer dot product runs) and every
 // to_float. What may differ by rounding: dot products, gemm, axpy and the float ops, which sum in another order
@@ -502,6 +503,40 @@ void check_quantize_act(std::mt19937 & rng, gl_type t) {
     }
 }
 
+// On static grids (quantize_act_grid: a8_row): byte-identical with the reference, values past the grid clamped, NaN
+// and infinities as the reference treats them, nothing written past the end.
+void check_quantize_act_grid(std::mt19937 & rng, gl_type t) {
+    const gl_from_float_grid_fn ref_fn = gl_kernels_scalar.at[t].quantize_act_grid;
+    std::vector<std::vector<float>> rows;
+    for (const std::vector<float> & r : block_quantizer_rows(rng)) {
+        if ((int64_t) r.size() % gl_get_type_traits(t)->block_size == 0) rows.push_back(r);
+    }
+    std::vector<float> special(96, 0.5f);
+    special[3] = NAN, special[17] = INFINITY, special[40] = -INFINITY, special[63] = 1e30f, special[80] = -1e30f;
+    rows.push_back(special);
+    const std::pair<float, int32_t> grids[] = {{0.01f, 0}, {0.05f, -128}, {0.003f, 127}, {1e-30f, -7}, {7.0f, 50}};
+    for (const std::vector<float> & r : rows) {
+        for (const auto & g : grids) {
+            const int64_t n = (int64_t) r.size();
+            CAPTURE(n);
+            CAPTURE(g.first);
+            CAPTURE(g.second);
+            std::vector<uint8_t> ref(gl_row_size(t, n));
+            ref_fn(r.data(), ref.data(), n, g.first, g.second);
+            GuardedBuf in(r.size() * sizeof(float)), out(ref.size());
+            in.fill(r.data());
+            memset(out.data(), 0xcd, out.size());
+            gl_kernels(t).quantize_act_grid(in.f(), out.data(), n, g.first, g.second);
+            size_t bad = 0;
+            for (size_t i = 0; i < ref.size(); ++i) {
+                if (ref[i] != out.data()[i] && bad++ < 5) FAIL_CHECK("byte " << i << ": ref " << (int) ref[i] << " got " << (int) out.data()[i]);
+            }
+            CHECK(bad == 0);
+            CHECK(out.intact());
+        }
+    }
+}
+
 void check_to_float(std::mt19937 & rng, gl_type t) {
     const gl_type_traits * tr = gl_get_type_traits(t);
     std::vector<std::vector<uint8_t>> inputs;
@@ -828,6 +863,11 @@ TEST_CASE("kernel harness: every dispatch variant × registry type × op matches
                 if (std::find(acts.begin(), acts.end(), t) != acts.end()) {
                     op = "quantize_act";
                     check_quantize_act(rng, t);
+                    ++ops;
+                }
+                if (ref.quantize_act_grid) {
+                    op = "quantize_act_grid";
+                    check_quantize_act_grid(rng, t);
                     ++ops;
                 }
             }

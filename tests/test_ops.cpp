@@ -735,3 +735,65 @@ TEST_CASE("ops: every SIMD dispatch level this CPU has meets the reference toler
         check_attention_all(false);
     }
 }
+
+TEST_CASE("ops: a static activation grid (act_s, act_z) quantizes every token on it, clamped, at every level and in x16") {
+    // W8A8 per tensor: the weight carries one int8 grid for its input (formats/SPEC.md "input_scale"). The product
+    // must be the integer dot against the activations quantized on that grid (the scalar reference below, bit for
+    // bit: A8 dots are exact), not on each token's own range.
+    const int64_t K = 224, R = 48;  // rows of 128 + 64 + 32 codes; 3 groups of 16 for x16
+    const float s = 0.01f;
+    const int32_t z = -20;
+    for (gl_type t : {GL_TYPE_Q8_ROW_A8, GL_TYPE_Q4_ROW_A8, GL_TYPE_Q3_ROW_A8}) {
+        CAPTURE(gl_type_name(t));
+        const std::vector<uint8_t> wq = quantize_rows(t, randn((size_t) (K * R), 77), K, R);
+        gl_tensor w = gl_tensor_make(t, K, R, wq.data());
+        w.act_s = s;
+        w.act_z = z;
+        for (int64_t n_tok : {1, 3, 9}) {
+            CAPTURE(n_tok);
+            std::vector<float> x = randn((size_t) (K * n_tok), 5, 0.8f);  // about 6% beyond the grid's [-1.08, 1.47]
+            x[3] = 40.0f, x[7] = -40.0f;
+            // reference: the scalar grid quantizer and the scalar dot
+            const size_t ar = gl_row_size(GL_TYPE_A8_ROW, K);
+            std::vector<uint8_t> act(ar * (size_t) n_tok);
+            for (int64_t i = 0; i < n_tok; ++i) gl_kernels_scalar.at[GL_TYPE_A8_ROW].quantize_act_grid(x.data() + i * K, act.data() + i * ar, K, s, z);
+            gl_row_header_a8 h;
+            memcpy(&h, act.data(), sizeof h);
+            CHECK(h.s == s);
+            CHECK(h.z == z);
+            CHECK((int) (int8_t) act[GL_ROW_HEADER_A + 3] == 127);   // clamped
+            CHECK((int) (int8_t) act[GL_ROW_HEADER_A + 7] == -128);
+            std::vector<float> ref((size_t) (R * n_tok)), tok((size_t) (R * n_tok));
+            for (int64_t i = 0; i < n_tok; ++i)
+                for (int64_t r = 0; r < R; ++r)
+                    gl_kernels_scalar.at[t].vec_dot(K, &ref[(size_t) (i * R + r)], wq.data() + (size_t) r * w.nb1, act.data() + i * ar);
+            gl_tensor wt = w;  // the same weight with per-token activations
+            wt.act_s = 0.0f;
+            for (int level = 0; level <= (int) gl_cpu_max_level(); ++level) {
+                CAPTURE(level);
+                CpuLevel lv((gl_cpu_level) level);
+                std::vector<uint8_t> scratch(gl_mul_mat_scratch_size(w, n_tok));
+                std::vector<float> y((size_t) (R * n_tok));
+                gl_mul_mat(w, x.data(), n_tok, y.data(), scratch.data());
+                CHECK(y == ref);
+                gl_mul_mat(wt, x.data(), n_tok, tok.data(), scratch.data());
+                CHECK(tok != ref);  // the grid is what decides the activations
+                if (gl_x16_ok(t, K, R)) {
+                    std::vector<uint8_t> packed(wq.size());
+                    gl_x16_pack(t, K, R, wq.data(), packed.data());
+                    gl_tensor wx = w;
+                    wx.data = packed.data();
+                    wx.x16 = true;
+                    gl_mul_mat(wx, x.data(), n_tok, y.data(), scratch.data());
+                    CHECK(y == ref);
+                }
+            }
+            // gl_mul_mat_multi shares activations only between weights with the same grid
+            gl_tensor w2 = w;
+            w2.act_z = z + 1;
+            CHECK(gl_mul_mat_can_share(w, w));
+            CHECK_FALSE(gl_mul_mat_can_share(w, w2));
+            CHECK_FALSE(gl_mul_mat_can_share(w, wt));
+        }
+    }
+}

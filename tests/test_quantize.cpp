@@ -675,15 +675,103 @@ TEST_CASE("quantize: stories260K LRQ W4A8 end to end: per-row int4 with int8 act
     rmdir(dir.c_str());
 }
 
+TEST_CASE("quantize: stories260K W8A8 with static per-tensor activations (--act tensor) and W3 per-channel: stored, loaded, used") {
+    REQUIRE_SHARED();
+    std::string dir = make_temp_dir();
+    const std::string bin = shared_path("models/stories260K/stories260K.bin"), tok = shared_path("models/stories260K/tok512.bin");
+    const std::string calib = shared_path("data/text/tinystories-train-head2MiB.txt"), valid = shared_path("data/text/tinystories-valid-head.txt");
+    const std::string st = dir + "/s-rtn8s.quill", tk = dir + "/s-rtn8a8.quill", w3 = dir + "/s-rtn3.quill";
+    std::string log;
+    int rc = run_command(quill_binary() + " quantize -m " + bin + " --tokenizer " + tok + " --method rtn --bits 8 --per-channel --act tensor --calib " +
+                             calib + " --calib-tokens 4096 --seq-len 128 -t 2 -o " + st,
+                         &log);
+    REQUIRE_MESSAGE(rc == 0, log);
+    CHECK(log.find("block 4: static activation grids: attn_qkv s ") != std::string::npos);
+    rc = run_command(quill_binary() + " quantize -m " + bin + " --tokenizer " + tok + " --method rtn --bits 8 --per-channel --act token -t 2 -o " + tk, &log);
+    REQUIRE_MESSAGE(rc == 0, log);
+    rc = run_command(quill_binary() + " quantize -m " + bin + " --tokenizer " + tok + " --method rtn --bits 3 --per-channel -t 2 -o " + w3, &log);
+    REQUIRE_MESSAGE(rc == 0, log);
+
+    ModelFile mf = load_quill(st);
+    CHECK(mf.meta.get_str("quill.quantize.act", "") == "tensor");
+    CHECK(mf.get("blk.1.attn_q.weight").type == GL_TYPE_Q8_ROW_A8);
+    CHECK(mf.find("blk.1.ffn_down.input_scale") == nullptr);  // ffn_down (rows of 172) stays f16: float activations
+    float grid[3][2];
+    const char * qkv[3] = {"blk.1.attn_q.input_scale", "blk.1.attn_k.input_scale", "blk.1.attn_v.input_scale"};
+    for (int i = 0; i < 3; ++i) {
+        const TensorData & t = mf.get(qkv[i]);
+        REQUIRE(t.type == GL_TYPE_F32);
+        REQUIRE(t.n_elements() == 2);
+        memcpy(grid[i], t.data, sizeof grid[i]);
+        CHECK(grid[i][0] > 0.0f);
+        CHECK(grid[i][1] == std::floor(grid[i][1]));
+        CHECK(grid[i][1] >= -128.0f);
+        CHECK(grid[i][1] <= 127.0f);
+    }
+    CHECK(memcmp(grid[0], grid[1], sizeof grid[0]) == 0);  // one grid per linear input: q, k and v share theirs
+    CHECK(memcmp(grid[0], grid[2], sizeof grid[0]) == 0);
+    float go[2];
+    memcpy(go, mf.get("blk.1.attn_output.input_scale").data, sizeof go);
+    CHECK(go[0] != grid[0][0]);
+    {
+        const LlamaModel m(mf, false);
+        CHECK(m.layers[1].wq.act_s == grid[0][0]);
+        CHECK(m.layers[1].wq.act_z == (int32_t) grid[0][1]);
+        CHECK(m.layers[1].wo.act_s == go[0]);
+        CHECK(m.layers[1].w_down.act_s == 0.0f);
+    }
+    // a bad grid is one clear error naming the tensor, never a crash
+    const float bads[4][2] = {{NAN, 0.0f}, {0.0f, 0.0f}, {0.1f, 128.0f}, {0.1f, 0.5f}};
+    for (const auto & bad : bads) {
+        ModelFile m2 = load_quill(st);
+        for (TensorData & t : m2.tensors)
+            if (t.name == "blk.2.attn_output.input_scale") t.data = (const uint8_t *) bad;
+        CHECK_THROWS_WITH_AS(LlamaModel(m2, false), doctest::Contains("blk.2.attn_output.input_scale"), quill::Error);
+    }
+    {
+        ModelFile m3 = load_quill(tk);  // a grid beside a weight whose activations are float
+        ModelFile m4 = load_quill(w3);
+        const float g[2] = {0.1f, 0.0f};
+        m4.add_owned("blk.0.attn_q.input_scale", GL_TYPE_F32, {2}, g, sizeof g);
+        CHECK_THROWS_WITH_AS(LlamaModel(m4, false), doctest::Contains("activations are not a8_row"), quill::Error);
+        CHECK(m4.get("blk.0.attn_q.weight").type == GL_TYPE_Q3_ROW);
+        CHECK(m3.find("blk.0.attn_q.input_scale") == nullptr);
+    }
+    {
+        const ModelFile m5 = load_quill(w3);
+        const std::string text = greedy_story(m5);
+        MESSAGE("rtn W3A16: Once upon a time" << text);
+        size_t letters = 0;
+        for (char c : text) letters += isalpha((unsigned char) c) ? 1 : 0;
+        CHECK(letters > 60);
+    }
+    double kld[2];
+    for (int i = 0; i < 2; ++i) {
+        rc = run_command(quill_binary() + " perplexity -m " + (i ? tk : st) + " --kld-base " + bin + " --tokenizer " + tok + " -f " + valid +
+                             " -c 128 --chunks 12 -t 1",
+                         &log);
+        REQUIRE_MESSAGE(rc == 0, log);
+        kld[i] = parse_after(log, "Mean KLD: ");
+    }
+    MESSAGE("stories260K RTN W8A8: mean KLD static per-tensor " << kld[0] << ", per-token " << kld[1]);
+    CHECK(kld[0] > 0.0);
+    CHECK(kld[0] != kld[1]);
+    CHECK(kld[0] < 0.05);
+    for (const std::string & f : {st, tk, w3}) std::remove(f.c_str());
+    rmdir(dir.c_str());
+}
+
 TEST_CASE("quantize: per-channel and lrq flags are checked before anything is read") {
     std::string log;
     const std::string q = quill_binary() + " quantize -m /nonexistent.bin -o /tmp/quill-never-written.quill ";
-    CHECK(run_command(q + "--method rtn --bits 3 --per-channel", &log) != 0);
-    CHECK(log.find("4 or 8 bits") != std::string::npos);
+    CHECK(run_command(q + "--method rtn --bits 2 --per-channel", &log) != 0);
+    CHECK(log.find("3, 4 or 8 bits") != std::string::npos);
     CHECK(run_command(q + "--method rtn --bits 4 --act token", &log) != 0);
     CHECK(log.find("per-channel") != std::string::npos);
-    CHECK(run_command(q + "--method lrq --bits 4 --act tensor --calib x.txt", &log) != 0);
-    CHECK(log.find("not available yet") != std::string::npos);
+    CHECK(run_command(q + "--method rtn --bits 8 --per-channel --act tensor", &log) != 0);
+    CHECK(log.find("--act tensor calibrates") != std::string::npos);
+    CHECK(run_command(q + "--method lrq --bits 4 --act channel --calib x.txt", &log) != 0);
+    CHECK(log.find("--act must be token, tensor or none") != std::string::npos);
     CHECK(run_command(q + "--method lrq --bits 4 --lrq-rank zero --calib x.txt", &log) != 0);
     CHECK(log.find("--lrq-rank") != std::string::npos);
     CHECK(run_command(q + "--method gptvq --per-channel --calib x.txt", &log) != 0);

@@ -72,6 +72,8 @@ const Budget k_budgets[] = {
     {"q4_row_a8", false, 0, 0, 15, true, 0.5, 0.75, false, true},
     {"q8_row", false, 0, 0, 255, true, 0.5, 0.75, false, true},
     {"q8_row_a8", false, 0, 0, 255, true, 0.5, 0.75, false, true},
+    {"q3_row", false, 0, 0, 7, true, 0.5, 0.75, false, true},
+    {"q3_row_a8", false, 0, 0, 7, true, 0.5, 0.75, false, true},
 };
 
 const Budget * budget_of(gl_type t) {

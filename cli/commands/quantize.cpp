@@ -14,17 +14,17 @@ int cmd_quantize(int argc, char ** argv) {
     std::string keep_default;
     for (const auto & r : default_keep_rules()) keep_default += (keep_default.empty() ? "" : ",") + r.first + "=" + r.second;
     Args args("quantize",
-              "-m IN -o OUT.quill --method rtn|gptq|gptvq|lrq [--bits 2|3|4|8] [--group G | --per-channel [--act token|none]] [--vq-dim 1|2|4] "
+              "-m IN -o OUT.quill --method rtn|gptq|gptvq|lrq [--bits 2|3|4|8] [--group G | --per-channel [--act token|tensor|none]] [--vq-dim 1|2|4] "
               "[--act-order] --calib FILE --calib-tokens N",
               {
                   {{"-m", "--model"}, "IN", "", "input model (.quill, .gguf, llama2.c .bin with --tokenizer, Hugging Face directory)"},
                   {{"-o", "--output"}, "OUT", "", "output .quill file, written atomically"},
                   {{"--tokenizer"}, "TOK", "", "llama2.c tokenizer.bin (llama2.c checkpoints only)"},
                   {{"--method"}, "NAME", "gptq", "quantization method (see below)"},
-                  {{"--bits"}, "B", "4", "bits per weight code: 2, 3 or 4 (per-channel types and lrq: 4 or 8)", int_in(2, 8)},
+                  {{"--bits"}, "B", "4", "bits per weight code: 2, 3 or 4 (per-channel types and lrq: 3, 4 or 8)", int_in(2, 8)},
                   {{"--group"}, "G", "", "rtn/gptq: weights per scale/zero group along a row: 32, 64 or 128 (default 128); gptvq: weights per codebook (default 64*2^(bits*dim)*dim)", int_in(1, 1 << 30)},
                   {{"--per-channel"}, "", "", "rtn/gptq: one grid per output row, stored as q4_row / q8_row (lrq always is)"},
-                  {{"--act"}, "A", "none", "per-channel types: 'token' quantizes activations to int8 per token at inference (q4_row_a8, q8_row_a8: W4A8, W8A8), 'none' keeps them float"},
+                  {{"--act"}, "A", "none", "per-channel types: 'token' quantizes activations to int8 per token at inference (q4_row_a8, q8_row_a8: W4A8, W8A8); 'tensor' on one static int8 grid per linear input, calibrated on --calib and stored in the file (W8A8 per tensor); 'none' keeps them float"},
                   {{"--lrq-iters"}, "N", "300", "lrq: Adam steps per block", int_in(0, 1000000)},
                   {{"--lrq-lr"}, "F", "0.002", "lrq: peak learning rate (cosine schedule to 0)", real_in(1e-9, 1)},
                   {{"--lrq-rank"}, "R", "auto", "lrq: rank of the scaling matrix (auto: min(rows, cols)/4; 'full': FlexRound's full matrix)"},

@@ -1072,6 +1072,11 @@ static void q8_0_gemm_x16(int64_t n, int64_t nr, int64_t nt, const void * w, siz
 
 // The per-row types: ggml-lite/cpu/rowq_avx2.cpp.
 void gl_a8_row_quantize_avx2(const float * x, void * y, int64_t n);
+void gl_a8_row_quantize_grid_avx2(const float * x, void * y, int64_t n, float s, int32_t z);
+void gl_q3_row_vec_dot_a8_avx2(int64_t n, float * s, const void * x, const void * y);
+void gl_q3_row_gemm_a8_avx2(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys);
+void gl_q3_row_vec_dot_f32_avx2(int64_t n, float * s, const void * x, const void * y);
+void gl_q3_row_gemm_f32_avx2(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys);
 void gl_q4_row_vec_dot_a8_avx2(int64_t n, float * s, const void * x, const void * y);
 void gl_q8_row_vec_dot_a8_avx2(int64_t n, float * s, const void * x, const void * y);
 void gl_q4_row_gemm_a8_avx2(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys);
@@ -1098,7 +1103,9 @@ static constexpr gl_type_entry<gl_type_kernels> k_entries[] = {
     INTQ_ENTRY(GL_TYPE_Q4_G32, 4, 32),
     INTQ_ENTRY(GL_TYPE_Q3_G32, 3, 32),
     INTQ_ENTRY(GL_TYPE_Q2_G32, 2, 32),
-    {GL_TYPE_A8_ROW, {nullptr, gl_a8_row_quantize_avx2, nullptr, nullptr, nullptr}},
+    {GL_TYPE_A8_ROW, {nullptr, gl_a8_row_quantize_avx2, nullptr, nullptr, nullptr, nullptr, gl_a8_row_quantize_grid_avx2}},
+    {GL_TYPE_Q3_ROW, {gl_q3_row_vec_dot_f32_avx2, nullptr, nullptr, gl_q3_row_gemm_f32_avx2, nullptr}},
+    {GL_TYPE_Q3_ROW_A8, {gl_q3_row_vec_dot_a8_avx2, nullptr, nullptr, gl_q3_row_gemm_a8_avx2, nullptr}},
     {GL_TYPE_Q4_ROW, {gl_q4_row_vec_dot_f32_avx2, nullptr, nullptr, gl_q4_row_gemm_f32_avx2, nullptr}},
     {GL_TYPE_Q8_ROW, {gl_q8_row_vec_dot_f32_avx2, nullptr, nullptr, gl_q8_row_gemm_f32_avx2, nullptr}},
     {GL_TYPE_Q4_ROW_A8, {gl_q4_row_vec_dot_a8_avx2, nullptr, nullptr, gl_q4_row_gemm_a8_avx2, nullptr, gl_q4_row_gemm_x16_avx2}},

@@ -1132,6 +1132,11 @@ void gl_q8_0_gemm_x16_avx512(int64_t n, int64_t nr, int64_t nt, const void * w, 
 
 // The per-row types: ggml-lite/cpu/rowq_avx512.cpp.
 void gl_a8_row_quantize_avx512(const float * x, void * y, int64_t n);
+void gl_a8_row_quantize_grid_avx512(const float * x, void * y, int64_t n, float s, int32_t z);
+void gl_q3_row_vec_dot_a8_avx512(int64_t n, float * s, const void * x, const void * y);
+void gl_q3_row_gemm_a8_avx512(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys);
+void gl_q3_row_vec_dot_f32_avx512(int64_t n, float * s, const void * x, const void * y);
+void gl_q3_row_gemm_f32_avx512(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys);
 void gl_q4_row_vec_dot_a8_avx512(int64_t n, float * s, const void * x, const void * y);
 void gl_q8_row_vec_dot_a8_avx512(int64_t n, float * s, const void * x, const void * y);
 void gl_q4_row_gemm_a8_avx512(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys);
@@ -1151,7 +1156,9 @@ static constexpr gl_type_entry<gl_type_kernels> k_entries[] = {
     {GL_TYPE_BF16, {bf16_vec_dot, bf16_from_float, bf16_to_float, float_gemm<BF16v>, bf16_axpy}},
     {GL_TYPE_Q8_0, {q8_0_vec_dot, q8_0_from_float, q8_0_to_float, q8_0_gemm, nullptr, gl_q8_0_gemm_x16_avx512}},
     {GL_TYPE_Q4_0, {q4_0_vec_dot, nullptr, q4_0_to_float, q4_0_gemm, nullptr, gl_q4_0_gemm_x16_avx512}},
-    {GL_TYPE_A8_ROW, {nullptr, gl_a8_row_quantize_avx512, nullptr, nullptr, nullptr}},
+    {GL_TYPE_A8_ROW, {nullptr, gl_a8_row_quantize_avx512, nullptr, nullptr, nullptr, nullptr, gl_a8_row_quantize_grid_avx512}},
+    {GL_TYPE_Q3_ROW, {gl_q3_row_vec_dot_f32_avx512, nullptr, nullptr, gl_q3_row_gemm_f32_avx512, nullptr}},
+    {GL_TYPE_Q3_ROW_A8, {gl_q3_row_vec_dot_a8_avx512, nullptr, nullptr, gl_q3_row_gemm_a8_avx512, nullptr}},
     {GL_TYPE_Q4_ROW, {gl_q4_row_vec_dot_f32_avx512, nullptr, nullptr, gl_q4_row_gemm_f32_avx512, nullptr}},
     {GL_TYPE_Q8_ROW, {gl_q8_row_vec_dot_f32_avx512, nullptr, nullptr, gl_q8_row_gemm_f32_avx512, nullptr}},
     {GL_TYPE_Q4_ROW_A8, {gl_q4_row_vec_dot_a8_avx512, nullptr, nullptr, gl_q4_row_gemm_a8_avx512, nullptr, gl_q4_row_gemm_x16_avx512}},

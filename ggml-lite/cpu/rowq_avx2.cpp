@@ -1,4 +1,4 @@
-// The per-row types (ggml-lite/types.h) at the avx2 level (AVX2, FMA, F16C). Built with per-file flags
+// The per-row types (ggml-lite/types.h: q3_row, q4_row, q8_row, their _a8 forms, a8_row) at the avx2 level (AVX2, FMA, F16C). Built with per-file flags
 // (CMakeLists.txt); the functions at the end are listed in avx2.cpp's table, everything else has internal linkage.
 // The scalar reference is ggml-lite/rowq.cpp; as at the avx512 level (rowq_avx512.cpp), a8_row quantization and the
 // A8 products are bit-identical to it (exact integer sums: vpmaddubsw of 4-bit codes × int8 cannot saturate, and
@@ -17,28 +17,9 @@ namespace {
 
 // ---- a8_row activations -------------------------------------------------------------------------------------------
 
-void a8_row_quantize(const float * x, void * vy, int64_t n) {
+// The codes and header of a row on grid g (a8_row_quantize: the row's own; a8_row_quantize_static: a tensor's).
+void a8_row_quantize_on(const float * x, void * vy, int64_t n, const A8Grid & g) {
     int8_t * c = (int8_t *) ((uint8_t *) vy + GL_ROW_HEADER_A);
-    __m256 vmn = _mm256_setzero_ps(), vmx = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 v = _mm256_loadu_ps(x + i);
-        vmn = _mm256_min_ps(v, vmn);  // a NaN lane keeps the running value, as fminf does
-        vmx = _mm256_max_ps(v, vmx);
-    }
-    alignas(32) float a[8], b[8];
-    _mm256_store_ps(a, vmn);
-    _mm256_store_ps(b, vmx);
-    float mn = 0.0f, mx = 0.0f;
-    for (int k = 0; k < 8; ++k) {
-        mn = fminf(mn, a[k]);
-        mx = fmaxf(mx, b[k]);
-    }
-    for (int64_t j = i; j < n; ++j) {
-        mn = fminf(mn, x[j]);
-        mx = fmaxf(mx, x[j]);
-    }
-    const A8Grid g = a8_grid(mn, mx);  // rowq_common.h, as the reference
     if (g.zero) {
         a8_finish_row(vy, n, g, 0);
         return;
@@ -47,7 +28,7 @@ void a8_row_quantize(const float * x, void * vy, int64_t n) {
     const __m256 vinv = _mm256_set1_ps(inv), vzp = _mm256_set1_ps(zp), v255 = _mm256_set1_ps(255.0f), v0 = _mm256_setzero_ps();
     const __m256i k128 = _mm256_set1_epi32(128);
     __m256i vsum = _mm256_setzero_si256();
-    i = 0;
+    int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 q = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         q = _mm256_max_ps(_mm256_min_ps(_mm256_add_ps(q, vzp), v255), v0);  // NaN -> 255
@@ -67,12 +48,61 @@ void a8_row_quantize(const float * x, void * vy, int64_t n) {
     a8_finish_row(vy, n, g, csum);
 }
 
+void a8_row_quantize(const float * x, void * vy, int64_t n) {
+    __m256 vmn = _mm256_setzero_ps(), vmx = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        vmn = _mm256_min_ps(v, vmn);  // a NaN lane keeps the running value, as fminf does
+        vmx = _mm256_max_ps(v, vmx);
+    }
+    alignas(32) float a[8], b[8];
+    _mm256_store_ps(a, vmn);
+    _mm256_store_ps(b, vmx);
+    float mn = 0.0f, mx = 0.0f;
+    for (int k = 0; k < 8; ++k) {
+        mn = fminf(mn, a[k]);
+        mx = fmaxf(mx, b[k]);
+    }
+    for (int64_t j = i; j < n; ++j) {
+        mn = fminf(mn, x[j]);
+        mx = fmaxf(mx, x[j]);
+    }
+    a8_row_quantize_on(x, vy, n, a8_grid(mn, mx));  // rowq_common.h, as the reference
+}
+
+void a8_row_quantize_static(const float * x, void * vy, int64_t n, float s, int32_t z) { a8_row_quantize_on(x, vy, n, a8_grid_static(s, z)); }
+
 // ---- A8 products ----------------------------------------------------------------------------------------------------
 
 inline int chunk_len(int64_t n, int64_t c0) { return n - c0 >= 128 ? 128 : (n - c0 >= 64 ? 64 : 32); }
 
 // A chunk of m codes as m/32 units of 32 unsigned codes: U[u] = codes 32u .. 32u+31 of the chunk.
 template <int BITS> inline void load_units(const uint8_t * q, int64_t c0, int m, __m256i U[4]) {
+    if (BITS == 3) {
+        // rowq_common.h (Q3Consts): the low part (m/4 bytes) and the high part (m/8) broadcast at their periods
+        const uint8_t * b = q + c0 * 3 / 8;
+        const int mi = q3_chunk_index(m);
+        __m256i L, H;
+        if (m == 128) {
+            L = _mm256_loadu_si256((const __m256i *) b);
+            H = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *) (b + 32)));
+        } else if (m == 64) {
+            L = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *) b));
+            H = _mm256_set1_epi64x(load_i64(b + 16));
+        } else {
+            L = _mm256_set1_epi64x(load_i64(b));
+            H = _mm256_set1_epi32(load_i32(b + 8));
+        }
+        const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+        for (int u = 0; u < m / 32; ++u) {
+            const __m256i lo = _mm256_and_si256(_mm256_srlv_epi32(L, _mm256_load_si256((const __m256i *) (k_q3.shift32[mi] + 8 * u))), m3);
+            const __m256i sel = _mm256_load_si256((const __m256i *) (k_q3.sel[mi] + 32 * u));
+            const __m256i hb = _mm256_cmpeq_epi8(_mm256_and_si256(H, sel), sel);
+            U[u] = _mm256_or_si256(lo, _mm256_and_si256(hb, four));
+        }
+        return;
+    }
     if (BITS == 8) {
         for (int u = 0; u < m / 32; ++u) U[u] = _mm256_loadu_si256((const __m256i *) (q + c0 + 32 * u));
         return;
@@ -95,7 +125,7 @@ template <int BITS> inline void load_units(const uint8_t * q, int64_t c0, int m,
 // acc += Σ code·c over one unit, in int32 lanes.
 template <int BITS> inline __m256i unit_dot(__m256i acc, __m256i w, __m256i a) {
     const __m256i ones = _mm256_set1_epi16(1);
-    if (BITS == 4) return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), ones));
+    if (BITS <= 4) return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), ones));
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256i lo = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_and_si256(w, m4), a), ones);
     const __m256i hi = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(w, 4), m4), a), ones);
@@ -241,6 +271,15 @@ void gemm_x16(int64_t n, int64_t nr, int64_t nt, const void * vw, size_t ws, con
 }  // namespace
 
 void gl_a8_row_quantize_avx2(const float * x, void * y, int64_t n) { a8_row_quantize(x, y, n); }
+void gl_a8_row_quantize_grid_avx2(const float * x, void * y, int64_t n, float s, int32_t z) { a8_row_quantize_static(x, y, n, s, z); }
+void gl_q3_row_vec_dot_a8_avx2(int64_t n, float * s, const void * x, const void * y) { vec_dot_a8<3>(n, s, x, y); }
+void gl_q3_row_gemm_a8_avx2(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys) {
+    gemm_a8<3>(n, nr, nt, w, ws, a, as, y, ys);
+}
+void gl_q3_row_vec_dot_f32_avx2(int64_t n, float * s, const void * x, const void * y) { vec_dot_f32<3>(n, s, x, y); }
+void gl_q3_row_gemm_f32_avx2(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys) {
+    gemm_f32<3>(n, nr, nt, w, ws, a, as, y, ys);
+}
 void gl_q4_row_vec_dot_a8_avx2(int64_t n, float * s, const void * x, const void * y) { vec_dot_a8<4>(n, s, x, y); }
 void gl_q8_row_vec_dot_a8_avx2(int64_t n, float * s, const void * x, const void * y) { vec_dot_a8<8>(n, s, x, y); }
 void gl_q4_row_gemm_a8_avx2(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys) {

@@ -1,4 +1,4 @@
-// The per-row types (ggml-lite/types.h: q4_row, q8_row, q4_row_a8, q8_row_a8, a8_row) at the avx512 level (F, BW,
+// The per-row types (ggml-lite/types.h: q3_row, q4_row, q8_row, their _a8 forms, a8_row) at the avx512 level (F, BW,
 // VL, DQ, VNNI). Built with per-file flags (CMakeLists.txt); the functions at the end are listed in avx512.cpp's
 // table. Everything else has internal linkage; simd_common.h's helpers are per file. The scalar reference is
 // ggml-lite/rowq.cpp:
@@ -8,7 +8,8 @@
 // - the float-activation (A16) products differ only in the order of the float sums.
 //
 // A row's codes are walked in chunks of 128 (then 64, then 32): one 64-byte load of q4 codes is the chunk's first 64
-// codes (low nibbles) and its last 64 (high nibbles), against two 64-byte activation loads; q8 codes are two loads.
+// codes (low nibbles) and its last 64 (high nibbles), against two 64-byte activation loads; q8 codes are two loads;
+// q3 codes are two broadcasts shifted and masked per lane (rowq_common.h).
 // Decode (up to 4 tokens) runs 8 / 4 rows at a time against every token; batches tile 4 rows × 4 tokens (16 int32
 // accumulators), the weights of a chunk unpacked once per tile and each activation load serving 4 rows.
 #include "ggml-lite/cpu.h"
@@ -30,21 +31,9 @@ inline __mmask64 lowmask(int bytes) { return bytes >= 64 ? ~(__mmask64) 0 : (((_
 
 // ---- a8_row activations -------------------------------------------------------------------------------------------
 
-void a8_row_quantize(const float * x, void * vy, int64_t n) {
+// The codes and header of a row on grid g (a8_row_quantize: the row's own; a8_row_quantize_static: a tensor's).
+void a8_row_quantize_on(const float * x, void * vy, int64_t n, const A8Grid & g) {
     int8_t * c = (int8_t *) ((uint8_t *) vy + GL_ROW_HEADER_A);
-    __m512 vmn = _mm512_setzero_ps(), vmx = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m512 v = _mm512_loadu_ps(x + i);
-        vmn = _mm512_min_ps(v, vmn);  // a NaN lane keeps the running value, as fminf does
-        vmx = _mm512_max_ps(v, vmx);
-    }
-    float mn = _mm512_reduce_min_ps(vmn), mx = _mm512_reduce_max_ps(vmx);
-    for (int64_t j = i; j < n; ++j) {
-        mn = fminf(mn, x[j]);
-        mx = fmaxf(mx, x[j]);
-    }
-    const A8Grid g = a8_grid(mn, mx);  // rowq_common.h, as the reference
     if (g.zero) {
         a8_finish_row(vy, n, g, 0);
         return;
@@ -53,7 +42,7 @@ void a8_row_quantize(const float * x, void * vy, int64_t n) {
     const __m512 vinv = _mm512_set1_ps(inv), vzp = _mm512_set1_ps(zp), v255 = _mm512_set1_ps(255.0f), v0 = _mm512_setzero_ps();
     const __m512i k128 = _mm512_set1_epi32(128);
     __m512i vsum = _mm512_setzero_si512();
-    i = 0;
+    int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m512 q = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         q = _mm512_max_ps(_mm512_min_ps(_mm512_add_ps(q, vzp), v255), v0);  // NaN -> 255, as fmaxf(fminf(NaN, 255), 0)
@@ -69,11 +58,52 @@ void a8_row_quantize(const float * x, void * vy, int64_t n) {
     a8_finish_row(vy, n, g, csum);
 }
 
+void a8_row_quantize(const float * x, void * vy, int64_t n) {
+    __m512 vmn = _mm512_setzero_ps(), vmx = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 v = _mm512_loadu_ps(x + i);
+        vmn = _mm512_min_ps(v, vmn);  // a NaN lane keeps the running value, as fminf does
+        vmx = _mm512_max_ps(v, vmx);
+    }
+    float mn = _mm512_reduce_min_ps(vmn), mx = _mm512_reduce_max_ps(vmx);
+    for (int64_t j = i; j < n; ++j) {
+        mn = fminf(mn, x[j]);
+        mx = fmaxf(mx, x[j]);
+    }
+    a8_row_quantize_on(x, vy, n, a8_grid(mn, mx));  // rowq_common.h, as the reference
+}
+
+void a8_row_quantize_static(const float * x, void * vy, int64_t n, float s, int32_t z) { a8_row_quantize_on(x, vy, n, a8_grid_static(s, z)); }
+
 // ---- A8 products ----------------------------------------------------------------------------------------------------
 
 // The codes of one chunk of a row as unsigned bytes: W[0] = codes 0..63 of the chunk, W[1] = 64..127 (m = 128);
 // m = 64 / 32: W[0] only, its upper bytes zero.
 template <int BITS> inline void load_chunk(const uint8_t * q, int64_t c0, int m, __m512i W[2]) {
+    if (BITS == 3) {
+        // rowq_common.h (Q3Consts): the low part (m/4 bytes) and the high part (m/8) broadcast at their periods
+        const uint8_t * b = q + c0 * 3 / 8;
+        const int mi = q3_chunk_index(m);
+        __m512i L, H;
+        if (m == 128) {
+            L = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *) b));
+            H = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) (b + 32)));
+        } else if (m == 64) {
+            L = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *) b));
+            H = _mm512_set1_epi64(load_i64(b + 16));
+        } else {
+            L = _mm512_set1_epi64(load_i64(b));
+            H = _mm512_set1_epi32(load_i32(b + 8));
+        }
+        const __m512i m3 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
+        for (int h = 0; h < (m == 128 ? 2 : 1); ++h) {
+            const __m512i lo = _mm512_maskz_and_epi32(m == 32 ? 0x00FF : 0xFFFF, _mm512_srlv_epi16(L, _mm512_load_si512(k_q3.shift16[mi] + 32 * h)), m3);
+            const __mmask64 hb = _mm512_test_epi8_mask(H, _mm512_load_si512(k_q3.sel[mi] + 64 * h));
+            W[h] = _mm512_mask_add_epi8(lo, hb, lo, four);
+        }
+        return;
+    }
     if (BITS == 8) {
         W[0] = _mm512_maskz_loadu_epi8(lowmask(m), q + c0);
         if (m == 128) W[1] = _mm512_loadu_si512(q + c0 + 64);
@@ -395,6 +425,15 @@ void gemm_x16(int64_t n, int64_t nr, int64_t nt, const void * vw, size_t ws, con
 }  // namespace
 
 void gl_a8_row_quantize_avx512(const float * x, void * y, int64_t n) { a8_row_quantize(x, y, n); }
+void gl_a8_row_quantize_grid_avx512(const float * x, void * y, int64_t n, float s, int32_t z) { a8_row_quantize_static(x, y, n, s, z); }
+void gl_q3_row_vec_dot_a8_avx512(int64_t n, float * s, const void * x, const void * y) { vec_dot_a8<3>(n, s, x, y); }
+void gl_q3_row_gemm_a8_avx512(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys) {
+    gemm_a8<3>(n, nr, nt, w, ws, a, as, y, ys);
+}
+void gl_q3_row_vec_dot_f32_avx512(int64_t n, float * s, const void * x, const void * y) { vec_dot_f32<3>(n, s, x, y); }
+void gl_q3_row_gemm_f32_avx512(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys) {
+    gemm_f32<3>(n, nr, nt, w, ws, a, as, y, ys);
+}
 void gl_q4_row_vec_dot_a8_avx512(int64_t n, float * s, const void * x, const void * y) { vec_dot_a8<4>(n, s, x, y); }
 void gl_q8_row_vec_dot_a8_avx512(int64_t n, float * s, const void * x, const void * y) { vec_dot_a8<8>(n, s, x, y); }
 void gl_q4_row_gemm_a8_avx512(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys) {
