@@ -738,6 +738,21 @@ TEST_CASE("quantize: stories260K W8A8 with static per-tensor activations (--act 
         CHECK(m3.find("blk.0.attn_q.input_scale") == nullptr);
     }
     {
+        // convert to a type without a8_row activations drops the grids (the output must run), keeping it keeps them
+        const std::string c8 = dir + "/s-q8_0.quill", cs = dir + "/s-same.quill";
+        rc = run_command(quill_binary() + " convert " + st + " --type q8_0 -o " + c8, &log);
+        REQUIRE_MESSAGE(rc == 0, log);
+        rc = run_command(quill_binary() + " convert " + st + " --type q8_row_a8 -o " + cs, &log);
+        REQUIRE_MESSAGE(rc == 0, log);
+        const ModelFile a = load_quill(c8), b = load_quill(cs);
+        CHECK(a.find("blk.1.attn_q.input_scale") == nullptr);
+        CHECK(b.find("blk.1.attn_q.input_scale") != nullptr);
+        CHECK_NOTHROW(LlamaModel(a, false));
+        CHECK_NOTHROW(LlamaModel(b, false));
+        std::remove(c8.c_str());
+        std::remove(cs.c_str());
+    }
+    {
         const ModelFile m5 = load_quill(w3);
         const std::string text = greedy_story(m5);
         MESSAGE("rtn W3A16: Once upon a time" << text);

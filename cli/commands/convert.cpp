@@ -60,6 +60,21 @@ int cmd_convert(int argc, char ** argv) {
     ModelFile mf = load_model(in, lo);
     validate_runnable(mf);  // never write a file that `quill run` would then refuse
 
+    if (retype) {
+        // A static activation grid (formats/SPEC.md: "<weight>.input_scale") belongs to its weight's a8_row
+        // activations: it goes when the weight is retyped to a type that takes other activations.
+        std::vector<TensorData> kept;
+        const std::string suffix = ".input_scale";
+        for (const TensorData & t : mf.tensors) {
+            if (t.name.size() > suffix.size() && t.name.compare(t.name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+                const TensorData * w = mf.find(t.name.substr(0, t.name.size() - suffix.size()) + ".weight");
+                if (w && gl_get_type_traits(convert_type_for(*w, target))->vec_dot_type != GL_TYPE_A8_ROW) continue;
+            }
+            kept.push_back(t);
+        }
+        mf.tensors.swap(kept);
+    }
+
     Metadata meta = mf.meta;
     meta.set_str("general.source.format", mf.format);
     meta.set_str("general.source.file", in);
