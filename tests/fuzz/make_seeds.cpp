@@ -6,6 +6,7 @@
 // tokenizer_config.json). Because small inputs fuzz much faster, each format also gets tiny models (one block, a
 // 300-token vocabulary, every tensor type the format holds) built from the real tokenizers. Without SHARED only the
 // synthetic seeds are written.
+#include "formats/arch.h"
 #include "formats/gguf_writer.h"
 #include "formats/model_file.h"
 #include "formats/quill_file.h"
@@ -349,6 +350,19 @@ int main(int argc, char ** argv) {
             TinyShape s = shape_for((gl_type) t);
             s.tied = t % 2 == 0;
             seed("quill", std::string("tiny-") + gl_type_name((gl_type) t) + ".quill", quill_bytes(tiny_model(spm300, s, (gl_type) t)));
+        });
+        if (gl_get_type_traits((gl_type) t)->vec_dot_type != GL_TYPE_A8_ROW || t == GL_TYPE_A8_ROW) continue;
+        family("quill: tiny, static activation grids", [&] {  // formats/SPEC.md "input_scale" beside every a8 block linear
+            TinyShape s = shape_for((gl_type) t);
+            ModelFile mf = tiny_model(spm300, s, (gl_type) t);
+            std::vector<std::string> weights;
+            for (const TensorData & td : mf.tensors)
+                if (td.type == (gl_type) t && td.name.compare(0, 4, "blk.") == 0) weights.push_back(td.name);
+            for (const std::string & w : weights) {
+                const float g[2] = {0.05f, 3.0f};
+                mf.add_owned(input_scale_name(w), GL_TYPE_F32, {2}, g, sizeof g);
+            }
+            seed("quill", std::string("tiny-") + gl_type_name((gl_type) t) + "-static.quill", quill_bytes(mf));
         });
     }
 
