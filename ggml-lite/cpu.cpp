@@ -155,6 +155,8 @@ static void resolve(gl_cpu_level level) {
         fill(f.swiglu, ftables[l]->swiglu);
         fill(f.geglu, ftables[l]->geglu);
         fill(f.add, ftables[l]->add);
+        fill(f.att_qk, ftables[l]->att_qk);
+        fill(f.att_pv, ftables[l]->att_pv);
     }
     g_float = f;
     gl_linalg_kernels lk = {};

@@ -76,6 +76,12 @@ struct gl_float_kernels {
     void  (*swiglu)(const float * gate, const float * up, int64_t n, float * out);
     void  (*geglu)(const float * gate, const float * up, int64_t n, float * out);
     void  (*add)(float * y, const float * x, int64_t n);
+    // The two products of batched attention (ops.h gl_attention_batch), n and hd multiples of 16, every sum a chain
+    // of fused multiply-adds in index order (so every level gives the reference's bits):
+    //   s[i][j] = Σ_d q[i][d]·kt[d][j]  (i < nq, j < n; q rows ldq floats apart, kt hd rows of ldk, s rows of lds)
+    //   o[i][d] = Σ_j p[i][j]·v[j][d]   (i < nq, d < hd; p rows of ldp, v n rows of ldv, o rows of ldo)
+    void  (*att_qk)(int64_t nq, int64_t hd, int64_t n, const float * q, int64_t ldq, const float * kt, int64_t ldk, float * s, int64_t lds);
+    void  (*att_pv)(int64_t nq, int64_t hd, int64_t n, const float * p, int64_t ldp, const float * v, int64_t ldv, float * o, int64_t ldo);
 };
 
 // The resolved kernels of the active level (never null: the scalar reference fills every gap; codebook types have

@@ -286,7 +286,25 @@ static float dot_f32_ref(int64_t n, const float * x, const float * y) {
     return (float) sum;
 }
 
-const gl_float_kernels gl_float_scalar = {dot_f32_ref, rms_norm_ref, softmax_ref, swiglu_ref, geglu_ref, add_ref};
+static void att_qk_ref(int64_t nq, int64_t hd, int64_t n, const float * q, int64_t ldq, const float * kt, int64_t ldk, float * s, int64_t lds) {
+    for (int64_t i = 0; i < nq; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+            float acc = 0.0f;
+            for (int64_t d = 0; d < hd; ++d) acc = fmaf(q[i * ldq + d], kt[d * ldk + j], acc);
+            s[i * lds + j] = acc;
+        }
+}
+
+static void att_pv_ref(int64_t nq, int64_t hd, int64_t n, const float * p, int64_t ldp, const float * v, int64_t ldv, float * o, int64_t ldo) {
+    for (int64_t i = 0; i < nq; ++i)
+        for (int64_t d = 0; d < hd; ++d) {
+            float acc = 0.0f;
+            for (int64_t j = 0; j < n; ++j) acc = fmaf(p[i * ldp + j], v[j * ldv + d], acc);
+            o[i * ldo + d] = acc;
+        }
+}
+
+const gl_float_kernels gl_float_scalar = {dot_f32_ref, rms_norm_ref, softmax_ref, swiglu_ref, geglu_ref, add_ref, att_qk_ref, att_pv_ref};
 
 void gl_rms_norm(const float * x, const float * weight, int64_t n, float eps, float * y) { gl_float_ops().rms_norm(x, weight, n, eps, y); }
 void gl_softmax(float * x, int64_t n, float scale) { gl_float_ops().softmax(x, n, scale); }
@@ -328,4 +346,75 @@ void gl_attention(const float * q, int64_t n_head, int64_t n_head_kv, int64_t he
         for (int64_t d = 0; d < head_dim; ++d) oh[d] = 0.0f;
         vk.pv(head_dim, n_kv, att, (const uint8_t *) v.data + gl_row_size(v.type, kvh * head_dim), v.stride, oh);
     }
+}
+
+bool gl_attention_batch_ok(gl_type k_type, gl_type v_type, int64_t head_dim) {
+    const gl_kv_type_traits * kt = gl_kv_get(k_type);
+    return kt && gl_kv_get(v_type) && !gl_get_type_traits(k_type)->is_quantized && head_dim > 0 && head_dim % 16 == 0 &&
+           head_dim <= GL_ATTENTION_MAX_HEAD_DIM;
+}
+
+size_t gl_attention_batch_scratch(int64_t n_rows, int64_t head_dim, int64_t n_q) {
+    const size_t np = (size_t) ((n_rows + 15) / 16 * 16), hd = (size_t) head_dim, nq = (size_t) n_q;
+    return 2 * hd * np + 2 * nq * hd + nq * np + std::max(np, hd);  // kᵀ, v, q, o, scores, one row
+}
+
+void gl_attention_batch(const float * q, int64_t q_stride, int64_t n_tok, int64_t group, int64_t head_dim, int64_t kv_head,
+                        const gl_kv_view & k, const gl_kv_view & v, const int64_t * lo, const int64_t * hi, float scale, float * out,
+                        int64_t out_stride, float * scratch) {
+    GL_ASSERT(gl_attention_batch_ok(k.type, v.type, head_dim) && n_tok > 0 && group > 0 && kv_head >= 0);
+    const gl_kv_type_traits * kt = gl_kv_get(k.type);
+    const gl_kv_type_traits * vt = gl_kv_get(v.type);
+    int64_t L = lo[0], H = hi[0];
+    for (int64_t t = 0; t < n_tok; ++t) {
+        GL_ASSERT(0 <= lo[t] && lo[t] < hi[t]);
+        L = std::min(L, lo[t]);
+        H = std::max(H, hi[t]);
+    }
+    const int64_t HD = head_dim, n = H - L, np = (n + 15) / 16 * 16, nq = n_tok * group;
+    float * KT = scratch;       // HD rows of np: the keys, transposed
+    float * V = KT + HD * np;   // np rows of HD
+    float * Q = V + np * HD;    // nq rows of HD
+    float * O = Q + nq * HD;    // nq rows of HD
+    float * S = O + nq * HD;    // nq rows of np: scores, then probabilities
+    float * P = S + nq * np;    // max(np, HD): a key row, or a row of p rounded through p_type
+    // The head's rows, widened once (the view rows hold every KV head; heads are whole blocks).
+    const gl_to_float_fn k2f = gl_kernels(k.type).to_float, v2f = gl_kernels(v.type).to_float;
+    const size_t koff = gl_row_size(k.type, kv_head * HD), voff = gl_row_size(v.type, kv_head * HD);
+    for (int64_t j = 0; j < n; ++j) {
+        k2f((const uint8_t *) k.data + (size_t) (L + j) * k.stride + koff, P, HD);
+        for (int64_t d = 0; d < HD; ++d) KT[d * np + j] = P[d];
+        v2f((const uint8_t *) v.data + (size_t) (L + j) * v.stride + voff, V + j * HD, HD);
+    }
+    for (int64_t d = 0; d < HD; ++d)
+        for (int64_t j = n; j < np; ++j) KT[d * np + j] = 0.0f;
+    memset(V + n * HD, 0, (size_t) ((np - n) * HD) * sizeof(float));
+    // q in the keys' query format, as gl_attention converts it (f16 keys: rounded to f16)
+    uint8_t conv[GL_ATTENTION_MAX_HEAD_DIM * sizeof(float)];
+    const gl_from_float_fn q_in = gl_kernels(kt->q_type).quantize_act;
+    const gl_to_float_fn q_out = gl_kernels(kt->q_type).to_float;
+    for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t g = 0; g < group; ++g) {
+            q_in(q + t * q_stride + g * HD, conv, HD);
+            q_out(conv, Q + (t * group + g) * HD, HD);
+        }
+    const gl_float_kernels & f = gl_float_ops();
+    f.att_qk(nq, HD, np, Q, HD, KT, np, S, np);
+    // each token's own rows: softmax as gl_attention's, p rounded through p_type, zero elsewhere
+    const bool round_p = vt->p_type != GL_TYPE_F32;
+    const gl_from_float_fn p_in = gl_kernels(vt->p_type).quantize_act;
+    const gl_to_float_fn p_out = gl_kernels(vt->p_type).to_float;
+    for (int64_t i = 0; i < nq; ++i) {
+        const int64_t t = i / group, a = lo[t] - L, b = hi[t] - L;
+        float * row = S + i * np;
+        for (int64_t j = 0; j < a; ++j) row[j] = 0.0f;
+        for (int64_t j = b; j < np; ++j) row[j] = 0.0f;
+        f.softmax(row + a, b - a, scale);
+        if (round_p) {
+            p_in(row + a, (uint8_t *) P, b - a);
+            p_out((const uint8_t *) P, row + a, b - a);
+        }
+    }
+    f.att_pv(nq, HD, np, S, np, V, HD, O, HD);
+    for (int64_t t = 0; t < n_tok; ++t) memcpy(out + t * out_stride, O + t * group * HD, (size_t) (group * HD) * sizeof(float));
 }

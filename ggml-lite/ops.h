@@ -121,3 +121,17 @@ struct gl_kv_view {
 constexpr int64_t GL_ATTENTION_MAX_HEAD_DIM = 1024;
 void gl_attention(const float * q, int64_t n_head, int64_t n_head_kv, int64_t head_dim, const gl_kv_view & k, const gl_kv_view & v,
                   int64_t n_kv, float scale, float * out, float * scratch);
+
+// Attention of a batch (prompt processing): n_tok tokens of one sequence and the `group` query heads of KV head
+// kv_head together. Token t's query head g is at q + t·q_stride + g·head_dim, its output at out + t·out_stride +
+// g·head_dim, and it sees rows [lo[t], hi[t]) of the views (lo < hi). The same function as gl_attention for each
+// token (q rounded through the key type's q_type, p through the value type's p_type), computed as two float products
+// (gl_float_kernels att_qk, att_pv) over the head's rows converted to float once for all n_tok·group queries: the
+// sums run in another order, so results equal gl_attention's up to rounding. For float key types (f32, f16, bf16),
+// any value type, head_dim a multiple of 16 (gl_attention_batch_ok). scratch: gl_attention_batch_scratch floats for
+// the largest hi − lo and n_tok·group.
+bool   gl_attention_batch_ok(gl_type k_type, gl_type v_type, int64_t head_dim);
+size_t gl_attention_batch_scratch(int64_t n_rows, int64_t head_dim, int64_t n_q);
+void   gl_attention_batch(const float * q, int64_t q_stride, int64_t n_tok, int64_t group, int64_t head_dim, int64_t kv_head,
+                          const gl_kv_view & k, const gl_kv_view & v, const int64_t * lo, const int64_t * hi, float scale, float * out,
+                          int64_t out_stride, float * scratch);

@@ -61,6 +61,22 @@ void BlockScratch::init(const LlamaHparams & hp, int64_t n_batch, int64_t n_ctx,
     wdata_.alloc(wdata_bytes);
     att_threads_ = 0;
     att_scratch_.release();
+    // Prompt batches: about 64 queries per task (the group's heads × tokens) share one widening of the head's rows.
+    const int64_t group = hp.n_head / hp.n_head_kv;
+    att_chunk_ = std::min<int64_t>(64, std::max<int64_t>(4, 64 / group));
+    att_tasks_.assign((size_t) (3 * n_batch * hp.n_head_kv), 0);
+    att_batched_.assign((size_t) n_batch, 0);
+    att_batch_per_ = gl_attention_batch_scratch(n_ctx, hp.head_dim, att_chunk_ * group);
+    att_batch_threads_ = 0;
+    att_batch_scratch_.release();
+}
+
+float * BlockScratch::att_batch_scratch_for(int threads) {
+    if (threads > att_batch_threads_) {
+        att_batch_scratch_.alloc((size_t) threads * att_batch_per_ * sizeof(float));
+        att_batch_threads_ = threads;
+    }
+    return att_batch_scratch_.f32();
 }
 
 // Attention scratch per thread, for the threads the parallel loop will run (the count may change between calls:
@@ -106,10 +122,53 @@ void block_forward(const LlamaHparams & hp, const LlamaLayer & L, const BlockBat
     }
     const float kq_scale = 1.0f / sqrtf((float) HD);
     const int att_threads = omp_get_max_threads();
+    // Runs of at least kAttBatchMin consecutive positions of one sequence (a prompt) take gl_attention_batch in tasks
+    // of att_chunk_ tokens × one KV head; the other tokens (decode steps, short runs) take gl_attention one by one.
+    constexpr int64_t kAttBatchMin = 8;
+    const int64_t group = hp.n_head / hp.n_head_kv;
+    int64_t n_tasks = 0, n_single = n;
+    if (n >= kAttBatchMin && gl_attention_batch_ok(kv.type, kv.type, HD)) {
+        int64_t * task = s.att_tasks_.data();
+        for (int64_t t0 = 0, t1; t0 < n; t0 = t1) {
+            for (t1 = t0 + 1; t1 < n && b.seq[t1] == b.seq[t0] && b.pos[t1] == b.pos[t1 - 1] + 1;) ++t1;
+            const bool batched = t1 - t0 >= kAttBatchMin;
+            for (int64_t t = t0; t < t1; ++t) s.att_batched_[(size_t) t] = batched;
+            if (!batched) continue;
+            n_single -= t1 - t0;
+            for (int64_t c0 = t0; c0 < t1; c0 += s.att_chunk_)
+                for (int64_t h = 0; h < hp.n_head_kv; ++h, ++n_tasks) {
+                    task[3 * n_tasks] = c0;
+                    task[3 * n_tasks + 1] = std::min(s.att_chunk_, t1 - c0);
+                    task[3 * n_tasks + 2] = h;
+                }
+        }
+    } else {
+        std::fill(s.att_batched_.begin(), s.att_batched_.begin() + n, 0);
+    }
+    if (n_tasks > 0) {
+        float * scratch = s.att_batch_scratch_for(att_threads);
+        const int64_t * task = s.att_tasks_.data();
+#pragma omp parallel for schedule(dynamic)
+        for (int64_t i = n_tasks - 1; i >= 0; --i) {  // the latest tokens (the most rows) first
+            const int tid = omp_get_thread_num();
+            GL_ASSERT(tid < att_threads);
+            const int64_t c0 = task[3 * i], nt = task[3 * i + 1], h = task[3 * i + 2];
+            int64_t lo[64], hi[64];
+            GL_ASSERT(nt <= 64);
+            for (int64_t t = 0; t < nt; ++t) {
+                hi[t] = b.pos[c0 + t] + 1;
+                lo[t] = L.window > 0 ? std::max<int64_t>(0, hi[t] - L.window) : 0;
+            }
+            const int64_t off = c0 * q_dim + h * group * HD;
+            gl_attention_batch(q + off, q_dim, nt, group, HD, h, kv.k_view(kv_layer, b.seq[c0]), kv.v_view(kv_layer, b.seq[c0]), lo, hi,
+                               kq_scale, att + off, q_dim, scratch + (size_t) tid * s.att_batch_per_);
+        }
+    }
     const size_t att_per_thread = (size_t) (s.n_ctx_ + HD);
     float * att_scratch = s.att_scratch_for(att_threads);
-#pragma omp parallel for schedule(dynamic) if (n > 1)
+#pragma omp parallel for schedule(dynamic) if (n_single > 1)
     for (int64_t t = 0; t < n; ++t) {
+        if (s.att_batched_[(size_t) t]) continue;
         const int tid = omp_get_thread_num();
         GL_ASSERT(tid < att_threads);
         // A sliding-window layer sees positions (pos - window, pos]: the views start at the first one.

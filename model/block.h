@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 namespace quill {
 
@@ -88,6 +89,15 @@ private:
     gl_buffer xb_, q_, k_, v_, att_, hb_, hb2_, wdata_, att_scratch_;
     int       att_threads_ = 0;
     float *   att_scratch_for(int threads);
+    // Prompt batches (gl_attention_batch): tokens per task, the tasks {first token, tokens, KV head} of a call, which
+    // tokens they cover, and the per-thread scratch (allocated at the first batch, never per token).
+    int64_t              att_chunk_ = 0;
+    std::vector<int64_t> att_tasks_;
+    std::vector<uint8_t> att_batched_;
+    gl_buffer            att_batch_scratch_;
+    int                  att_batch_threads_ = 0;
+    size_t               att_batch_per_ = 0;  // floats per thread
+    float *              att_batch_scratch_for(int threads);
 };
 
 // Runs block L over the batch: x (b.n rows of n_embd) becomes the block's output. Keys and values are written to

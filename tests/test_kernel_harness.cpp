@@ -702,6 +702,41 @@ void check_float_ops(std::mt19937 & rng) {
     CHECK(bad == 0);
 }
 
+// Batched attention's products (cpu.h att_qk, att_pv): every output one FMA chain in index order, so every level
+// gives the reference's bits; query-row counts that do not fill a tile, key and dim counts of 16 to 144 (the contract:
+// multiples of 16), strides wider than the rows, and nothing written outside the outputs' rows.
+void check_att_products(std::mt19937 & rng) {
+    const gl_float_kernels & f = gl_float_ops();
+    for (int64_t nq : {1, 3, 4, 7, 9}) {
+        for (int64_t hd : {16, 48, 64, 80, 128}) {
+            for (int64_t n : {16, 64, 80, 144}) {
+                CAPTURE(nq);
+                CAPTURE(hd);
+                CAPTURE(n);
+                const int64_t ldq = hd + 5, ldk = n + 3, lds = n + 7, ldv = hd + 2, ldo = hd + 9;
+                const std::vector<float> q = normal_floats(rng, nq * ldq), kt = normal_floats(rng, hd * ldk), v = normal_floats(rng, n * ldv);
+                std::vector<float> p = normal_floats(rng, nq * lds);
+                std::vector<float> s_ref((size_t) (nq * lds), 7.0f), o_ref((size_t) (nq * ldo), 7.0f);
+                gl_float_scalar.att_qk(nq, hd, n, q.data(), ldq, kt.data(), ldk, s_ref.data(), lds);
+                gl_float_scalar.att_pv(nq, hd, n, p.data(), lds, v.data(), ldv, o_ref.data(), ldo);
+                GuardedBuf S(s_ref.size() * 4), O(o_ref.size() * 4);
+                std::vector<float> sevens(std::max(s_ref.size(), o_ref.size()), 7.0f);
+                S.fill(sevens.data());
+                O.fill(sevens.data());
+                f.att_qk(nq, hd, n, q.data(), ldq, kt.data(), ldk, S.f(), lds);
+                f.att_pv(nq, hd, n, p.data(), lds, v.data(), ldv, O.f(), ldo);
+                CHECK(memcmp(S.f(), s_ref.data(), s_ref.size() * 4) == 0);  // the padding between rows untouched too
+                CHECK(memcmp(O.f(), o_ref.data(), o_ref.size() * 4) == 0);
+                CHECK(S.intact());
+                CHECK(O.intact());
+                double sq = 0;  // and the reference is the product
+                for (int64_t d = 0; d < hd; ++d) sq += (double) q[(size_t) d] * kt[(size_t) (d * ldk + n - 1)];
+                CHECK(std::fabs(s_ref[(size_t) (n - 1)] - sq) <= 1e-4 * (1 + std::fabs(sq)));
+            }
+        }
+    }
+}
+
 // The quantizers' dense kernels against the scalar level's.
 void check_linalg(std::mt19937 & rng) {
     const gl_linalg_kernels & L = gl_linalg_ops();
@@ -882,6 +917,7 @@ TEST_CASE("kernel harness: every dispatch variant × registry type × op matches
             std::string op = "float ops";
             CAPTURE(op);
             check_float_ops(rng);
+            check_att_products(rng);
             op = "linalg";
             check_linalg(rng);
             ops += 2;

@@ -340,6 +340,80 @@ TEST_CASE("kv types: gl_attention over every pair of KV types and every level ma
     }
 }
 
+TEST_CASE("kv types: gl_attention_batch (prompt batches) equals gl_attention per token, every level, windows and GQA") {
+    // A batch of consecutive tokens of one sequence, all the query heads of one KV head at a time: the same function as
+    // gl_attention for each token over its own rows [lo, hi) (causal, or a sliding window), up to summation order.
+    LevelGuard guard;
+    std::mt19937 rng(77);
+    struct BShape { int64_t n_head, n_head_kv, head_dim, n_tok, first_pos, window; };
+    const BShape shapes[] = {{8, 1, 64, 9, 0, 0}, {4, 2, 32, 13, 5, 0}, {6, 3, 96, 5, 17, 0}, {2, 2, 128, 21, 0, 7}, {8, 2, 16, 40, 3, 0},
+                             {3, 1, 48, 1, 70, 0}};
+    CHECK_FALSE(gl_attention_batch_ok(GL_TYPE_Q8_0, GL_TYPE_F16, 64));  // quantized keys take q8_0 queries: per token only
+    CHECK_FALSE(gl_attention_batch_ok(GL_TYPE_F16, GL_TYPE_F16, 8));     // head_dim not a multiple of 16
+    CHECK(gl_attention_batch_ok(GL_TYPE_F16, GL_TYPE_Q4_0, 64));
+    const std::pair<gl_type, gl_type> pairs[] = {{GL_TYPE_F32, GL_TYPE_F32}, {GL_TYPE_F16, GL_TYPE_F16}, {GL_TYPE_BF16, GL_TYPE_BF16},
+                                                 {GL_TYPE_F16, GL_TYPE_Q8_0}, {GL_TYPE_F16, GL_TYPE_Q4_0}};
+    for (const auto & kvp : pairs) {
+        const gl_type kt = kvp.first, vt = kvp.second;
+        const std::string k_type = gl_type_name(kt), v_type = gl_type_name(vt);
+        CAPTURE(k_type);
+        CAPTURE(v_type);
+        for (const BShape & s : shapes) {
+            if (!head_ok(vt, s.head_dim)) continue;
+            CAPTURE(s.n_head);
+            CAPTURE(s.n_head_kv);
+            CAPTURE(s.head_dim);
+            CAPTURE(s.n_tok);
+            CAPTURE(s.window);
+            const int64_t kv_dim = s.n_head_kv * s.head_dim, q_dim = s.n_head * s.head_dim, n_rows = s.first_pos + s.n_tok;
+            const int64_t group = s.n_head / s.n_head_kv;
+            const size_t kstride = gl_row_size(kt, kv_dim) + 6, vstride = gl_row_size(vt, kv_dim) + 2;
+            std::vector<float> kd, vd;
+            const std::vector<uint8_t> krows = make_rows(rng, kt, kv_dim, n_rows, kstride, &kd);
+            const std::vector<uint8_t> vrows = make_rows(rng, vt, kv_dim, n_rows, vstride, &vd);
+            const std::vector<float> q = randn(rng, s.n_tok * q_dim, 1.5f);
+            const gl_kv_view K{kt, krows.data(), kstride}, V{vt, vrows.data(), vstride};
+            const float scale = 1.0f / std::sqrt((float) s.head_dim);
+            std::vector<int64_t> lo((size_t) s.n_tok), hi((size_t) s.n_tok);
+            for (int64_t t = 0; t < s.n_tok; ++t) {
+                hi[(size_t) t] = s.first_pos + t + 1;
+                lo[(size_t) t] = s.window > 0 ? std::max<int64_t>(0, hi[(size_t) t] - s.window) : 0;
+            }
+            double max_v = 0;
+            for (float x : vd) max_v = std::max(max_v, (double) std::fabs(x));
+            for (gl_cpu_level level : all_levels()) {
+                REQUIRE(gl_cpu_level_set(level));
+                const std::string level_name = gl_cpu_level_name(level);
+                CAPTURE(level_name);
+                std::vector<float> ref((size_t) (s.n_tok * q_dim)), got((size_t) (s.n_tok * q_dim) + 8, -3.0f);
+                std::vector<float> scratch((size_t) (n_rows + s.head_dim));
+                for (int64_t t = 0; t < s.n_tok; ++t) {
+                    const int64_t a = lo[(size_t) t];
+                    const gl_kv_view Kt{kt, krows.data() + (size_t) a * kstride, kstride}, Vt{vt, vrows.data() + (size_t) a * vstride, vstride};
+                    gl_attention(q.data() + t * q_dim, s.n_head, s.n_head_kv, s.head_dim, Kt, Vt, hi[(size_t) t] - a, scale,
+                                 ref.data() + t * q_dim, scratch.data());
+                }
+                std::vector<float> bscratch(gl_attention_batch_scratch(n_rows, s.head_dim, s.n_tok * group) + 1, -5.0f);
+                for (int64_t h = 0; h < s.n_head_kv; ++h) {
+                    const int64_t off = h * group * s.head_dim;
+                    gl_attention_batch(q.data() + off, q_dim, s.n_tok, group, s.head_dim, h, K, V, lo.data(), hi.data(), scale, got.data() + off,
+                                       q_dim, bscratch.data());
+                }
+                CHECK(bscratch.back() == -5.0f);  // the stated scratch is enough
+                for (size_t i = ref.size(); i < got.size(); ++i) CHECK(got[i] == -3.0f);
+                // summation order only (and the f16/bf16 rounding of a probability landing on the other neighbour)
+                const gl_kv_type_traits * ve = gl_kv_get(vt);
+                const double tol = (ve->p_type == GL_TYPE_F32 ? 2e-5 : ve->p_type == GL_TYPE_F16 ? 2e-3 : 1e-2) * std::max(1.0, max_v);
+                int bad = 0;
+                for (size_t i = 0; i < ref.size(); ++i) {
+                    if (!(std::fabs(got[i] - ref[i]) <= tol) && bad++ < 3) FAIL_CHECK("out " << i << ": " << got[i] << " vs " << ref[i]);
+                }
+                CHECK(bad == 0);
+            }
+        }
+    }
+}
+
 // ---- quality on a real model ------------------------------------------------------------------------------------
 
 namespace {
@@ -426,4 +500,60 @@ TEST_CASE("kv types: q8_0 and q4_0 caches on stories4M stay close to the f16 cac
     CHECK(q4 > 20 * q8);
     CHECK((double) same_top["q8_0"] / (double) n_scored > 0.99);
     CHECK((double) same_top["q4_0"] / (double) n_scored > 0.93);
+}
+
+TEST_CASE("kv types: a prompt decoded as one batch (batched attention) gives the logits of decoding it token by token") {
+    // stories4M has 32-wide heads, so a batch of >= 8 positions takes gl_attention_batch and single tokens take
+    // gl_attention: the two paths' logits must agree to rounding, for f32 and f16 caches, a prompt split across
+    // two batches (the second continuing from the cache) included.
+    REQUIRE_SHARED();
+    const std::string path = shared_path("golden/stories4M/stories4M-F32.gguf");
+    std::ifstream probe(path);
+    if (!probe) {
+        if (ci_mode()) FAIL("missing " << path);
+        MESSAGE("SKIP: " << path << " not found");
+        return;
+    }
+    ModelFile mf = load_model(path, {});
+    Tokenizer tok = Tokenizer::from_metadata(mf.meta);
+    LlamaModel model(mf);
+    REQUIRE(gl_attention_batch_ok(GL_TYPE_F16, GL_TYPE_F16, model.hp.head_dim));
+    const std::vector<int32_t> prompt = tok.encode("Once upon a time, there was a little girl named Lily. She loved to play in the park with her dog.", true);
+    const int64_t n = (int64_t) prompt.size(), n_vocab = model.hp.n_vocab;
+    REQUIRE(n >= 20);
+    for (const char * kv_name : {"f32", "f16"}) {
+        CAPTURE(kv_name);
+        ContextParams cp;
+        cp.n_ctx = 64;
+        cp.n_batch = 64;
+        REQUIRE(gl_kv_type_from_name(kv_name, &cp.kv_type));
+        Context one(model, cp), split(model, cp), steps(model, cp);
+        Batch b;
+        for (int64_t i = 0; i < n; ++i) b.add(prompt[(size_t) i], (int32_t) i, 0, true);
+        one.decode(b);
+        b.clear();
+        for (int64_t i = 0; i < 10; ++i) b.add(prompt[(size_t) i], (int32_t) i, 0, false);
+        split.decode(b);
+        b.clear();
+        for (int64_t i = 10; i < n; ++i) b.add(prompt[(size_t) i], (int32_t) i, 0, true);
+        split.decode(b);
+        double worst = 0, worst_split = 0;
+        for (int64_t i = 0; i < n; ++i) {
+            b.clear();
+            b.add(prompt[(size_t) i], (int32_t) i, 0, true);
+            steps.decode(b);
+            const float * a = one.logits((size_t) i), * c = steps.logits(0);
+            double mx = 0;
+            for (int64_t v = 0; v < n_vocab; ++v) mx = std::max(mx, (double) std::fabs(c[v]));
+            for (int64_t v = 0; v < n_vocab; ++v) worst = std::max(worst, std::fabs((double) a[v] - c[v]) / mx);
+            if (i >= 10) {
+                const float * s = split.logits((size_t) (i - 10));
+                for (int64_t v = 0; v < n_vocab; ++v) worst_split = std::max(worst_split, std::fabs((double) s[v] - c[v]) / mx);
+            }
+        }
+        MESSAGE(std::string(kv_name) << " cache: largest logit difference batch vs token by token " << worst << ", split batch " << worst_split
+                        << " (of the row's largest |logit|)");
+        CHECK(worst < 2e-3);
+        CHECK(worst_split < 2e-3);
+    }
 }

@@ -1,4 +1,4 @@
-// AVX-512 float ops (dot, rms_norm, softmax, swiglu) with a vectorised expf: the gl_float_avx512 table.
+// AVX-512 float ops (dot, rms_norm, softmax, swiglu, batched attention's two products) with a vectorised expf: the gl_float_avx512 table.
 // Built with the same per-file flags as avx512.cpp (see CMakeLists.txt) and used only when the CPU has them.
 // Same rule: no inline functions from shared headers, no std:: templates; only the table is exported.
 #include "ggml-lite/cpu.h"
@@ -103,7 +103,97 @@ void swiglu(const float * gate, const float * up, int64_t n, float * out) {
     }
 }
 
+// ---- batched attention products (cpu.h gl_float_kernels att_qk / att_pv): R rows at a time, every output lane one
+// FMA chain in index order, as the reference.
+
+// R query rows × V vectors of 16 keys: s = q · kt over d.
+#define ATT_UNROLL _Pragma("GCC unroll 16")  // the tiles' accumulators stay in registers
+
+template <int R, int V>
+inline void qk_tile(int64_t hd, const float * q, int64_t ldq, const float * kt, int64_t ldk, float * s, int64_t lds) {
+    __m512 a[R][V];
+    ATT_UNROLL
+    for (int r = 0; r < R; ++r)
+        ATT_UNROLL
+        for (int v = 0; v < V; ++v) a[r][v] = _mm512_setzero_ps();
+    for (int64_t d = 0; d < hd; ++d) {
+        __m512 k[V];
+        ATT_UNROLL
+        for (int v = 0; v < V; ++v) k[v] = _mm512_loadu_ps(kt + d * ldk + 16 * v);
+        ATT_UNROLL
+        for (int r = 0; r < R; ++r) {
+            const __m512 qb = _mm512_set1_ps(q[r * ldq + d]);
+            ATT_UNROLL
+            for (int v = 0; v < V; ++v) a[r][v] = _mm512_fmadd_ps(qb, k[v], a[r][v]);
+        }
+    }
+    ATT_UNROLL
+    for (int r = 0; r < R; ++r)
+        ATT_UNROLL
+        for (int v = 0; v < V; ++v) _mm512_storeu_ps(s + r * lds + 16 * v, a[r][v]);
+}
+
+template <int R>
+inline void qk_rows(int64_t hd, int64_t n, const float * q, int64_t ldq, const float * kt, int64_t ldk, float * s, int64_t lds) {
+    int64_t j = 0;
+    for (; j + 64 <= n; j += 64) qk_tile<R, 4>(hd, q, ldq, kt + j, ldk, s + j, lds);
+    for (; j < n; j += 16) qk_tile<R, 1>(hd, q, ldq, kt + j, ldk, s + j, lds);
+}
+
+// Keys in slices of 64 (hd × 64 floats of kᵀ stay in L1 for every query row), query rows 4 at a time.
+void att_qk(int64_t nq, int64_t hd, int64_t n, const float * q, int64_t ldq, const float * kt, int64_t ldk, float * s, int64_t lds) {
+    for (int64_t j = 0; j < n; j += 64) {
+        const int64_t nj = n - j < 64 ? n - j : 64;
+        int64_t i = 0;
+        for (; i + 4 <= nq; i += 4) qk_rows<4>(hd, nj, q + i * ldq, ldq, kt + j, ldk, s + i * lds + j, lds);
+        for (; i < nq; ++i) qk_rows<1>(hd, nj, q + i * ldq, ldq, kt + j, ldk, s + i * lds + j, lds);
+    }
+}
+
+// R probability rows × V vectors of 16 output dims: o = p · v over j.
+template <int R, int V>
+inline void pv_tile(int64_t n, const float * p, int64_t ldp, const float * v, int64_t ldv, float * o, int64_t ldo, bool cont) {
+    __m512 a[R][V];
+    ATT_UNROLL
+    for (int r = 0; r < R; ++r)
+        ATT_UNROLL
+        for (int c = 0; c < V; ++c) a[r][c] = cont ? _mm512_loadu_ps(o + r * ldo + 16 * c) : _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; ++j) {
+        __m512 x[V];
+        ATT_UNROLL
+        for (int c = 0; c < V; ++c) x[c] = _mm512_loadu_ps(v + j * ldv + 16 * c);
+        ATT_UNROLL
+        for (int r = 0; r < R; ++r) {
+            const __m512 pb = _mm512_set1_ps(p[r * ldp + j]);
+            ATT_UNROLL
+            for (int c = 0; c < V; ++c) a[r][c] = _mm512_fmadd_ps(pb, x[c], a[r][c]);
+        }
+    }
+    ATT_UNROLL
+    for (int r = 0; r < R; ++r)
+        ATT_UNROLL
+        for (int c = 0; c < V; ++c) _mm512_storeu_ps(o + r * ldo + 16 * c, a[r][c]);
+}
+
+template <int R>
+inline void pv_rows(int64_t hd, int64_t n, const float * p, int64_t ldp, const float * v, int64_t ldv, float * o, int64_t ldo, bool cont) {
+    int64_t c = 0;
+    for (; c + 64 <= hd; c += 64) pv_tile<R, 4>(n, p, ldp, v + c, ldv, o + c, ldo, cont);
+    for (; c < hd; c += 16) pv_tile<R, 1>(n, p, ldp, v + c, ldv, o + c, ldo, cont);
+}
+
+// Rows of v in slices of 64 (64 × hd floats stay in L1 for every probability row); each slice continues the
+// outputs' FMA chains from o (a float stored and reloaded is exact: the same chain as one pass).
+void att_pv(int64_t nq, int64_t hd, int64_t n, const float * p, int64_t ldp, const float * v, int64_t ldv, float * o, int64_t ldo) {
+    for (int64_t j = 0; j < n; j += 64) {
+        const int64_t nj = n - j < 64 ? n - j : 64;
+        int64_t i = 0;
+        for (; i + 4 <= nq; i += 4) pv_rows<4>(hd, nj, p + i * ldp + j, ldp, v + j * ldv, ldv, o + i * ldo, ldo, j > 0);
+        for (; i < nq; ++i) pv_rows<1>(hd, nj, p + i * ldp + j, ldp, v + j * ldv, ldv, o + i * ldo, ldo, j > 0);
+    }
+}
+
 }  // namespace
 
 // geglu and add: the AVX2 ones.
-const gl_float_kernels gl_float_avx512 = {dot_f32_impl, rms_norm, softmax, swiglu, nullptr, nullptr};
+const gl_float_kernels gl_float_avx512 = {dot_f32_impl, rms_norm, softmax, swiglu, nullptr, nullptr, att_qk, att_pv};
