@@ -20,6 +20,10 @@
 // like the weight kernels in ggml-lite/cpu.cpp). Float types read through the active level's weight kernels
 // (vec_dot, axpy), so they need no entries of their own.
 //
+// Prompt batches whose keys are a float type take gl_attention_batch (ops.h) instead: it widens each head's rows with
+// the types' to_float and runs two float products (gl_float_kernels att_qk, att_pv), with the same q_type and p_type
+// roundings, so a value type needs nothing more for it.
+//
 // Adding a KV type: a registry entry in kv.cpp (with its scalar kernels), optional SIMD entries in kv_avx2.cpp /
 // kv_avx512.cpp, and a case in tests/test_kv_types.cpp; the CLI's --kv-type choices and help come from the registry.
 #pragma once
