@@ -1,5 +1,6 @@
-// The per-row types (ggml-lite/types.h: q3_row, q4_row, q8_row, their _a8 forms, a8_row) at the avx2 level (AVX2, FMA, F16C). Built with per-file flags
-// (CMakeLists.txt); the functions at the end are listed in avx2.cpp's table, everything else has internal linkage.
+// The per-row types (ggml-lite/types.h: q3_row, q4_row, q8_row, their _a8 forms, a8_row) at the avx2 level (AVX2,
+// FMA, F16C). Built with per-file flags (CMakeLists.txt); the functions at the end are listed in avx2.cpp's table,
+// everything else has internal linkage.
 // The scalar reference is ggml-lite/rowq.cpp; as at the avx512 level (rowq_avx512.cpp), a8_row quantization and the
 // A8 products are bit-identical to it (exact integer sums: vpmaddubsw of 4-bit codes × int8 cannot saturate, and
 // 8-bit codes go as two nibbles), the float-activation products equal it up to the order of the sums.

@@ -98,7 +98,8 @@ template <int BITS> inline void load_chunk(const uint8_t * q, int64_t c0, int m,
         }
         const __m512i m3 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4);
         for (int h = 0; h < (m == 128 ? 2 : 1); ++h) {
-            const __m512i lo = _mm512_maskz_and_epi32(m == 32 ? 0x00FF : 0xFFFF, _mm512_srlv_epi16(L, _mm512_load_si512(k_q3.shift16[mi] + 32 * h)), m3);
+            const __m512i sh = _mm512_srlv_epi16(L, _mm512_load_si512(k_q3.shift16[mi] + 32 * h));
+            const __m512i lo = _mm512_maskz_and_epi32(m == 32 ? 0x00FF : 0xFFFF, sh, m3);  // m = 32: codes 32..63 zero
             const __mmask64 hb = _mm512_test_epi8_mask(H, _mm512_load_si512(k_q3.sel[mi] + 64 * h));
             W[h] = _mm512_mask_add_epi8(lo, hb, lo, four);
         }
