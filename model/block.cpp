@@ -9,6 +9,10 @@
 
 namespace quill {
 
+// gl_attention_batch's scratch holds at most this many cache rows per task (about 2·head_dim + 64 floats each:
+// 10 MiB per thread at head_dim 128); a prompt chunk that sees more rows takes gl_attention token by token.
+constexpr int64_t kAttBatchMaxRows = 8192;
+
 gl_tensor * LlamaLayer::linear(LayerTensor role) {
     switch (role) {
         case LayerTensor::ATTN_Q: return &wq;
@@ -66,7 +70,7 @@ void BlockScratch::init(const LlamaHparams & hp, int64_t n_batch, int64_t n_ctx,
     att_chunk_ = std::min<int64_t>(64, std::max<int64_t>(4, 64 / group));
     att_tasks_.assign((size_t) (3 * n_batch * hp.n_head_kv), 0);
     att_batched_.assign((size_t) n_batch, 0);
-    att_batch_per_ = gl_attention_batch_scratch(n_ctx, hp.head_dim, att_chunk_ * group);
+    att_batch_per_ = gl_attention_batch_scratch(std::min<int64_t>(n_ctx, kAttBatchMaxRows), hp.head_dim, att_chunk_ * group);
     att_batch_threads_ = 0;
     att_batch_scratch_.release();
 }
@@ -135,12 +139,20 @@ void block_forward(const LlamaHparams & hp, const LlamaLayer & L, const BlockBat
             for (int64_t t = t0; t < t1; ++t) s.att_batched_[(size_t) t] = batched;
             if (!batched) continue;
             n_single -= t1 - t0;
-            for (int64_t c0 = t0; c0 < t1; c0 += s.att_chunk_)
+            for (int64_t c0 = t0; c0 < t1; c0 += s.att_chunk_) {
+                const int64_t nt = std::min(s.att_chunk_, t1 - c0), last = b.pos[c0 + nt - 1] + 1;
+                const int64_t first = L.window > 0 ? std::max<int64_t>(0, b.pos[c0] + 1 - L.window) : 0;
+                if (last - first > kAttBatchMaxRows) {  // past the scratch's rows (long contexts): one by one
+                    for (int64_t t = c0; t < c0 + nt; ++t) s.att_batched_[(size_t) t] = 0;
+                    n_single += nt;
+                    continue;
+                }
                 for (int64_t h = 0; h < hp.n_head_kv; ++h, ++n_tasks) {
                     task[3 * n_tasks] = c0;
-                    task[3 * n_tasks + 1] = std::min(s.att_chunk_, t1 - c0);
+                    task[3 * n_tasks + 1] = nt;
                     task[3 * n_tasks + 2] = h;
                 }
+            }
         }
     } else {
         std::fill(s.att_batched_.begin(), s.att_batched_.begin() + n, 0);
