@@ -431,18 +431,25 @@ double kld_rows(const float * base, const float * x, int64_t n) {
     return std::max(k, 0.0);
 }
 
-}  // namespace
-
-TEST_CASE("kv types: q8_0 and q4_0 caches on stories4M stay close to the f16 cache (KLD, llama.cpp's batch semantics)") {
-    REQUIRE_SHARED();
+// llama.cpp's F32 GGUF of stories4M (../shared/golden); false (a SKIP message, or a failure under CI) when absent.
+bool load_stories4m_f32(ModelFile * mf) {
     const std::string path = shared_path("golden/stories4M/stories4M-F32.gguf");
     std::ifstream probe(path);
     if (!probe) {
         if (ci_mode()) FAIL("missing " << path);
         MESSAGE("SKIP: " << path << " not found");
-        return;
+        return false;
     }
-    ModelFile mf = load_model(path, {});
+    *mf = load_model(path, {});
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("kv types: q8_0 and q4_0 caches on stories4M stay close to the f16 cache (KLD, llama.cpp's batch semantics)") {
+    REQUIRE_SHARED();
+    ModelFile mf;
+    if (!load_stories4m_f32(&mf)) return;
     Tokenizer tok = Tokenizer::from_metadata(mf.meta);
     LlamaModel model(mf);
     std::ifstream in(shared_path("data/text/tinystories-valid-head.txt"));
@@ -507,14 +514,8 @@ TEST_CASE("kv types: a prompt decoded as one batch (batched attention) gives the
     // gl_attention: the two paths' logits must agree to rounding, for f32 and f16 caches, a prompt split across
     // two batches (the second continuing from the cache) included.
     REQUIRE_SHARED();
-    const std::string path = shared_path("golden/stories4M/stories4M-F32.gguf");
-    std::ifstream probe(path);
-    if (!probe) {
-        if (ci_mode()) FAIL("missing " << path);
-        MESSAGE("SKIP: " << path << " not found");
-        return;
-    }
-    ModelFile mf = load_model(path, {});
+    ModelFile mf;
+    if (!load_stories4m_f32(&mf)) return;
     Tokenizer tok = Tokenizer::from_metadata(mf.meta);
     LlamaModel model(mf);
     REQUIRE(gl_attention_batch_ok(GL_TYPE_F16, GL_TYPE_F16, model.hp.head_dim));

@@ -31,7 +31,8 @@ inline __mmask64 lowmask(int bytes) { return bytes >= 64 ? ~(__mmask64) 0 : (((_
 
 // ---- a8_row activations -------------------------------------------------------------------------------------------
 
-// The codes and header of a row on grid g (a8_row_quantize: the row's own; a8_row_quantize_static: a tensor's).
+// The codes and header of a row on grid g (a8_row_quantize: the row's own grid; gl_a8_row_quantize_grid_avx512: a
+// tensor's static one).
 void a8_row_quantize_on(const float * x, void * vy, int64_t n, const A8Grid & g) {
     int8_t * c = (int8_t *) ((uint8_t *) vy + GL_ROW_HEADER_A);
     if (g.zero) {
@@ -73,8 +74,6 @@ void a8_row_quantize(const float * x, void * vy, int64_t n) {
     }
     a8_row_quantize_on(x, vy, n, a8_grid(mn, mx));  // rowq_common.h, as the reference
 }
-
-void a8_row_quantize_static(const float * x, void * vy, int64_t n, float s, int32_t z) { a8_row_quantize_on(x, vy, n, a8_grid_static(s, z)); }
 
 // ---- A8 products ----------------------------------------------------------------------------------------------------
 
@@ -426,7 +425,9 @@ void gemm_x16(int64_t n, int64_t nr, int64_t nt, const void * vw, size_t ws, con
 }  // namespace
 
 void gl_a8_row_quantize_avx512(const float * x, void * y, int64_t n) { a8_row_quantize(x, y, n); }
-void gl_a8_row_quantize_grid_avx512(const float * x, void * y, int64_t n, float s, int32_t z) { a8_row_quantize_static(x, y, n, s, z); }
+void gl_a8_row_quantize_grid_avx512(const float * x, void * y, int64_t n, float s, int32_t z) {
+    a8_row_quantize_on(x, y, n, a8_grid_static(s, z));  // rowq_common.h, as the reference
+}
 void gl_q3_row_vec_dot_a8_avx512(int64_t n, float * s, const void * x, const void * y) { vec_dot_a8<3>(n, s, x, y); }
 void gl_q3_row_gemm_a8_avx512(int64_t n, int64_t nr, int64_t nt, const void * w, size_t ws, const void * a, size_t as, float * y, int64_t ys) {
     gemm_a8<3>(n, nr, nt, w, ws, a, as, y, ys);
