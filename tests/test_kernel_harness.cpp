@@ -602,32 +602,35 @@ void check_vq_gemm(std::mt19937 & rng, gl_type t) {
             for (uint16_t & v : sc) v = gl_fp32_to_fp16(0.001f + (float) (rng() % 1000) * 1e-5f);
             GuardedBuf w(g.total_bytes);
             gl_vq_pack(g, idx.data(), cb.data(), sc.data(), w.data());
-            const int64_t nt = 5, act_n = gl_act_row_elems(t, ne0);
+            const int64_t ntmax = 5, act_n = gl_act_row_elems(t, ne0);
             const size_t act_row = gl_act_row_size(t, ne0);
-            std::vector<float> xf((size_t) (nt * act_n), 0.0f);
-            for (int64_t k = 0; k < nt; ++k) {
+            std::vector<float> xf((size_t) (ntmax * act_n), 0.0f);
+            for (int64_t k = 0; k < ntmax; ++k) {
                 const std::vector<float> r = normal_floats(rng, ne0, 2.0f);
                 std::copy(r.begin(), r.end(), xf.begin() + k * act_n);  // the padding stays zero
             }
-            GuardedBuf a(act_row * (size_t) nt);
-            for (int64_t k = 0; k < nt; ++k) gl_get_type_traits(GL_TYPE_Q8_0)->from_float(&xf[(size_t) (k * act_n)], a.data() + k * act_row, act_n);
-            for (int64_t r0 : {(int64_t) 0, ne1 / 2}) {
-                const int64_t nr = ne1 - r0;
-                std::vector<float> ref((size_t) (nr * nt));
-                gl_vq_gemm_scalar.at[t](g, w.data(), r0, nr, nt, a.data(), act_row, ref.data(), nr);
-                GuardedBuf y((size_t) (nr * nt) * sizeof(float));
-                gl_vq_gemm(t)(g, w.data(), r0, nr, nt, a.data(), act_row, y.f(), nr);
-                std::vector<float> wf((size_t) ne0), af((size_t) act_n);
-                for (int64_t r = 0; r < nr; ++r) {
-                    gl_vq_row_to_float(g, w.data(), r0 + r, wf.data());
-                    for (int64_t k = 0; k < nt; ++k) {
-                        gl_get_type_traits(GL_TYPE_Q8_0)->to_float(a.data() + k * act_row, af.data(), act_n);
-                        double mag = 0;
-                        for (int64_t i = 0; i < ne0; ++i) mag += std::fabs((double) wf[(size_t) i] * af[(size_t) i]);
-                        CHECK(std::fabs((double) y.f()[k * nr + r] - ref[(size_t) (k * nr + r)]) <= 1e-5 * mag + 1e-30);
+            GuardedBuf a(act_row * (size_t) ntmax);
+            for (int64_t k = 0; k < ntmax; ++k) gl_get_type_traits(GL_TYPE_Q8_0)->from_float(&xf[(size_t) (k * act_n)], a.data() + k * act_row, act_n);
+            for (const int64_t nt : {1, 2, 3, 4, 5}) {  // the decode kernels (1-4 tokens) and the batch kernel
+                CAPTURE(nt);
+                for (int64_t r0 : {(int64_t) 0, ne1 / 2}) {
+                    const int64_t nr = ne1 - r0;
+                    std::vector<float> ref((size_t) (nr * nt));
+                    gl_vq_gemm_scalar.at[t](g, w.data(), r0, nr, nt, a.data(), act_row, ref.data(), nr);
+                    GuardedBuf y((size_t) (nr * nt) * sizeof(float));
+                    gl_vq_gemm(t)(g, w.data(), r0, nr, nt, a.data(), act_row, y.f(), nr);
+                    std::vector<float> wf((size_t) ne0), af((size_t) act_n);
+                    for (int64_t r = 0; r < nr; ++r) {
+                        gl_vq_row_to_float(g, w.data(), r0 + r, wf.data());
+                        for (int64_t k = 0; k < nt; ++k) {
+                            gl_get_type_traits(GL_TYPE_Q8_0)->to_float(a.data() + k * act_row, af.data(), act_n);
+                            double mag = 0;
+                            for (int64_t i = 0; i < ne0; ++i) mag += std::fabs((double) wf[(size_t) i] * af[(size_t) i]);
+                            CHECK(std::fabs((double) y.f()[k * nr + r] - ref[(size_t) (k * nr + r)]) <= 1e-5 * mag + 1e-30);
+                        }
                     }
+                    CHECK(y.intact());
                 }
-                CHECK(y.intact());
             }
             CHECK(w.intact());
             CHECK(a.intact());

@@ -21,12 +21,13 @@
 // -128 · (the activation bytes summed), precomputed per token; then × the chunk's activation scale into a float
 // accumulator per group, × the group's fp16 scale at the group's end.
 //
-// Decode (1 to 4 tokens) walks 8 rows at a time (4 / 2 for 2 / 3-4 tokens) over a segment of up to 64 pairs (4096
-// weights; usual rows are one segment), every token of the call against each decoded pair (1.5-3 cycles per pair
-// and row on Zen 5, most of it vpermb / vpmultishiftqb / vpdpbusd port pressure). Rows of one row group share
-// codebook setup; the larger codebooks (2-D b3/b4, 4-D) are set up once per row group and segment into a stack
-// cache. Like avx512.cpp's decode, each block prefetches the rows two blocks ahead, pair by pair. Batches (more
-// than 4 tokens): the 16-row transposed kernel below.
+// Decode (1 to 4 tokens, gemm_tokens) runs every token of the call against each decoded step of NR rows (1.5-3
+// cycles per pair of chunks and row on Zen 5, most of it vpermb / vpmultishiftqb / vpdpbusd port pressure). Most
+// types walk their rows in lanes, each lane one sequential stream with its codebooks set up once per row group;
+// the 2-D b4 and 4-D types (512-byte and 1 KiB tables) walk 8 consecutive rows at a time (4 / 2 for 2 / 3-4
+// tokens), set up once per row group and segment into a stack cache. vq2_b3 decodes with V2B3Q: four chunks per
+// step, half the shuffle operations per weight of V2B3. Batches (more than 4 tokens): the 16-row transposed
+// kernel below.
 #include "ggml-lite/cpu.h"
 
 #include <immintrin.h>
@@ -155,17 +156,48 @@ alignas(64) const uint8_t k_identity[64] = {
 };
 
 
+// vq2_b3's quad decoder (V2B3Q below): four chunks (48 index bytes) -> 64 pair indices. Output qword m holds pairs
+// {4h .. 4h+3, 4h+8 .. 4h+11} of chunk c = m / 2 (h = m % 2): arranged source bytes N[4h .. 4h+3] (their nibbles)
+// and H[0..3] (the high bits: 2h for the first four pairs, 4 + 2h for the others); multishift A takes each nibble
+// to bits 0..3, B each pair's two high bits to bits 4..5. act0 / act1: where the pair's coordinate 0 / 1 sits in
+// the four chunks' 128 activation bytes (chunk c at 32c).
+struct Q3Tables {
+    uint8_t arr[64] = {}, msa[64] = {}, msb[64] = {}, act0[64] = {}, act1[64] = {};
+    constexpr Q3Tables() {
+        for (int m = 0; m < 8; ++m) {
+            const int c = m / 2, h = m % 2;
+            for (int b = 0; b < 8; ++b) {
+                const int i = 8 * m + b, lo = b < 4, k = lo ? b : b - 4;
+                arr[i] = (uint8_t) (12 * c + (lo ? 4 * h + k : 8 + k));
+                msa[i] = (uint8_t) (lo ? 8 * k : 8 * k + 4);
+                msb[i] = (uint8_t) (lo ? 28 + 8 * k + 2 * h : 32 + 8 * k + 2 * h);
+                const int pair = lo ? 4 * h + k : 4 * h + 8 + k;
+                act0[i] = (uint8_t) (32 * c + 2 * pair);
+                act1[i] = (uint8_t) (32 * c + 2 * pair + 1);
+            }
+        }
+    }
+};
+alignas(64) constexpr Q3Tables k_q3{};
+
 const __mmask64 ODD_BYTES = 0xAAAAAAAAAAAAAAAAull;
 
 inline __m512i ld(const uint8_t * t) { return _mm512_load_si512((const void *) t); }
 inline __m512i bias() { return _mm512_set1_epi8((char) 0x80); }
+
+// Decoders of two chunks per step (one 64-byte vector of weights) derive from Pairs; V2B3Q decodes four (two vectors,
+// one per pair coordinate).
+struct Pairs {
+    static constexpr int CH = 2;  // chunks per step
+    static constexpr int NV = 1;  // weight vectors per step
+};
 
 // ---- decoders: D::decode(p, lut) = the pair of chunks at p (two chunks of D::BYTES; the second may lie past the
 // row's end when a row has an odd number of chunks: its activations are zero) as 64 unsigned bytes, codebook
 // entry + 128, in D's byte order: output byte i is weight perm[i] % 32 of the pair's chunk perm[i] / 32. ---------
 
 // 1-D, 2 bits: byte j, bits 2k..2k+1 = index of weight j + 8k. Qword m of the broadcast = chunk m % 2.
-struct V1B2 {
+struct V1B2 : Pairs {
     static constexpr int BYTES = 8;
     static constexpr bool BIG = false;
     // output dword k holds the weights of natural dword PI[k] of the pair (0..7: first chunk, 8..15: second)
@@ -183,7 +215,7 @@ struct V1B2 {
 // qword m of chunk m / 4 = bytes {4i .. 4i+3, 8 + k, 10 + k} (i = m % 2, k = m / 2 % 2): everything of weights
 // 4i .. 4i+3 + 8k and + 8(k+2), which are its two output dwords; multishift A takes the low bits to bits 0..1, B
 // the high bit to bit 2, vpternlogd merges.
-struct V1B3 {
+struct V1B3 : Pairs {
     static constexpr int BYTES = 12;
     static constexpr bool BIG = false;
     // output dword k holds the weights of natural dword PI[k] of the pair (0..7: first chunk, 8..15: second)
@@ -199,7 +231,7 @@ struct V1B3 {
 };
 
 // 1-D, 4 bits: byte j = weight j (low nibble), j + 16 (high). Lane l of the broadcast = chunk l % 2, nibble l / 2.
-struct V1B4 {
+struct V1B4 : Pairs {
     static constexpr int BYTES = 16;
     static constexpr bool BIG = false;
     // output dword k holds the weights of natural dword PI[k] of the pair (0..7: first chunk, 8..15: second)
@@ -216,7 +248,7 @@ struct V1B4 {
 // 2-D, 2 bits (16 pairs of 4-bit indices): byte j = pair j (low nibble), j + 8 (high). The multishift puts a pair's
 // index in the low byte of its word; vpermw looks the word (both coordinates) up in the codebook as stored (16
 // words, repeated twice: index bit 4 is not masked).
-struct V2B2 {
+struct V2B2 : Pairs {
     static constexpr int BYTES = 8;
     static constexpr bool BIG = false;
     // output dword k holds the weights of natural dword PI[k] of the pair (0..7: first chunk, 8..15: second)
@@ -234,7 +266,7 @@ struct V2B2 {
 // Source qword m of chunk m / 4 = bytes {4i .. 4i+3, 8 .. 11} (i = m % 2): everything of pairs 4q .. 4q+3 (q = m % 4),
 // which are its output qword, so the order is natural. Multishift A takes the nibble to bits 0..3, B the high bits
 // to 4..5, vpternlogd merges; vpermi2w looks the pair up in the codebook as stored (64 words in two registers).
-struct V2B3 {
+struct V2B3 : Pairs {
     static constexpr int BYTES = 12;
     static constexpr bool BIG = true;
     // output dword k holds the weights of natural dword PI[k] of the pair (0..7: first chunk, 8..15: second)
@@ -253,9 +285,36 @@ struct V2B3 {
     }
 };
 
+// 2-D, 3 bits, four chunks per step (the decode kernel's; batches use V2B3): 64 pair indices in one vector (k_q3),
+// looked up per coordinate with vpermb in a 64-byte table (its low 6 bits are the index: bits 6..7 need no mask).
+// Weight vector e holds coordinate e of the pairs, against the activations arranged the same way (k_q3.act<e>):
+// five shuffle-port operations per 128 weights where V2B3 takes five per 64.
+struct V2B3Q {
+    static constexpr int CH = 4;
+    static constexpr int NV = 2;
+    static constexpr int BYTES = 12;
+    static constexpr bool BIG = true;
+    struct Lut { __m512i t0, t1; };  // coordinate 0 / 1 of the 64 entries, + 128
+    static inline void setup(const int8_t * cb, Lut & L) {
+        const __m512i a = _mm512_xor_si512(_mm512_loadu_si512((const void *) cb), bias());
+        const __m512i b = _mm512_xor_si512(_mm512_loadu_si512((const void *) (cb + 64)), bias());
+        L.t0 = _mm512_permutex2var_epi8(a, ld(k_even), b);
+        L.t1 = _mm512_permutex2var_epi8(a, ld(k_odd), b);
+    }
+    // Reads 64 bytes at p: past the row's 48 when fewer chunks remain, still inside the tensor (the side section
+    // follows the last row), and those indices meet zero activations.
+    static inline void decode(const uint8_t * p, const Lut & L, __m512i W[2]) {
+        const __m512i s = _mm512_permutexvar_epi8(ld(k_q3.arr), _mm512_loadu_si512((const void *) p));
+        const __m512i a = _mm512_multishift_epi64_epi8(ld(k_q3.msa), s), b = _mm512_multishift_epi64_epi8(ld(k_q3.msb), s);
+        const __m512i i = _mm512_ternarylogic_epi32(a, b, _mm512_set1_epi8(0x0F), 0xE4);  // c ? a : b
+        W[0] = _mm512_permutexvar_epi8(i, L.t0);
+        W[1] = _mm512_permutexvar_epi8(i, L.t1);
+    }
+};
+
 // 2-D, 4 bits: byte j = index of pair j (256 pairs, 512 bytes). Each index byte doubled (natural order); per
 // coordinate a 256-entry table in 4 registers: two vpermt2b (entries 0..127, 128..255) and a blend on bit 7.
-struct V2B4 {
+struct V2B4 : Pairs {
     static constexpr int BYTES = 16;
     static constexpr bool BIG = true;
     // output dword k holds the weights of natural dword PI[k] of the pair (0..7: first chunk, 8..15: second)
@@ -281,7 +340,7 @@ struct V2B4 {
 };
 
 // 4-D, 2 bits: byte j = index of quad j (256 quads, 1 KB). As 2-D b4 with four coordinates (16 table registers).
-struct V4B2 {
+struct V4B2 : Pairs {
     static constexpr int BYTES = 8;
     static constexpr bool BIG = true;
     // output dword k holds the weights of natural dword PI[k] of the pair (0..7: first chunk, 8..15: second)
@@ -316,28 +375,51 @@ struct V4B2 {
 
 // ---- activations ----------------------------------------------------------------------------------------------
 
-// One pair of Q8_0 blocks of one token in a decoder's byte order: the bytes, the exact offset correction
-// -128 · (each dword lane's 4 bytes summed) as the dot's starting value, and each lane's block scale.
-struct PairAct {
-    __m512i a, nc;
+// One step (D::CH Q8_0 blocks) of one token in a decoder's byte order: the bytes (one vector per weight vector), the
+// exact offset correction -128 · (each dword lane's bytes summed over the vectors) as the dot's starting value, and
+// each lane's block scale.
+template <int NV> struct StepAct {
+    __m512i a[NV], nc;
     __m512 dy;
 };
+template <class D> using ActOf = StepAct<D::NV>;
 
-// Pairs [p0, p0 + np) of one token's row of nch blocks (the block after the last one reads as zeros).
-template <class D> void act_setup(const gl_block_q8_0 * a, int64_t p0, int64_t np, int64_t nch, PairAct * out) {
-    const __m512i perm = ld(D::perm());
-    __mmask16 second = 0;  // dword lanes of the pair's second chunk
-    for (int l = 0; l < 16; ++l) second |= (__mmask16) ((D::perm()[4 * l] >= 32 ? 1u : 0u) << l);
+// Steps [p0, p0 + np) of one token's row of nch blocks (blocks past the last one read as zeros).
+template <class D> void act_setup(const gl_block_q8_0 * a, int64_t p0, int64_t np, int64_t nch, ActOf<D> * out) {
     const __m512i ones80 = bias();
-    for (int64_t i = 0; i < np; ++i) {
-        const int64_t c = 2 * (p0 + i);
-        const bool two = c + 1 < nch;
-        const __m256i lo = _mm256_loadu_si256((const __m256i *) a[c].qs);
-        const __m256i hi = two ? _mm256_loadu_si256((const __m256i *) a[c + 1].qs) : _mm256_setzero_si256();
-        const __m512i A = _mm512_permutexvar_epi8(perm, _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
-        out[i].a = A;
-        out[i].nc = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones80, A));
-        out[i].dy = _mm512_mask_blend_ps(second, _mm512_set1_ps(h2f(a[c].d)), _mm512_set1_ps(two ? h2f(a[c + 1].d) : 0.0f));
+    if constexpr (D::NV == 2) {  // V2B3Q: chunk c of the quad in dword lanes 4c .. 4c+3
+        const __m512i lane_chunk = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+        for (int64_t i = 0; i < np; ++i) {
+            const int64_t c = 4 * (p0 + i);
+            __m256i q[4];
+            alignas(16) float d[4];
+            for (int k = 0; k < 4; ++k) {
+                const bool in = c + k < nch;
+                q[k] = in ? _mm256_loadu_si256((const __m256i *) a[c + k].qs) : _mm256_setzero_si256();
+                d[k] = in ? h2f(a[c + k].d) : 0.0f;
+            }
+            const __m512i X = _mm512_inserti64x4(_mm512_castsi256_si512(q[0]), q[1], 1);
+            const __m512i Y = _mm512_inserti64x4(_mm512_castsi256_si512(q[2]), q[3], 1);
+            out[i].a[0] = _mm512_permutex2var_epi8(X, ld(k_q3.act0), Y);
+            out[i].a[1] = _mm512_permutex2var_epi8(X, ld(k_q3.act1), Y);
+            const __m512i s = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones80, out[i].a[0]), ones80, out[i].a[1]);
+            out[i].nc = _mm512_sub_epi32(_mm512_setzero_si512(), s);
+            out[i].dy = _mm512_permutexvar_ps(lane_chunk, _mm512_castps128_ps512(_mm_load_ps(d)));
+        }
+    } else {
+        const __m512i perm = ld(D::perm());
+        __mmask16 second = 0;  // dword lanes of the pair's second chunk
+        for (int l = 0; l < 16; ++l) second |= (__mmask16) ((D::perm()[4 * l] >= 32 ? 1u : 0u) << l);
+        for (int64_t i = 0; i < np; ++i) {
+            const int64_t c = 2 * (p0 + i);
+            const bool two = c + 1 < nch;
+            const __m256i lo = _mm256_loadu_si256((const __m256i *) a[c].qs);
+            const __m256i hi = two ? _mm256_loadu_si256((const __m256i *) a[c + 1].qs) : _mm256_setzero_si256();
+            const __m512i A = _mm512_permutexvar_epi8(perm, _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+            out[i].a[0] = A;
+            out[i].nc = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones80, A));
+            out[i].dy = _mm512_mask_blend_ps(second, _mm512_set1_ps(h2f(a[c].d)), _mm512_set1_ps(two ? h2f(a[c + 1].d) : 0.0f));
+        }
     }
 }
 
@@ -351,62 +433,83 @@ struct Geo {
     int64_t R, ncg, n_groups, nch, npair, pg;  // pg: pairs per column group (the last group may have fewer)
 };
 
-constexpr int64_t MAXG = 16;  // column groups per segment at most (their scales are converted 16 at a time)
-constexpr int64_t PFD = 2;    // blocks of rows between the one computed and the one prefetched
+constexpr int64_t PFD = 2;  // blocks of rows between the one computed and the one prefetched (block walk)
+constexpr int64_t PFL = 2;  // rows between the one computed and the one prefetched in each lane (lane walk)
 
-// One pair (local index p) of NR rows × T tokens; also prefetches the same bytes of the rows fdelta bytes on.
+// One step (local index p) of NR rows × T tokens; also prefetches the same bytes of the rows fdelta bytes on.
 template <class D, int T, int NR>
-inline void pair_step(const uint8_t * const rp[NR], size_t fdelta, const typename D::Lut * const lut[NR], int64_t p, const PairAct * act,
+inline void pair_step(const uint8_t * const rp[NR], size_t fdelta, const typename D::Lut * const lut[NR], int64_t p, const ActOf<D> * act,
                       int64_t act_seg, __m512 facc[NR * T]) {
-    __m512i A[T], NC[T];
+    constexpr size_t SB = (size_t) D::CH * D::BYTES;  // index bytes per step
+    __m512i A[T][D::NV], NC[T];
     __m512 DY[T];
     GL_UNROLL
     for (int t = 0; t < T; ++t) {
-        const PairAct & x = act[t * act_seg + p];
-        A[t] = x.a;
+        const ActOf<D> & x = act[t * act_seg + p];
+        GL_UNROLL
+        for (int v = 0; v < D::NV; ++v) A[t][v] = x.a[v];
         NC[t] = x.nc;
         DY[t] = x.dy;
     }
     GL_UNROLL
     for (int r = 0; r < NR; ++r) {
-        _mm_prefetch((const char *) rp[r] + fdelta + (size_t) p * 2 * D::BYTES, _MM_HINT_T0);
-        const __m512i W = D::decode(rp[r] + (size_t) p * 2 * D::BYTES, *lut[r]);
+        _mm_prefetch((const char *) rp[r] + fdelta + (size_t) p * SB, _MM_HINT_T0);
+        __m512i W[D::NV];
+        if constexpr (D::NV == 2) D::decode(rp[r] + (size_t) p * SB, *lut[r], W);
+        else W[0] = D::decode(rp[r] + (size_t) p * SB, *lut[r]);
         GL_UNROLL
-        for (int t = 0; t < T; ++t)
-            facc[r * T + t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(NC[t], W, A[t])), DY[t], facc[r * T + t]);
+        for (int t = 0; t < T; ++t) {
+            __m512i acc = NC[t];
+            GL_UNROLL
+            for (int v = 0; v < D::NV; ++v) acc = _mm512_dpbusd_epi32(acc, W[v], A[t][v]);
+            facc[r * T + t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), DY[t], facc[r * T + t]);
+        }
     }
 }
 
-// NR rows (index bytes of the segment's first pair at rp[r]) × T tokens over the column groups [cg0, cg1) of the
-// segment starting at pair p0. Rows r and r' share a row group (its codebooks and scales) when r / SUB == r' / SUB:
-// then the codebooks are set up once per group for the SUB rows (or come set up in `cache`, indexed by cg - cg0,
-// when CACHED: all NR rows in one row group), and sc[16 (r / SUB) + cg - cg0] is the scale.
-template <class D, int T, int NR, int SUB, bool CACHED>
-inline void rows_segment(const Geo & G, const uint8_t * const rp[NR], size_t fdelta, const int64_t rg[NR / SUB], const float * sc, int64_t cg0,
-                         int64_t cg1, int64_t p0, const PairAct * act, int64_t act_seg, const typename D::Lut * cache, __m512 racc[NR * T]) {
+// NR rows (index bytes of the segment's first step at rp[r]) × T tokens over the column groups [cg0, cg1) of the
+// segment starting at step p0. Rows r and r' share a row group rg[r / SUB] (its codebooks and scales) when
+// r / SUB == r' / SUB: then the codebooks are set up once per group for the SUB rows (or come set up in `cache`,
+// indexed by cg - cg0, when CACHED: all NR rows in one row group).
+// A row of the lane walk: its index, and its lane's codebooks (D::Lut, set up) and scales for the segment's groups.
+struct LaneRow {
+    int64_t row;
+    const void * lut;
+    const float * sc;
+};
+
+// Codebooks and scales: set up here per group for each SUB rows (MODE_OWN), set up in `cache` for all NR rows
+// (MODE_CACHED: one row group), or set up in each row's lane (MODE_LANES, SUB = 1).
+enum { MODE_OWN, MODE_CACHED, MODE_LANES };
+
+template <class D, int T, int NR, int SUB, int MODE>
+inline void rows_segment(const Geo & G, const uint8_t * const rp[NR], size_t fdelta, const int64_t rg[NR / SUB], const LaneRow * lane,
+                         int64_t cg0, int64_t cg1, int64_t p0, const ActOf<D> * act, int64_t act_seg, const typename D::Lut * cache,
+                         __m512 racc[NR * T]) {
     constexpr int NS = NR / SUB;
     for (int64_t cg = cg0; cg < cg1; ++cg) {
         const int64_t pa = cg * G.pg - p0, pb = min_i64((cg + 1) * G.pg, G.npair) - p0;
-        typename D::Lut own[CACHED ? 1 : NS];
+        typename D::Lut own[MODE == MODE_OWN ? NS : 1];
         const typename D::Lut * lut[NR];
-        if (!CACHED) {
+        if (MODE == MODE_OWN) {
             GL_UNROLL
             for (int i = 0; i < NS; ++i) D::setup(G.cbs + (size_t) (rg[i] * G.ncg + cg) * G.cb_bytes, own[i]);
         }
         GL_UNROLL
-        for (int r = 0; r < NR; ++r) lut[r] = CACHED ? cache + (cg - cg0) : &own[r / SUB];
+        for (int r = 0; r < NR; ++r)
+            lut[r] = MODE == MODE_LANES ? (const typename D::Lut *) lane[r].lut + (cg - cg0) : MODE == MODE_CACHED ? cache + (cg - cg0) : &own[r / SUB];
         __m512 facc[NR * T];
         GL_UNROLL
         for (int i = 0; i < NR * T; ++i) facc[i] = _mm512_setzero_ps();
-        if (pb - pa == 4) {  // a whole group of 256 columns: unrolled
+        if (pb - pa == 8 / D::CH) {  // a whole group of 256 columns: unrolled
             GL_UNROLL
-            for (int q = 0; q < 4; ++q) pair_step<D, T, NR>(rp, fdelta, lut, pa + q, act, act_seg, facc);
+            for (int q = 0; q < 8 / D::CH; ++q) pair_step<D, T, NR>(rp, fdelta, lut, pa + q, act, act_seg, facc);
         } else {
             for (int64_t p = pa; p < pb; ++p) pair_step<D, T, NR>(rp, fdelta, lut, p, act, act_seg, facc);
         }
         GL_UNROLL
         for (int i = 0; i < NS; ++i) {
-            const __m512 s = _mm512_set1_ps(sc[MAXG * i + (cg - cg0)]);
+            const __m512 s = _mm512_set1_ps(MODE == MODE_LANES ? lane[i].sc[cg - cg0] : h2f(load_u16(G.scales + 2 * (rg[i] * G.ncg + cg))));
             GL_UNROLL
             for (int r = i * SUB; r < (i + 1) * SUB; ++r) {
                 GL_UNROLL
@@ -428,37 +531,42 @@ inline __m128 reduce4(__m512 v0, __m512 v1, __m512 v2, __m512 v3) {
 
 inline void store_out(float * o, float v, bool add) { *o = add ? *o + v : v; }
 
-template <class D, int T, int NR, int SUB, bool CACHED>
-inline void rows_run(const Geo & G, int64_t row, int64_t r0, int64_t cg0, int64_t cg1, int64_t p0, const PairAct * act, int64_t act_seg,
-                     const typename D::Lut * cache, bool first_seg, float * y, int64_t y_stride, int64_t prow) {
+// NR rows × T tokens over the segment's column groups [cg0, cg1): rows row .. row + NR - 1 (lane == nullptr), or
+// lane[r].row (the lane walk, SUB = 1). Each row's bytes fdelta on are prefetched as it goes.
+
+template <class D, int T, int NR, int SUB, int MODE>
+inline void rows_run(const Geo & G, int64_t row, const LaneRow * lane, size_t fdelta, int64_t r0, int64_t cg0, int64_t cg1, int64_t p0,
+                     const ActOf<D> * act, int64_t act_seg, const typename D::Lut * cache, bool first_seg, float * y, int64_t y_stride) {
     constexpr int NS = NR / SUB;
     const uint8_t * rp[NR];
     int64_t rg[NS];
-    alignas(64) float sc[MAXG * NS];
-    const __mmask16 gm = (__mmask16) ((1u << (cg1 - cg0)) - 1);
     GL_UNROLL
-    for (int r = 0; r < NR; ++r) rp[r] = G.data + (size_t) (row + r) * G.row_bytes + (size_t) p0 * 2 * D::BYTES;
+    for (int r = 0; r < NR; ++r) rp[r] = G.data + (size_t) (lane ? lane[r].row : row + r) * G.row_bytes + (size_t) p0 * D::CH * D::BYTES;
     GL_UNROLL
-    for (int i = 0; i < NS; ++i) {
-        rg[i] = (row + i * SUB) / G.R;
-        _mm512_store_ps(sc + MAXG * i, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(gm, G.scales + 2 * (rg[i] * G.ncg + cg0))));
-    }
+    for (int i = 0; i < NS; ++i) rg[i] = lane ? 0 : (row + i * SUB) / G.R;
     __m512 racc[NR * T];
     GL_UNROLL
     for (int i = 0; i < NR * T; ++i) racc[i] = _mm512_setzero_ps();
-    rows_segment<D, T, NR, SUB, CACHED>(G, rp, (size_t) (prow - row) * G.row_bytes, rg, sc, cg0, cg1, p0, act, act_seg, cache, racc);
+    rows_segment<D, T, NR, SUB, MODE>(G, rp, fdelta, rg, lane, cg0, cg1, p0, act, act_seg, cache, racc);
     GL_UNROLL
     for (int t = 0; t < T; ++t) {
-        float * o = y + t * y_stride + (row - r0);
+        float * o = y + t * y_stride - r0;
         int r = 0;
         GL_UNROLL
         for (; r + 4 <= NR; r += 4) {
             __m128 v = reduce4(racc[r * T + t], racc[(r + 1) * T + t], racc[(r + 2) * T + t], racc[(r + 3) * T + t]);
-            if (!first_seg) v = _mm_add_ps(v, _mm_loadu_ps(o + r));
-            _mm_storeu_ps(o + r, v);
+            if (!lane) {
+                if (!first_seg) v = _mm_add_ps(v, _mm_loadu_ps(o + row + r));
+                _mm_storeu_ps(o + row + r, v);
+            } else {
+                alignas(16) float f[4];
+                _mm_store_ps(f, v);
+                GL_UNROLL
+                for (int k = 0; k < 4; ++k) store_out(o + lane[r + k].row, f[k], !first_seg);
+            }
         }
         GL_UNROLL
-        for (; r < NR; ++r) store_out(o + r, _mm512_reduce_add_ps(racc[r * T + t]), !first_seg);
+        for (; r < NR; ++r) store_out(o + (lane ? lane[r].row : row + r), _mm512_reduce_add_ps(racc[r * T + t]), !first_seg);
     }
 }
 
@@ -467,24 +575,84 @@ inline void prefetch_range(const void * begin, size_t bytes) {
     for (; p < (const char *) begin + bytes; p += 64) _mm_prefetch(p, _MM_HINT_T0);
 }
 
+// Whether decode walks D's rows in lanes (below): the types whose codebooks are cheap to set up per row (every one but
+// the 2-D b4 and 4-D types, whose 512-byte and 1 KiB lookup tables are set up once per row group).
+template <class D> constexpr bool lane_walk() { return !D::BIG || D::NV == 2; }
+
 // Rows [r0, r0 + nr) × tokens [0, T).
+// Lane walk: the rows are cut into NR lanes of nr / NR contiguous rows, and each step of the walk takes the next row
+// of every lane, so that every lane is one sequential stream through memory (its prefetches, PFL rows ahead, run on
+// into its next rows). Measured on the issue-11 host (one thread, vq2_b3 at Llama-2-7B's shapes and decode chunks,
+// against a plain 8-stream read of the same bytes): reading NR consecutive rows in step (the block walk, which the
+// 2-D b4 and 4-D types keep) streamed 66-79% of the read, 8 lanes 87-107%, 4 lanes (fewer registers spilled)
+// 90-110%. The rows left over (fewer than NR) and the block walk's rows: NR rows at a time of one row group where
+// they share one, else one by one.
 template <class D, int T>
 void gemm_tokens(const Geo & G, int64_t r0, int64_t nr, const uint8_t * act, size_t act_stride, float * y, int64_t y_stride) {
-    constexpr int NR = T == 1 ? 8 : T == 2 ? 4 : 2;
-    constexpr int64_t SEGP = T <= 2 ? 64 : 32;  // pairs per segment: the activation setup (192 bytes per pair and token) stays in L1
-    alignas(64) PairAct abuf[T * SEGP];
-    // Big codebooks of one row group for the segment's column groups (BIG types have groups of 4 pairs, or one group).
-    alignas(64) typename D::Lut cache[D::BIG ? SEGP / 4 : 1];
-    const int64_t segg = G.ncg == 1 ? 1 : min_i64(MAXG, SEGP / G.pg);
+    constexpr bool LANES = lane_walk<D>();
+    constexpr int NR = T == 1 ? (LANES ? 4 : 8) : T == 2 ? 4 : 2;
+    // Steps per segment: the activation setup (192 or 256 bytes per step and token) stays in L1 or L2. The lane
+    // walk's segments hold at most LG column groups, whose codebooks each lane keeps set up (with its scales as
+    // floats) while it stays in one row group: for one token, whole rows of up to 12,288 weights in 256-column
+    // groups (Llama-2-7B's ffn_down: 11,008), since a lane that reads its rows in several passes (a segment at a
+    // time) no longer streams (77% of the read stream there, against 90% and more for 4,096-weight rows).
+    constexpr int64_t LG = T == 1 ? 48 : 16;
+    constexpr int64_t SEGP = LANES ? LG * 8 / D::CH : (T <= 2 ? 128 : 64) / D::CH;
+    alignas(64) ActOf<D> abuf[T * SEGP];
+    // Big codebooks of one row group for the segment's column groups (BIG types have groups of 8 chunks, or one group).
+    alignas(64) typename D::Lut cache[D::BIG ? SEGP * D::CH / 8 : 1];
+    alignas(64) typename D::Lut lane_lut[LANES ? NR * LG : 1];
+    alignas(64) float lane_sc[LANES ? NR * LG : 1];
+    const int64_t segg = G.ncg == 1 ? 1 : LANES ? min_i64(LG, SEGP / G.pg) : SEGP / G.pg;
+    const int64_t L = LANES ? nr / NR : 0;  // rows per lane
     for (int64_t cs = 0; cs < G.ncg; cs += segg) {
         const int64_t ce = min_i64(G.ncg, cs + segg), p0 = cs * G.pg, np = min_i64(ce * G.pg, G.npair) - p0;
         GL_UNROLL
         for (int t = 0; t < T; ++t) act_setup<D>((const gl_block_q8_0 *) (act + (size_t) t * act_stride), p0, np, G.nch, abuf + t * SEGP);
+        // Lane l starts at its row phase_l = l (and wraps to its first row after its last): lanes of 2^k rows of a
+        // size dividing 4096 would otherwise read at the same page offset, on the same cache sets.
+        LaneRow lr[NR];
+        int64_t lnext[NR], lrg[NR];  // lane step at which lane l's row group changes (or it wraps); its row group
+        auto enter = [&](int l, int64_t i) {  // lane l at step i enters row lr[l].row: its row group's codebooks
+            const int64_t row = lr[l].row, rg = row / G.R;
+            lnext[l] = i + min_i64((rg + 1) * G.R - row, r0 + (l + 1) * L - row);
+            if (rg == lrg[l]) return;
+            lrg[l] = rg;
+            for (int64_t cg = cs; cg < ce; ++cg) {
+                D::setup(G.cbs + (size_t) (rg * G.ncg + cg) * G.cb_bytes, lane_lut[l * LG + cg - cs]);
+                lane_sc[l * LG + cg - cs] = h2f(load_u16(G.scales + 2 * (rg * G.ncg + cg)));
+            }
+        };
+        for (int l = 0; l < (L > 0 ? NR : 0); ++l) {
+            lr[l].row = r0 + l * L + (l % L);
+            lr[l].lut = lane_lut + l * LG;
+            lr[l].sc = lane_sc + l * LG;
+            lrg[l] = -1;
+            enter(l, 0);
+        }
+        for (int64_t i = 0; i < L; ++i) {
+            for (int l = 0; l < NR; ++l) {
+                if (i == lnext[l]) {
+                    if (lr[l].row == r0 + (l + 1) * L) lr[l].row = r0 + l * L;  // the wrap
+                    enter(l, i);
+                }
+                // the lane's scales and codebooks two rows before it enters a new row group
+                if (i + 2 == lnext[l]) {
+                    const int64_t ga = (lr[l].row + 2) / G.R * G.ncg + cs, gb = ga + (ce - cs);
+                    if (gb <= G.n_groups) {
+                        prefetch_range(G.scales + 2 * ga, (size_t) (gb - ga) * 2);
+                        prefetch_range(G.cbs + (size_t) ga * G.cb_bytes, (size_t) (gb - ga) * G.cb_bytes);
+                    }
+                }
+            }
+            rows_run<D, T, NR, 1, MODE_LANES>(G, 0, lr, PFL * G.row_bytes, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride);
+            for (int l = 0; l < NR; ++l) ++lr[l].row;
+        }
         int64_t cached = -1;
-        for (int64_t r = 0; r < nr;) {
+        for (int64_t r = NR * L; r < nr;) {
             const int64_t row = r0 + r;
             const int64_t rg = row / G.R;
-            const bool full = r + NR <= nr;
+            const bool full = !LANES && r + NR <= nr;
             // Rows sharing codebooks: SUB consecutive rows of one row group (the largest power of two <= NR that fits).
             int sub = full ? NR : 1;
             for (; sub > 1; sub /= 2) {
@@ -499,7 +667,7 @@ void gemm_tokens(const Geo & G, int64_t r0, int64_t nr, const uint8_t * act, siz
                 cached = rg;
             }
             // The rows PFD blocks ahead (or the next call's first rows, the same thread's next chunk in gl_mul_mat) are
-            // prefetched pair by pair; their scales and (when they change) codebooks now.
+            // prefetched step by step; their scales and (when they change) codebooks now.
             const int64_t fr = row + PFD * NR;
             const int64_t fg0 = fr / G.R, fg1 = (fr + NR - 1) / G.R;
             if (fg1 * G.ncg < G.n_groups && (!D::BIG || fg1 != (fr - NR) / G.R || r == 0)) {
@@ -508,16 +676,16 @@ void gemm_tokens(const Geo & G, int64_t r0, int64_t nr, const uint8_t * act, siz
                 prefetch_range(G.cbs + (size_t) ga * G.cb_bytes, (size_t) (gb - ga) * G.cb_bytes);
             }
             if (D::BIG) {
-                if (block) rows_run<D, T, NR, NR, true>(G, row, r0, cs, ce, p0, abuf, SEGP, cache, cs == 0, y, y_stride, fr);
-                else rows_run<D, T, 1, 1, true>(G, row, r0, cs, ce, p0, abuf, SEGP, cache, cs == 0, y, y_stride, fr);
+                if (block) rows_run<D, T, NR, NR, MODE_CACHED>(G, row, nullptr, (size_t) (fr - row) * G.row_bytes, r0, cs, ce, p0, abuf, SEGP, cache, cs == 0, y, y_stride);
+                else rows_run<D, T, 1, 1, MODE_CACHED>(G, row, nullptr, (size_t) (fr - row) * G.row_bytes, r0, cs, ce, p0, abuf, SEGP, cache, cs == 0, y, y_stride);
             } else if (!block) {
-                rows_run<D, T, 1, 1, false>(G, row, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride, fr);
+                rows_run<D, T, 1, 1, MODE_OWN>(G, row, nullptr, (size_t) (fr - row) * G.row_bytes, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride);
             } else {
                 switch (sub) {
-                    case 1: rows_run<D, T, NR, 1, false>(G, row, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride, fr); break;
-                    case 2: rows_run<D, T, NR, (NR >= 2 ? 2 : 1), false>(G, row, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride, fr); break;
-                    case 4: rows_run<D, T, NR, (NR >= 4 ? 4 : 1), false>(G, row, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride, fr); break;
-                    default: rows_run<D, T, NR, NR, false>(G, row, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride, fr); break;
+                    case 1: rows_run<D, T, NR, 1, MODE_OWN>(G, row, nullptr, (size_t) (fr - row) * G.row_bytes, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride); break;
+                    case 2: rows_run<D, T, NR, (NR >= 2 ? 2 : 1), MODE_OWN>(G, row, nullptr, (size_t) (fr - row) * G.row_bytes, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride); break;
+                    case 4: rows_run<D, T, NR, (NR >= 4 ? 4 : 1), MODE_OWN>(G, row, nullptr, (size_t) (fr - row) * G.row_bytes, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride); break;
+                    default: rows_run<D, T, NR, NR, MODE_OWN>(G, row, nullptr, (size_t) (fr - row) * G.row_bytes, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride); break;
                 }
             }
             r += n;
@@ -710,10 +878,8 @@ void gemm_batch(const Geo & G, int64_t r0, int64_t nr, int64_t nt, const uint8_t
     }
 }
 
-template <class D>
-void vq_gemm(const gl_vq_geom & g, const void * data, int64_t r0, int64_t nr, int64_t nt, const void * act, size_t act_stride, float * y,
-             int64_t y_stride) {
-    if (nr <= 0 || nt <= 0) return;
+// The product's geometry in D's steps (D::CH chunks each).
+template <class D> Geo make_geo(const gl_vq_geom & g, const void * data) {
     Geo G;
     G.data = (const uint8_t *) data;
     const uint8_t * side = G.data + (size_t) g.ne1 * g.row_bytes;
@@ -725,18 +891,38 @@ void vq_gemm(const gl_vq_geom & g, const void * data, int64_t r0, int64_t nr, in
     G.ncg = g.n_col_groups;
     G.n_groups = g.n_groups;
     G.nch = (g.ne0 + 31) / 32;
-    G.npair = (G.nch + 1) / 2;
+    G.npair = (G.nch + D::CH - 1) / D::CH;
     const int64_t chunks_per_group = (g.C + 31) / 32;
-    G.pg = (chunks_per_group + 1) / 2;  // odd only when one group spans the row
+    G.pg = (chunks_per_group + D::CH - 1) / D::CH;  // a partial step only when one group spans the row
+    return G;
+}
+
+// Whether D's steps tile every column group (or one group spans the row, its last step partial).
+template <class D> bool steps_fit(const gl_vq_geom & g) { return g.n_col_groups == 1 || ((g.C + 31) / 32) % D::CH == 0; }
+
+// 1-4 tokens: gemm_tokens with D where its steps fit the groups, else with DB; batches: gemm_batch with DB.
+template <class D, class DB = D>
+void vq_gemm(const gl_vq_geom & g, const void * data, int64_t r0, int64_t nr, int64_t nt, const void * act, size_t act_stride, float * y,
+             int64_t y_stride) {
+    if (nr <= 0 || nt <= 0) return;
     const uint8_t * a = (const uint8_t *) act;
-    switch (nt) {
-        case 1: gemm_tokens<D, 1>(G, r0, nr, a, act_stride, y, y_stride); return;
-        case 2: gemm_tokens<D, 2>(G, r0, nr, a, act_stride, y, y_stride); return;
-        case 3: gemm_tokens<D, 3>(G, r0, nr, a, act_stride, y, y_stride); return;
-        case 4: gemm_tokens<D, 4>(G, r0, nr, a, act_stride, y, y_stride); return;
-        default: break;
+    if (nt <= 4 && steps_fit<D>(g)) {
+        const Geo G = make_geo<D>(g, data);
+        switch (nt) {
+            case 1: gemm_tokens<D, 1>(G, r0, nr, a, act_stride, y, y_stride); return;
+            case 2: gemm_tokens<D, 2>(G, r0, nr, a, act_stride, y, y_stride); return;
+            case 3: gemm_tokens<D, 3>(G, r0, nr, a, act_stride, y, y_stride); return;
+            default: gemm_tokens<D, 4>(G, r0, nr, a, act_stride, y, y_stride); return;
+        }
     }
-    gemm_batch<D>(G, r0, nr, nt, a, act_stride, y, y_stride);
+    const Geo G = make_geo<DB>(g, data);
+    switch (nt) {
+        case 1: gemm_tokens<DB, 1>(G, r0, nr, a, act_stride, y, y_stride); return;
+        case 2: gemm_tokens<DB, 2>(G, r0, nr, a, act_stride, y, y_stride); return;
+        case 3: gemm_tokens<DB, 3>(G, r0, nr, a, act_stride, y, y_stride); return;
+        case 4: gemm_tokens<DB, 4>(G, r0, nr, a, act_stride, y, y_stride); return;
+        default: gemm_batch<DB>(G, r0, nr, nt, a, act_stride, y, y_stride); return;
+    }
 }
 
 }  // namespace
@@ -748,7 +934,7 @@ static constexpr gl_type_entry<gl_vq_gemm_fn> k_entries[] = {
     {GL_TYPE_VQ1_B4_G1024, vq_gemm<V1B4>},
     {GL_TYPE_VQ2_B2_G2048, vq_gemm<V2B2>},
     {GL_TYPE_VQ2_B2_G1024, vq_gemm<V2B2>},
-    {GL_TYPE_VQ2_B3_G8192, vq_gemm<V2B3>},
+    {GL_TYPE_VQ2_B3_G8192, vq_gemm<V2B3Q, V2B3>},
     {GL_TYPE_VQ2_B4_G32768, vq_gemm<V2B4>},
     {GL_TYPE_VQ4_B2_G65536, vq_gemm<V4B2>},
     {GL_TYPE_VQ4_B2_G32768, vq_gemm<V4B2>},
