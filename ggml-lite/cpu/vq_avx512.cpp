@@ -593,10 +593,10 @@ void gemm_tokens(const Geo & G, int64_t r0, int64_t nr, const uint8_t * act, siz
     constexpr int NR = T == 1 ? (LANES ? 4 : 8) : T == 2 ? 4 : 2;
     // Steps per segment: the activation setup (192 or 256 bytes per step and token) stays in L1 or L2. The lane
     // walk's segments hold at most LG column groups, whose codebooks each lane keeps set up (with its scales as
-    // floats) while it stays in one row group: for one token, whole rows of up to 12,288 weights in 256-column
-    // groups (Llama-2-7B's ffn_down: 11,008), since a lane that reads its rows in several passes (a segment at a
+    // floats) while it stays in one row group: for one or two tokens, whole rows of up to 12,288 weights in
+    // 256-column groups (Llama-2-7B's ffn_down: 11,008), since a lane that reads its rows in several passes (a segment at a
     // time) no longer streams (77% of the read stream there, against 90% and more for 4,096-weight rows).
-    constexpr int64_t LG = T == 1 ? 48 : 16;
+    constexpr int64_t LG = T <= 2 ? 48 : 16;
     constexpr int64_t SEGP = LANES ? LG * 8 / D::CH : (T <= 2 ? 128 : 64) / D::CH;
     alignas(64) ActOf<D> abuf[T * SEGP];
     // Big codebooks of one row group for the segment's column groups (BIG types have groups of 8 chunks, or one group).
@@ -675,17 +675,18 @@ void gemm_tokens(const Geo & G, int64_t r0, int64_t nr, const uint8_t * act, siz
                 prefetch_range(G.scales + 2 * ga, (size_t) (gb - ga) * 2);
                 prefetch_range(G.cbs + (size_t) ga * G.cb_bytes, (size_t) (gb - ga) * G.cb_bytes);
             }
+            const size_t fd = (size_t) (fr - row) * G.row_bytes;
             if (D::BIG) {
-                if (block) rows_run<D, T, NR, NR, MODE_CACHED>(G, row, nullptr, (size_t) (fr - row) * G.row_bytes, r0, cs, ce, p0, abuf, SEGP, cache, cs == 0, y, y_stride);
-                else rows_run<D, T, 1, 1, MODE_CACHED>(G, row, nullptr, (size_t) (fr - row) * G.row_bytes, r0, cs, ce, p0, abuf, SEGP, cache, cs == 0, y, y_stride);
+                if (block) rows_run<D, T, NR, NR, MODE_CACHED>(G, row, nullptr, fd, r0, cs, ce, p0, abuf, SEGP, cache, cs == 0, y, y_stride);
+                else rows_run<D, T, 1, 1, MODE_CACHED>(G, row, nullptr, fd, r0, cs, ce, p0, abuf, SEGP, cache, cs == 0, y, y_stride);
             } else if (!block) {
-                rows_run<D, T, 1, 1, MODE_OWN>(G, row, nullptr, (size_t) (fr - row) * G.row_bytes, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride);
+                rows_run<D, T, 1, 1, MODE_OWN>(G, row, nullptr, fd, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride);
             } else {
                 switch (sub) {
-                    case 1: rows_run<D, T, NR, 1, MODE_OWN>(G, row, nullptr, (size_t) (fr - row) * G.row_bytes, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride); break;
-                    case 2: rows_run<D, T, NR, (NR >= 2 ? 2 : 1), MODE_OWN>(G, row, nullptr, (size_t) (fr - row) * G.row_bytes, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride); break;
-                    case 4: rows_run<D, T, NR, (NR >= 4 ? 4 : 1), MODE_OWN>(G, row, nullptr, (size_t) (fr - row) * G.row_bytes, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride); break;
-                    default: rows_run<D, T, NR, NR, MODE_OWN>(G, row, nullptr, (size_t) (fr - row) * G.row_bytes, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride); break;
+                    case 1: rows_run<D, T, NR, 1, MODE_OWN>(G, row, nullptr, fd, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride); break;
+                    case 2: rows_run<D, T, NR, (NR >= 2 ? 2 : 1), MODE_OWN>(G, row, nullptr, fd, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride); break;
+                    case 4: rows_run<D, T, NR, (NR >= 4 ? 4 : 1), MODE_OWN>(G, row, nullptr, fd, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride); break;
+                    default: rows_run<D, T, NR, NR, MODE_OWN>(G, row, nullptr, fd, r0, cs, ce, p0, abuf, SEGP, nullptr, cs == 0, y, y_stride); break;
                 }
             }
             r += n;
