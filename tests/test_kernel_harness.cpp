@@ -588,7 +588,8 @@ void check_axpy(std::mt19937 & rng, gl_type t) {
 
 // A random tensor of codebook type t (ne0 × ne1) in a guarded buffer, against rows of Q8_0 activations.
 void check_vq_gemm(std::mt19937 & rng, gl_type t) {
-    for (int64_t ne0 : {32, 64, 172, 256, 288, 1024}) {
+    // 4352 and 12544 columns: more groups than one pass of the decode's lane walk holds (16 for 3-4 tokens, 48 for 1-2)
+    for (int64_t ne0 : {32, 64, 172, 256, 288, 1024, 4352, 12544}) {
         for (int64_t ne1 : {1, 3, 17, 40}) {
             gl_vq_geom g;
             if (!gl_vq_geometry(t, ne0, ne1, &g)) continue;
