@@ -239,6 +239,13 @@ void Context::clear_seq(int32_t seq) {
     kv_.len[(size_t) seq] = 0;
 }
 
+void Context::truncate_seq(int32_t seq, int32_t n) {
+    if (seq < 0 || seq >= kv_.n_seq) throw_error("sequence %d out of range", seq);
+    if (n < 0) throw_error("cannot keep %d positions of sequence %d", n, seq);
+    int32_t & len = kv_.len[(size_t) seq];
+    len = std::min(len, n);
+}
+
 void Context::decode(const Batch & b) {
     const LlamaHparams & hp = model_.hp;
     const int64_t n = (int64_t) b.size();

@@ -84,6 +84,9 @@ public:
     size_t n_logits() const { return n_out_; }
 
     void clear_seq(int32_t seq);     // forget a sequence's cache
+    // Keep the first n positions of a sequence's cache and forget the rest (n >= its length: nothing changes); the
+    // next decode of that sequence continues at position min(n, length).
+    void truncate_seq(int32_t seq, int32_t n);
     int32_t seq_len(int32_t seq) const { return kv_.len.at((size_t) seq); }
     int32_t n_ctx() const { return kv_.n_ctx; }
     int32_t n_batch() const { return params_.n_batch; }

@@ -92,6 +92,15 @@ TEST_CASE("bench: quill bench prints a llama-bench table with pp and tg rows and
     CHECK(log.find("synthetic stories260k q4_0") != std::string::npos);
     CHECK(log.find("% of the read stream") != std::string::npos);
     CHECK(log.find("1 threads: read stream ") != std::string::npos);
+    // context depth: the same tests again after 16 tokens already in the cache, labelled as llama-bench does
+    rc = run_command(quill_binary() + " bench --synthetic stories260k --type q4_0 -p 32 -n 8 -d 0,16 -r 1 -t 1 --no-bandwidth", &log);
+    REQUIRE_MESSAGE(rc == 0, log);
+    CHECK(log.find("| pp32 |") != std::string::npos);
+    CHECK(log.find("| pp32 @ d16 |") != std::string::npos);
+    CHECK(log.find("| tg8 @ d16 |") != std::string::npos);
+    rc = run_command(quill_binary() + " bench --synthetic stories260k -d 99999999999999 -n 4", &log);
+    CHECK(rc == 1);
+    CHECK(log.find("exceeds the largest context") != std::string::npos);
     // bad options are one clear error, not a crash
     rc = run_command(quill_binary() + " bench --synthetic nope", &log);
     CHECK(rc == 1);

@@ -11,6 +11,7 @@
 #include "ggml-lite/ops.h"
 #include "model/kv_cache.h"
 #include "model/llama.h"
+#include "model/synthetic.h"
 #include "model/tokenizer.h"
 
 #include <algorithm>
@@ -557,4 +558,47 @@ TEST_CASE("kv types: a prompt decoded as one batch (batched attention) gives the
         CHECK(worst < 2e-3);
         CHECK(worst_split < 2e-3);
     }
+}
+
+TEST_CASE("Context::truncate_seq keeps a prefix of the cache: continuing after it equals a run that never had the rest") {
+    ModelFile mf = make_synthetic_model("stories260k", GL_TYPE_Q8_0, 21);
+    LlamaModel model(mf);
+    const int64_t V = model.hp.n_vocab;
+    ContextParams cp;
+    cp.n_ctx = 32;
+    auto tok = [&](int i) { return (int32_t) ((i * 53 + 7) % V); };
+    auto logits_after = [&](int keep, int first, bool truncate) {  // tokens 0..first-1, keep `keep` of them, then 3 more
+        Context ctx(model, cp);
+        Batch b;
+        for (int i = 0; i < first; ++i) b.add(tok(i), i, 0, false);
+        ctx.decode(b);
+        if (truncate) ctx.truncate_seq(0, keep);
+        const int at = truncate ? keep : first;
+        CHECK(ctx.seq_len(0) == at);
+        b.clear();
+        for (int i = 0; i < 3; ++i) b.add(tok(100 + i), at + i, 0, true);
+        ctx.decode(b);
+        CHECK(ctx.seq_len(0) == at + 3);
+        return std::vector<float>(ctx.logits(0), ctx.logits(0) + 3 * V);
+    };
+    const std::vector<float> cut = logits_after(5, 10, true), fresh = logits_after(5, 5, false), whole = logits_after(10, 10, false);
+    double diff = 0, diff_whole = 0, mag = 0;
+    for (size_t i = 0; i < cut.size(); ++i) {
+        diff = std::max(diff, (double) std::fabs(cut[i] - fresh[i]));
+        diff_whole = std::max(diff_whole, (double) std::fabs(cut[i] - whole[i]));
+        mag = std::max(mag, (double) std::fabs(fresh[i]));
+    }
+    MESSAGE("truncated vs fresh: max |logit difference| " << diff << ", vs the untruncated run " << diff_whole << " (max |logit| " << mag << ")");
+    CHECK(diff <= 1e-4 * std::max(1.0, mag));
+    CHECK(diff_whole > 100 * diff + 1e-3);  // the forgotten positions did matter
+    // A prefix longer than the cache changes nothing; bad sequences and lengths are errors, not UB.
+    Context ctx(model, cp);
+    Batch b;
+    for (int i = 0; i < 4; ++i) b.add(tok(i), i, 0, false);
+    ctx.decode(b);
+    ctx.truncate_seq(0, 9);
+    CHECK(ctx.seq_len(0) == 4);
+    CHECK_THROWS_AS(ctx.truncate_seq(1, 0), Error);
+    CHECK_THROWS_AS(ctx.truncate_seq(0, -1), Error);
+    CHECK(ctx.seq_len(0) == 4);
 }

@@ -146,7 +146,7 @@ static std::string human_params(int64_t n) {
 }
 
 int cmd_bench(int argc, char ** argv) {
-    Args args("bench", "[-m FILE[,FILE...]] [--synthetic NAME --type T[,T...]] [-p N] [-n N] [-t N] [-r N]",
+    Args args("bench", "[-m FILE[,FILE...]] [--synthetic NAME --type T[,T...]] [-p N] [-n N] [-d N] [-t N] [-r N]",
               {
                   {{"-m", "--model"}, "FILES", "", "model files, comma-separated"},
                   {{"--synthetic"}, "NAME", "", "random weights at a real shape: tinyllama-1.1b, llama2-7b, stories260k (labelled synthetic)"},
@@ -154,6 +154,7 @@ int cmd_bench(int argc, char ** argv) {
                   {{"--save"}, "FILE", "", "write the synthetic model to FILE (.gguf for llama.cpp, or .quill) and exit"},
                   {{"-p", "--n-prompt"}, "N", "512", "prompt tokens for pp tests, comma-separated (0: none)"},
                   {{"-n", "--n-gen"}, "N", "128", "generated tokens for tg tests, comma-separated (0: none)"},
+                  {{"-d", "--n-depth"}, "N", "0", "context depth: tokens already in the cache before each pp and tg test, comma-separated"},
                   {{"-t", "--threads"}, "N", "0", "thread counts, comma-separated (0: physical cores)"},
                   {{"-r", "--repetitions"}, "N", "5", "repetitions of each test", int_in(1, 1000)},
                   {{"-b", "--batch-size"}, "N", "512", "tokens per forward pass in pp", int_in(1, kMaxTokens)},
@@ -201,7 +202,7 @@ int cmd_bench(int argc, char ** argv) {
     if (models.empty()) throw_error("bench: give -m FILE or --synthetic NAME (see quill bench --help)");
 
     const std::vector<long long> pps = split_ints(args.str("-p"), "-p"), tgs = split_ints(args.str("-n"), "-n"),
-                                 threads = split_ints(args.str("-t"), "-t");
+                                 depths = split_ints(args.str("-d"), "-d"), threads = split_ints(args.str("-t"), "-t");
     const long long reps = args.num("-r");
     const gl_type kv_type = kv_type_arg(args);
 
@@ -218,12 +219,17 @@ int cmd_bench(int argc, char ** argv) {
         size_t file_bytes = 0;
         int64_t n_params = 0;
         for (const TensorData & t : mf->tensors) file_bytes += t.nbytes, n_params += t.n_elements();
-        long long max_p = 0, max_n = 0;
+        long long max_p = 0, max_n = 0, max_d = 0;
         for (long long p : pps) max_p = std::max(max_p, p);
         for (long long n : tgs) max_n = std::max(max_n, n);
+        for (long long d : depths) max_d = std::max(max_d, d);
+        if (max_p > kMaxTokens || max_n > kMaxTokens || max_d > kMaxTokens || max_d + std::max(max_p, max_n) > kMaxTokens)
+            throw_error("bench: depth %lld plus %lld tokens exceeds the largest context (%lld positions)", max_d, std::max(max_p, max_n),
+                        kMaxTokens);
         ContextParams cp;
-        cp.n_ctx = (int32_t) std::max<long long>(16, max_p + max_n);
-        cp.n_batch = (int32_t) std::max<long long>(1, std::min<long long>(args.num("-b"), std::max<long long>(1, max_p)));
+        cp.n_ctx = (int32_t) std::max<long long>(16, max_d + std::max(max_p, max_n));
+        // (the depth is filled in batches too)
+        cp.n_batch = (int32_t) std::max<long long>(1, std::min<long long>(args.num("-b"), std::max<long long>(1, std::max(max_p, max_d))));
         cp.kv_type = kv_type;
         Context ctx(model, cp);
         uint64_t rng = 12345;
@@ -232,17 +238,22 @@ int cmd_bench(int argc, char ** argv) {
             return (int32_t) (rng % (uint64_t) model.hp.n_vocab);
         };
         Batch b;
-        auto run_pp = [&](long long p) {
-            ctx.clear_seq(0);
-            for (long long i = 0; i < p; i += cp.n_batch) {
+        // Positions [from, to) of sequence 0 in batches of n_batch, the cache holding exactly the first `from`.
+        auto prompt = [&](long long from, long long to) {
+            for (long long i = from; i < to; i += cp.n_batch) {
                 b.clear();
-                for (long long j = i; j < std::min(p, i + cp.n_batch); ++j) b.add(rand_tok(), (int32_t) j, 0, j + 1 == p);
+                for (long long j = i; j < std::min(to, i + cp.n_batch); ++j) b.add(rand_tok(), (int32_t) j, 0, j + 1 == to);
                 ctx.decode(b);
             }
         };
-        auto run_tg = [&](long long n) {
-            ctx.clear_seq(0);
-            for (long long i = 0; i < n; ++i) {
+        // The timed tests start at depth d: the first d positions stay in the cache (filled once per depth, untimed).
+        auto run_pp = [&](long long p, long long d) {
+            ctx.truncate_seq(0, (int32_t) d);
+            prompt(d, d + p);
+        };
+        auto run_tg = [&](long long n, long long d) {
+            ctx.truncate_seq(0, (int32_t) d);
+            for (long long i = d; i < d + n; ++i) {
                 b.clear();
                 b.add(rand_tok(), (int32_t) i, 0, true);
                 ctx.decode(b);
@@ -251,8 +262,9 @@ int cmd_bench(int argc, char ** argv) {
         for (long long th : threads) {
             set_threads(th);
             const int nth = omp_get_max_threads();
-            run_pp(std::min<long long>(cp.n_batch, 32));  // warm-up, as llama-bench
-            run_tg(1);
+            ctx.clear_seq(0);
+            run_pp(std::min<long long>(cp.n_batch, 32), 0);  // warm-up, as llama-bench
+            run_tg(1, 0);
             auto row = [&](const std::string & test, const std::vector<double> & v) {
                 Stat s = stats(v);
                 printf("| %s | %s | %s | CPU (%s) | %d | %s | %.2f ± %.2f |\n", e.label.c_str(), human_size(file_bytes).c_str(),
@@ -260,26 +272,33 @@ int cmd_bench(int argc, char ** argv) {
                 fflush(stdout);
                 return s;
             };
-            for (long long p : pps) {
-                if (p == 0) continue;
-                std::vector<double> v;
-                for (long long r = 0; r < reps; ++r) {
-                    auto t0 = Clock::now();
-                    run_pp(p);
-                    v.push_back((double) p / std::chrono::duration<double>(Clock::now() - t0).count());
+            for (long long d : depths) {
+                ctx.clear_seq(0);
+                prompt(0, d);
+                const std::string at = d > 0 ? strfmt(" @ d%lld", d) : std::string();
+                for (long long p : pps) {
+                    if (p == 0) continue;
+                    std::vector<double> v;
+                    for (long long r = 0; r < reps; ++r) {
+                        auto t0 = Clock::now();
+                        run_pp(p, d);
+                        v.push_back((double) p / std::chrono::duration<double>(Clock::now() - t0).count());
+                    }
+                    row(strfmt("pp%lld", p) + at, v);
                 }
-                row(strfmt("pp%lld", p), v);
-            }
-            for (long long n : tgs) {
-                if (n == 0) continue;
-                std::vector<double> v;
-                for (long long r = 0; r < reps; ++r) {
-                    auto t0 = Clock::now();
-                    run_tg(n);
-                    v.push_back((double) n / std::chrono::duration<double>(Clock::now() - t0).count());
+                for (long long n : tgs) {
+                    if (n == 0) continue;
+                    std::vector<double> v;
+                    for (long long r = 0; r < reps; ++r) {
+                        auto t0 = Clock::now();
+                        run_tg(n, d);
+                        v.push_back((double) n / std::chrono::duration<double>(Clock::now() - t0).count());
+                    }
+                    Stat s = row(strfmt("tg%lld", n) + at, v);
+                    // bytes per token: the weights, and the cache rows attention reads (on average d + n / 2 of them)
+                    const size_t kv_read = (size_t) ((double) ctx.kv().bytes_per_token() * ((double) d + (double) n / 2.0));
+                    tg_results.push_back({e.label + at, (long long) nth, s.mean, model.weight_bytes + kv_read});
                 }
-                Stat s = row(strfmt("tg%lld", n), v);
-                tg_results.push_back({e.label, (long long) nth, s.mean, model.weight_bytes});
             }
         }
         rss_peak = std::max(rss_peak, rss_kib("VmHWM:"));
@@ -301,7 +320,7 @@ int cmd_bench(int argc, char ** argv) {
         for (const TgResult & r : tg_results) {
             const double gbs = (double) r.bytes_per_token * r.tps / 1e9;
             const StreamBandwidth & bw = at[r.threads];
-            printf("%s, %lld threads: tg reads %.1f MB of weights per token -> %.1f GB/s = %.0f%% of the read stream (%.0f%% of copy)\n",
+            printf("%s, %lld threads: tg reads %.1f MB of weights and KV cache per token -> %.1f GB/s = %.0f%% of the read stream (%.0f%% of copy)\n",
                    r.label.c_str(), r.threads, r.bytes_per_token / 1e6, gbs, 100.0 * gbs / bw.read_gbs, 100.0 * gbs / bw.copy_gbs);
         }
     }
