@@ -276,24 +276,22 @@ int cmd_bench(int argc, char ** argv) {
                 ctx.clear_seq(0);
                 prompt(0, d);
                 const std::string at = d > 0 ? strfmt(" @ d%lld", d) : std::string();
-                for (long long p : pps) {
-                    if (p == 0) continue;
+                // tokens / seconds of each repetition of run()
+                auto timed = [&](long long tokens, const auto & run) {
                     std::vector<double> v;
                     for (long long r = 0; r < reps; ++r) {
                         auto t0 = Clock::now();
-                        run_pp(p, d);
-                        v.push_back((double) p / std::chrono::duration<double>(Clock::now() - t0).count());
+                        run();
+                        v.push_back((double) tokens / std::chrono::duration<double>(Clock::now() - t0).count());
                     }
-                    row(strfmt("pp%lld", p) + at, v);
+                    return v;
+                };
+                for (long long p : pps) {
+                    if (p > 0) row(strfmt("pp%lld", p) + at, timed(p, [&] { run_pp(p, d); }));
                 }
                 for (long long n : tgs) {
                     if (n == 0) continue;
-                    std::vector<double> v;
-                    for (long long r = 0; r < reps; ++r) {
-                        auto t0 = Clock::now();
-                        run_tg(n, d);
-                        v.push_back((double) n / std::chrono::duration<double>(Clock::now() - t0).count());
-                    }
+                    const std::vector<double> v = timed(n, [&] { run_tg(n, d); });
                     Stat s = row(strfmt("tg%lld", n) + at, v);
                     // bytes per token: the weights, and the cache rows attention reads (on average d + n / 2 of them)
                     const size_t kv_read = (size_t) ((double) ctx.kv().bytes_per_token() * ((double) d + (double) n / 2.0));

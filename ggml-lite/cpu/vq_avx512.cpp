@@ -430,7 +430,7 @@ struct Geo {
     const uint8_t * scales;   // fp16 per group
     const int8_t * cbs;       // codebooks
     size_t row_bytes, cb_bytes;
-    int64_t R, ncg, n_groups, nch, npair, pg;  // pg: pairs per column group (the last group may have fewer)
+    int64_t R, ncg, n_groups, nch, npair, pg;  // npair: steps per row (D::CH chunks each); pg: per column group
 };
 
 constexpr int64_t PFD = 2;  // blocks of rows between the one computed and the one prefetched (block walk)
@@ -901,29 +901,26 @@ template <class D> Geo make_geo(const gl_vq_geom & g, const void * data) {
 // Whether D's steps tile every column group (or one group spans the row, its last step partial).
 template <class D> bool steps_fit(const gl_vq_geom & g) { return g.n_col_groups == 1 || ((g.C + 31) / 32) % D::CH == 0; }
 
+// 1-4 tokens through gemm_tokens.
+template <class D>
+void tokens(const Geo & G, int64_t r0, int64_t nr, int64_t nt, const uint8_t * a, size_t act_stride, float * y, int64_t y_stride) {
+    switch (nt) {
+        case 1: gemm_tokens<D, 1>(G, r0, nr, a, act_stride, y, y_stride); return;
+        case 2: gemm_tokens<D, 2>(G, r0, nr, a, act_stride, y, y_stride); return;
+        case 3: gemm_tokens<D, 3>(G, r0, nr, a, act_stride, y, y_stride); return;
+        default: gemm_tokens<D, 4>(G, r0, nr, a, act_stride, y, y_stride); return;
+    }
+}
+
 // 1-4 tokens: gemm_tokens with D where its steps fit the groups, else with DB; batches: gemm_batch with DB.
 template <class D, class DB = D>
 void vq_gemm(const gl_vq_geom & g, const void * data, int64_t r0, int64_t nr, int64_t nt, const void * act, size_t act_stride, float * y,
              int64_t y_stride) {
     if (nr <= 0 || nt <= 0) return;
     const uint8_t * a = (const uint8_t *) act;
-    if (nt <= 4 && steps_fit<D>(g)) {
-        const Geo G = make_geo<D>(g, data);
-        switch (nt) {
-            case 1: gemm_tokens<D, 1>(G, r0, nr, a, act_stride, y, y_stride); return;
-            case 2: gemm_tokens<D, 2>(G, r0, nr, a, act_stride, y, y_stride); return;
-            case 3: gemm_tokens<D, 3>(G, r0, nr, a, act_stride, y, y_stride); return;
-            default: gemm_tokens<D, 4>(G, r0, nr, a, act_stride, y, y_stride); return;
-        }
-    }
-    const Geo G = make_geo<DB>(g, data);
-    switch (nt) {
-        case 1: gemm_tokens<DB, 1>(G, r0, nr, a, act_stride, y, y_stride); return;
-        case 2: gemm_tokens<DB, 2>(G, r0, nr, a, act_stride, y, y_stride); return;
-        case 3: gemm_tokens<DB, 3>(G, r0, nr, a, act_stride, y, y_stride); return;
-        case 4: gemm_tokens<DB, 4>(G, r0, nr, a, act_stride, y, y_stride); return;
-        default: gemm_batch<DB>(G, r0, nr, nt, a, act_stride, y, y_stride); return;
-    }
+    if (nt <= 4 && steps_fit<D>(g)) tokens<D>(make_geo<D>(g, data), r0, nr, nt, a, act_stride, y, y_stride);
+    else if (nt <= 4) tokens<DB>(make_geo<DB>(g, data), r0, nr, nt, a, act_stride, y, y_stride);
+    else gemm_batch<DB>(make_geo<DB>(g, data), r0, nr, nt, a, act_stride, y, y_stride);
 }
 
 }  // namespace
